@@ -1,0 +1,1 @@
+"""Subcommands of the ``mricolor`` command line (one module each)."""
