@@ -1,0 +1,197 @@
+"""NIfTI, MetaImage, NRRD and DICOM series through SimpleITK, with the checks SimpleITK skips.
+
+SimpleITK reads a truncated NIfTI (plain or gzipped) without complaint and returns garbage,
+so the byte count is checked here before reading; the header alone is read first so that an
+oversized volume is refused before it is allocated.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from core.atomic import atomic_path
+from core.errors import InputError
+from core.io.checks import check_voxel_budget
+from core.volume import Volume
+
+SITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+
+
+def _library_message(exc: Exception) -> str:
+    """The last meaningful line of an ITK exception, without the C++ source path noise."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    if "ERROR:" in text:
+        text = text.split("ERROR:", 1)[1].strip()
+    return text[:300]
+
+
+def _gzip_payload_size(path: Path) -> int:
+    """Decompressed size of a gzip file, raising InputError if it is corrupt or truncated."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                total += len(chunk)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(path, f"is a corrupt or truncated gzip file ({exc})") from None
+    return total
+
+
+def _check_nifti_length(path: Path, reader: sitk.ImageFileReader) -> None:
+    bytes_per_component = _component_bytes(reader.GetPixelID())
+    need = int(np.prod(reader.GetSize(), dtype=np.float64)) * reader.GetNumberOfComponents() * bytes_per_component
+    have = _gzip_payload_size(path) if path.name.lower().endswith(".gz") else path.stat().st_size
+    if have < need + 348:
+        raise InputError(path, f"is truncated: the header needs {need:,} bytes of voxel data, "
+                               f"the file holds {max(have - 348, 0):,}")
+
+
+def _component_bytes(pixel_id: int) -> int:
+    probe = sitk.Image([1, 1], pixel_id)
+    return sitk.GetArrayViewFromImage(probe).dtype.itemsize
+
+
+def read_header(path: Path, limit: int | None) -> sitk.ImageFileReader:
+    """Read only the header; refuse missing, unreadable, non-3-D or oversized images."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(path, f"is not a readable image ({_library_message(exc)})") from None
+    size = reader.GetSize()
+    if len(size) == 2:
+        raise InputError(path, f"is a 2-D image ({size[0]} × {size[1]}); a 3-D volume is needed")
+    if len(size) > 3 and any(s > 1 for s in size[3:]):
+        raise InputError(path, f"is a {len(size)}-D image (size {size}); a 3-D volume is needed "
+                               f"(4-D series such as fMRI or DWI are not supported: pick one volume)")
+    check_voxel_budget(str(path), tuple(size) + (reader.GetNumberOfComponents(),), limit)
+    return reader
+
+
+def from_sitk(image: sitk.Image) -> Volume:
+    """A `Volume` with the image's pixels and physical frame (3-D part of a 3-/4-D image)."""
+    if image.GetDimension() == 4:
+        image = image[:, :, :, 0]
+    array = sitk.GetArrayFromImage(image)
+    return Volume(array, spacing=image.GetSpacing(), origin=image.GetOrigin(),
+                  direction=np.asarray(image.GetDirection()).reshape(3, 3))
+
+
+def to_sitk(volume: Volume) -> sitk.Image:
+    """A SimpleITK image carrying the volume's pixels and physical frame."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array), isVector=volume.is_rgb)
+    image.SetSpacing(tuple(float(s) for s in volume.spacing))
+    image.SetOrigin(tuple(float(o) for o in volume.origin))
+    image.SetDirection(tuple(float(d) for d in volume.direction.reshape(-1)))
+    return image
+
+
+def read_file(path: Path, limit: int | None) -> Volume:
+    """Read one NIfTI / MetaImage / NRRD / single DICOM file."""
+    reader = read_header(path, limit)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_length(path, reader)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(path, f"could not be read, it may be truncated or corrupt ({_library_message(exc)})") from None
+    return from_sitk(image)
+
+
+def dicom_series_files(folder: Path) -> list[str]:
+    """File names of the largest DICOM series in ``folder`` (empty when it holds none)."""
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    best: list[str] = []
+    for sid in ids:
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
+        if len(files) > len(best):
+            best = list(files)
+    return best
+
+
+def read_dicom_series(folder: Path, limit: int | None) -> Volume:
+    """Read the largest DICOM series of a folder as one volume (slices ordered by position)."""
+    files = dicom_series_files(folder)
+    if not files:
+        raise InputError(folder, "holds no DICOM series")
+    first = read_header(Path(files[0]), None)
+    sx, sy = first.GetSize()[:2]
+    check_voxel_budget(str(folder), (sx, sy, len(files), first.GetNumberOfComponents()), limit)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(folder, f"DICOM series could not be read ({_library_message(exc)})") from None
+    return from_sitk(image)
+
+
+def write_file(volume: Volume, path: Path, compress: bool = True) -> None:
+    """Write NIfTI / MetaImage / NRRD atomically (MetaImage .mhd: header and .raw both atomically)."""
+    image = to_sitk(volume)
+    name = path.name.lower()
+    if name.endswith(".mhd"):
+        tmpdir = Path(tempfile.mkdtemp(prefix=".mricolor-", dir=path.parent))
+        try:
+            sitk.WriteImage(image, str(tmpdir / path.name), useCompression=compress)
+            for produced in sorted(tmpdir.iterdir(), key=lambda p: p.suffix == ".mhd"):
+                os.replace(produced, path.parent / produced.name)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=compress and not name.endswith(".nii"))
+
+
+def write_dicom_series(volume: Volume, folder: Path) -> None:
+    """Write a scalar volume as a DICOM series (one file per slice, int16), keeping the frame.
+
+    Written into a temporary folder that is renamed into place, so a reader never sees half a series.
+    """
+    if volume.is_rgb:
+        raise InputError(folder, "DICOM series export supports scalar volumes only")
+    arr = volume.array
+    if np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize > 2:
+        if arr.min() < -32768 or arr.max() > 32767 or not np.array_equal(arr, np.round(arr)):
+            raise InputError(folder, "DICOM export needs integer intensities within int16 "
+                                     "(rescale the volume first)")
+    image = to_sitk(volume.with_array(arr.astype(np.int16)))
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        direction = image.GetDirection()
+        series_uid = "1.2.826.0.1.3680043.2.1125." + str(abs(hash((folder.name, arr.shape))) % 10**12)
+        for k in range(image.GetDepth()):
+            sl = image[:, :, k]
+            pos = image.TransformIndexToPhysicalPoint((0, 0, k))
+            tags = {
+                "0008|0060": "MR",
+                "0020|000e": series_uid,
+                "0020|0037": "\\".join(f"{v:.9f}" for v in (direction[0], direction[3], direction[6],
+                                                              direction[1], direction[4], direction[7])),
+                "0020|0032": "\\".join(f"{v:.6f}" for v in pos),
+                "0020|0013": str(k + 1),
+                "0018|0050": f"{image.GetSpacing()[2]:.6f}",
+                "0028|0030": f"{image.GetSpacing()[1]:.6f}\\{image.GetSpacing()[0]:.6f}",
+            }
+            for tag, value in tags.items():
+                sl.SetMetaData(tag, value)
+            writer.SetFileName(str(tmpdir / f"slice{k:04d}.dcm"))
+            writer.Execute(sl)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmpdir, folder)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
