@@ -104,11 +104,15 @@ class Volume:
                 and np.allclose(self.origin, other.origin, atol=atol)
                 and np.allclose(self.direction, other.direction, atol=atol))
 
-    def with_array(self, array: np.ndarray, label_table: "LabelTable | None" = None) -> "Volume":
-        """A volume on the same grid holding ``array`` (same z, y, x shape)."""
+    def with_array(self, array: np.ndarray, label_table: "LabelTable | None | object" = ...) -> "Volume":
+        """A volume on the same grid holding ``array`` (same z, y, x shape).
+
+        Keeps this volume's label table unless ``label_table`` is given (``None`` drops it).
+        """
         if np.asarray(array).shape[:3] != self.array.shape[:3]:
             raise ValueError(f"array shape {np.asarray(array).shape} does not fit grid {self.array.shape[:3]}")
-        return replace(self, array=array, label_table=label_table)
+        table = self.label_table if label_table is ... else label_table
+        return replace(self, array=array, label_table=table)
 
     def __repr__(self) -> str:
         return (f"Volume(shape={self.array.shape}, dtype={self.array.dtype}, "

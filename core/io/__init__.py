@@ -49,7 +49,9 @@ def _read_numpy(path: Path, limit: int | None) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             with open(path, "rb") as fh:
                 version = np.lib.format.read_magic(fh)
-                shape, _, _ = np.lib.format._read_array_header(fh, version)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, _ = read_header(fh)
             check_voxel_budget(str(path), shape, limit)
             return np.load(path, allow_pickle=False)
         with np.load(path, allow_pickle=False) as data:

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from core.atomic import atomic_path
 from core.errors import InputError
-from core.io.checks import check_voxel_budget
+from core.io.checks import check_array, check_voxel_budget
 from core.volume import Volume
 
 SITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
@@ -33,25 +33,46 @@ def _library_message(exc: Exception) -> str:
     return text[:300]
 
 
-def _gzip_payload_size(path: Path) -> int:
-    """Decompressed size of a gzip file, raising InputError if it is corrupt or truncated."""
-    total = 0
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
+
+
+def _scan_nifti(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Check a NIfTI's voxel payload: its length and, for float data, that it is finite.
+
+    ITK neither notices a truncated NIfTI nor keeps NaN (it reads them as numbers), so the
+    payload is streamed once here; for ``.nii.gz`` this also catches a corrupt gzip stream.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    need = (int(np.prod(reader.GetSize(), dtype=np.float64)) * reader.GetNumberOfComponents()
+            * _component_bytes(reader.GetPixelID()))
     try:
-        with gzip.open(path, "rb") as fh:
+        with opener(path, "rb") as fh:
+            head = fh.read(540)
+            endian = "<" if int.from_bytes(head[:4], "little") in (348, 540) else ">"
+            version2 = int.from_bytes(head[:4], "little" if endian == "<" else "big") == 540
+            if version2:
+                datatype = int(np.frombuffer(head[12:14], f"{endian}i2")[0])
+                offset = int(np.frombuffer(head[168:176], f"{endian}i8")[0])
+            else:
+                datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
+                offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
+            fh.seek(max(offset, 348))
+            dtype = np.dtype(endian + _NIFTI_FLOATS[datatype]) if datatype in _NIFTI_FLOATS else None
+            have, carry = 0, b""
             while chunk := fh.read(1 << 22):
-                total += len(chunk)
+                have += len(chunk)
+                if dtype is not None:
+                    data = carry + chunk
+                    usable = len(data) - len(data) % dtype.itemsize
+                    values = np.frombuffer(data[:usable], dtype)
+                    carry = data[usable:]
+                    if not np.isfinite(values).all():
+                        kind = "NaN" if np.isnan(values).any() else "infinite"
+                        raise InputError(path, f"contains {kind} voxel values (NaN/Inf are not valid intensities)")
     except (EOFError, OSError, zlib.error) as exc:
-        raise InputError(path, f"is a corrupt or truncated gzip file ({exc})") from None
-    return total
-
-
-def _check_nifti_length(path: Path, reader: sitk.ImageFileReader) -> None:
-    bytes_per_component = _component_bytes(reader.GetPixelID())
-    need = int(np.prod(reader.GetSize(), dtype=np.float64)) * reader.GetNumberOfComponents() * bytes_per_component
-    have = _gzip_payload_size(path) if path.name.lower().endswith(".gz") else path.stat().st_size
-    if have < need + 348:
-        raise InputError(path, f"is truncated: the header needs {need:,} bytes of voxel data, "
-                               f"the file holds {max(have - 348, 0):,}")
+        raise InputError(path, f"is a corrupt or truncated file ({exc})") from None
+    if have < need:
+        raise InputError(path, f"is truncated: the header needs {need:,} bytes of voxel data, the file holds {have:,}")
 
 
 def _component_bytes(pixel_id: int) -> int:
@@ -77,11 +98,12 @@ def read_header(path: Path, limit: int | None) -> sitk.ImageFileReader:
     return reader
 
 
-def from_sitk(image: sitk.Image) -> Volume:
+def from_sitk(image: sitk.Image, source: str = "image") -> Volume:
     """A `Volume` with the image's pixels and physical frame (3-D part of a 3-/4-D image)."""
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
     array = sitk.GetArrayFromImage(image)
+    check_array(source, array, None)
     return Volume(array, spacing=image.GetSpacing(), origin=image.GetOrigin(),
                   direction=np.asarray(image.GetDirection()).reshape(3, 3))
 
@@ -99,12 +121,12 @@ def read_file(path: Path, limit: int | None) -> Volume:
     """Read one NIfTI / MetaImage / NRRD / single DICOM file."""
     reader = read_header(path, limit)
     if path.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti_length(path, reader)
+        _scan_nifti(path, reader)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(path, f"could not be read, it may be truncated or corrupt ({_library_message(exc)})") from None
-    return from_sitk(image)
+    return from_sitk(image, str(path))
 
 
 def dicom_series_files(folder: Path) -> list[str]:
@@ -132,7 +154,7 @@ def read_dicom_series(folder: Path, limit: int | None) -> Volume:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(folder, f"DICOM series could not be read ({_library_message(exc)})") from None
-    return from_sitk(image)
+    return from_sitk(image, str(folder))
 
 
 def write_file(volume: Volume, path: Path, compress: bool = True) -> None:
