@@ -185,22 +185,30 @@ def volume_tensor(volume: Volume, device: torch.device | str | None = None) -> t
 
 
 def _grid(volume: Volume, planes: list[Plane], device: torch.device) -> torch.Tensor:
-    """Normalised grid_sample coordinates (1, N, H, W, 3) of the planes' pixels in this volume."""
+    """Normalised grid_sample coordinates (1, N, H, W, 3) of the planes' pixels in this volume.
+
+    The affine physical → index → [-1, 1] is folded into one origin and two pixel steps per
+    plane (in float64, on the host: a few numbers), so the per-pixel work is a single float32
+    broadcast on the device.
+    """
     h, w = planes[0].height, planes[0].width
-    ij = torch.stack(torch.meshgrid(torch.arange(h, dtype=torch.float64) - (h - 1) / 2,
-                                    torch.arange(w, dtype=torch.float64) - (w - 1) / 2, indexing="ij"), -1)
-    centers = torch.tensor(np.stack([p.center for p in planes]))
-    us = torch.tensor(np.stack([p.u * p.pixel_mm for p in planes]))
-    vs = torch.tensor(np.stack([p.v * p.pixel_mm for p in planes]))
-    m = torch.tensor(volume.physical_to_index_matrix())
-    # index = M·(c + r·v + q·u): fold the affine into per-plane origin and steps
-    size = torch.tensor(volume.size_xyz, dtype=torch.float64)
-    norm = 2.0 / (size - 1).clamp(min=1)
-    origin = (centers @ m[:3, :3].T + m[:3, 3]) * norm - 1
-    du = (us @ m[:3, :3].T) * norm
-    dv = (vs @ m[:3, :3].T) * norm
-    grid = origin[:, None, None, :] + ij[None, :, :, :1] * dv[:, None, None, :] + ij[None, :, :, 1:] * du[:, None, None, :]
-    return grid.to(device=device, dtype=torch.float32).unsqueeze(0)
+    m = volume.physical_to_index_matrix()
+    norm = 2.0 / np.maximum(np.asarray(volume.size_xyz, dtype=np.float64) - 1, 1)
+    lin = m[:3, :3] * norm[:, None]
+    centers = np.stack([p.center for p in planes])
+    du = np.stack([p.u * p.pixel_mm for p in planes]) @ lin.T
+    dv = np.stack([p.v * p.pixel_mm for p in planes]) @ lin.T
+    first = (centers @ m[:3, :3].T + m[:3, 3]) * norm - 1 - (w - 1) / 2 * du - (h - 1) / 2 * dv
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+    cols = torch.arange(w, dtype=torch.float32, device=device)
+    rows = torch.arange(h, dtype=torch.float32, device=device)
+    grid = (as_t(first)[:, None, None, :] + rows[None, :, None, None] * as_t(dv)[:, None, None, :]
+            + cols[None, None, :, None] * as_t(du)[:, None, None, :])
+    return grid.unsqueeze(0)
+
+
+#: Planes per grid_sample call: keeps the grid and output of one call cache-sized.
+_CHUNK = 8
 
 
 def sample(volume: Volume, planes: "Plane | list[Plane]", size: int | tuple[int, int] | None = None,
@@ -222,9 +230,10 @@ def sample(volume: Volume, planes: "Plane | list[Plane]", size: int | tuple[int,
     if len({(p.height, p.width) for p in plist}) != 1:
         raise ValueError("all planes of one batch need the same pixel counts (or pass size=)")
     vol = volume_tensor(volume, device)
-    grid = _grid(volume, plist, vol.device)
     mode = "nearest" if volume.is_labels else "bilinear"
-    out = F.grid_sample(vol, grid, mode=mode, padding_mode="zeros", align_corners=True)[0]  # (C, N, H, W)
+    out = torch.cat([F.grid_sample(vol, _grid(volume, plist[i:i + _CHUNK], vol.device), mode=mode,
+                                   padding_mode="zeros", align_corners=True)[0]
+                     for i in range(0, len(plist), _CHUNK)], dim=1)  # (C, N, H, W)
     if volume.is_labels:
         return out[0].round().long()
     return out.permute(1, 0, 2, 3).contiguous()
