@@ -1,0 +1,215 @@
+"""Colorizing MRI planes with a trained G_m→ĉ (SPEC §7, §11).
+
+``Colorizer`` hides everything a caller should not have to know: the best device, eval mode,
+padding to a multiple of 4 and cropping back, batching, fp16/bf16 autocast on CUDA and the
+array/tensor conversions. It serves the output its checkpoint declares (ĉ, c' or their fusion)
+and any of the others on request.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
+from core.config import ModelConfig, load_preset
+from core.errors import InputError
+from core.labels import LabelTable
+from core.networks import Generator, build_generator
+
+#: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
+DEFAULT_CHECKPOINT = f"default_model/{CHECKPOINT_FILE}"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: Inputs are planes in [0, 1]; this much overshoot (interpolation ringing) is clamped, more is
+#: taken as un-normalised intensities and refused.
+RANGE_TOLERANCE = 0.01
+
+
+def best_device() -> torch.device:
+    """CUDA, else Apple MPS, else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
+    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    g = (g / g.sum()).to(x.dtype)
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def fuse(c_hat: torch.Tensor, c_prime: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """Colours of c' with the edges of ĉ: c' plus the high-pass of ĉ's BT.601 luma, clamped.
+
+    c' has the right colours but is blurred by the training volumes' misregistration; ĉ is sharp
+    and follows the MRI (reference/model.md, last section). Detail finer than ``sigma`` pixels
+    comes from ĉ, everything coarser from c'.
+    """
+    from core.losses import luma
+
+    y = luma(c_hat)
+    return (c_prime + (y - _gaussian_blur(y, sigma))).clamp(0.0, 1.0)
+
+
+class Colorizer:
+    """Colorize MRI planes (values in [0, 1]) with G_m→ĉ on the best device.
+
+    Build it with ``from_checkpoint`` (trained weights) or ``untrained`` (random weights of a
+    preset, so the viewer runs before weights ship). ``outputs`` lists what ``colorize`` can
+    return: ``c_hat``, and with a c' decoder also ``c_prime`` and ``fused``.
+    """
+
+    def __init__(self, generator: Generator, config: ModelConfig, *, serve: str = "c_hat",
+                 device: str | torch.device | None = None, max_batch: int = 16, precision: str = "auto",
+                 label_table: LabelTable | None = None, source: str | None = None):
+        check_serve(serve, config)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.device = torch.device(device) if device is not None else best_device()
+        self.config, self.serve, self.max_batch = config, serve, int(max_batch)
+        self.label_table, self.source = label_table, source
+        self.autocast_dtype = self._autocast_dtype(precision)
+        self.generator = generator.eval().requires_grad_(False).to(self.device)
+        if self.device.type in ("cpu", "cuda"):
+            self.generator.to(memory_format=torch.channels_last)
+
+    def _autocast_dtype(self, precision: str) -> torch.dtype | None:
+        """fp16/bf16 only on CUDA (on CPU they are slower, on MPS patchy); auto picks bf16 where
+        the GPU supports it (no overflow), else fp16."""
+        if self.device.type != "cuda" or precision == "fp32":
+            return None
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("c_hat", "c_prime", "fused") if self.config.dual_decoder else ("c_hat",)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                        **options) -> "Colorizer":
+        """Load G_m→ĉ from a checkpoint file or folder; None: the shipped default checkpoint.
+
+        ``options`` go to the constructor (``max_batch``, ``precision``). A missing, foreign or
+        mismatched checkpoint raises ``InputError``.
+        """
+        if path is None:
+            from resources import path as resource_path
+
+            path = resource_path(DEFAULT_CHECKPOINT)
+            if not path.is_file():
+                raise InputError(path, "no default checkpoint is shipped yet: pass a checkpoint path, "
+                                       "or use Colorizer.untrained() for a randomly initialised model")
+        ckpt = load_checkpoint(path)
+        generator = ckpt.build("g_mc")
+        return cls(generator, ckpt.config, serve=ckpt.serve, device=device, label_table=ckpt.label_table,
+                   source=str(ckpt.path), **options)
+
+    @classmethod
+    def untrained(cls, preset: str = "lite", seed: int = 0, device: str | torch.device | None = None,
+                  **options) -> "Colorizer":
+        """A Colorizer with the random initial weights of ``preset`` (reproducible by ``seed``)."""
+        config = load_preset(preset).model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generator = build_generator(config, "colorization")
+        return cls(generator, config, device=device, source=f"untrained {preset} (seed {seed})", **options)
+
+    # --- colorizing ---------------------------------------------------------------------------
+    def colorize(self, mri_planes: np.ndarray | torch.Tensor, outputs: str | Sequence[str] | None = None):
+        """Colorize planes given as (H, W), (N, H, W) or (N, 1, H, W), numpy or torch.
+
+        numpy in → numpy float32 RGB in [0, 1] shaped (H, W, 3) or (N, H, W, 3);
+        torch in → float32 tensor (3, H, W) or (N, 3, H, W) on the input's device.
+        ``outputs``: None → the served output; a name → that output; a sequence of names → a
+        dict name → result. Float inputs must lie in [0, 1]; uint8 is scaled by 1/255.
+        """
+        names = [self.serve] if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
+        bad = [n for n in names if n not in self.outputs]
+        if bad or not names:
+            raise InputError("outputs", f"unknown output(s) {bad}; this model offers {', '.join(self.outputs)}")
+        batch, single = self._as_batch(mri_planes)
+        results = self._run(batch, names)
+        if isinstance(mri_planes, torch.Tensor):
+            converted = {n: (r[0] if single else r).to(mri_planes.device) for n, r in results.items()}
+        else:
+            converted = {n: _to_numpy_rgb(r, single) for n, r in results.items()}
+        if outputs is None or isinstance(outputs, str):
+            return converted[names[0]]
+        return converted
+
+    def _as_batch(self, planes) -> tuple[torch.Tensor, bool]:
+        """(N, 1, H, W) float32 on the model's device, and whether the input was a single plane."""
+        if isinstance(planes, np.ndarray):
+            if planes.dtype == np.uint8:
+                planes = planes.astype(np.float32) / 255.0
+            elif not np.issubdtype(planes.dtype, np.floating):
+                raise InputError("mri_planes", f"expected float values in [0, 1] (or uint8), got dtype {planes.dtype}")
+            tensor = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))
+        elif isinstance(planes, torch.Tensor):
+            if planes.dtype == torch.uint8:
+                tensor = planes.float() / 255.0
+            elif not planes.is_floating_point():
+                raise InputError("mri_planes", f"expected float values in [0, 1] (or uint8), got dtype {planes.dtype}")
+            else:
+                tensor = planes.float()
+        else:
+            raise InputError("mri_planes", f"expected a numpy array or torch tensor, got {type(planes).__name__}")
+        shape = tuple(tensor.shape)
+        if tensor.dim() == 2:
+            tensor = tensor[None, None]
+        elif tensor.dim() == 3:
+            tensor = tensor[:, None]
+        elif tensor.dim() != 4 or tensor.shape[1] != 1:
+            raise InputError("mri_planes", f"expected shape (H, W), (N, H, W) or (N, 1, H, W), got {shape}")
+        if tensor.shape[0] == 0 or min(tensor.shape[-2:]) < 1:
+            raise InputError("mri_planes", f"empty input of shape {shape}")
+        tensor = tensor.to(self.device, non_blocking=True)
+        lo, hi = torch.aminmax(tensor)
+        lo, hi = float(lo), float(hi)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise InputError("mri_planes", "input contains NaN or infinite values")
+        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+            raise InputError("mri_planes", f"values must be normalised to [0, 1], got [{lo:.4g}, {hi:.4g}]")
+        return tensor.clamp_(0.0, 1.0), len(shape) == 2
+
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+        """Pad to a multiple of 4 (reflect; replicate where the plane is too small), run in chunks
+        of ``max_batch``, crop back. Returns float32 (N, 3, H, W) per requested output."""
+        h, w = batch.shape[-2:]
+        ph, pw = -h % 4, -w % 4
+        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        mode = "reflect" if min(h, w) > 3 else "replicate"
+        padded = F.pad(batch, pad, mode=mode) if ph or pw else batch
+        chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        for start in range(0, padded.shape[0], self.max_batch):
+            x = padded[start:start + self.max_batch].contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                enabled=self.autocast_dtype is not None):
+                out = self.generator(x)
+            out = {k: v.float() for k, v in out.items()}
+            if "fused" in names:
+                out["fused"] = fuse(out["c_hat"], out["c_prime"])
+            for n in names:
+                chunks[n].append(out[n][..., pad[2]:pad[2] + h, pad[0]:pad[0] + w].contiguous())
+        return {n: torch.cat(parts) for n, parts in chunks.items()}
+
+
+def _to_numpy_rgb(rgb: torch.Tensor, single: bool) -> np.ndarray:
+    """(N, 3, H, W) tensor → float32 (N, H, W, 3) array, or (H, W, 3) for a single plane."""
+    array = rgb.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32, copy=False)
+    return array[0] if single else array
