@@ -1,0 +1,205 @@
+"""Losses: SSIM against scikit-image, the loss terms, and the objectives for every ablation."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import skimage.metrics
+import skimage.metrics._structural_similarity as skimage_ssim
+import torch
+import torch.nn.functional as F
+
+from core.config import ABLATIONS, load_preset
+from core.losses import (adversarial_loss, cycle_loss, discriminator_objective, generator_objective, luma,
+                         segmentation_loss)
+from core.networks import build_networks
+from core.networks.blocks import SqueezeExcitation
+from core.ssim_loss import multiwindow_ssim_loss, ssim, ssim_map
+
+NUM_CLASSES = 4
+
+
+def _images(seed: int = 0, channels: int = 1, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth structured image and a noisy, brightened copy: SSIM well inside (0, 1)."""
+    rng = np.random.default_rng(seed)
+    a = scipy.ndimage.gaussian_filter(rng.random((size, size, channels)), (2, 2, 0))
+    a = (a - a.min()) / (a.max() - a.min())
+    b = np.clip(0.8 * a + 0.1 + 0.08 * rng.standard_normal(a.shape), 0, 1)
+    return a.astype(np.float64), b.astype(np.float64)
+
+
+def _torch(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(2, 0, 1)[None].float()
+
+
+def _skimage_ssim(a: np.ndarray, b: np.ndarray, window: int, monkeypatch) -> float:
+    """scikit-image's SSIM with a Gaussian of ``window`` taps.
+
+    With ``gaussian_weights=True`` scikit-image always filters with an 11-tap Gaussian
+    (truncate=3.5 for σ=1.5) and uses ``win_size`` only to crop the border, so for windows other
+    than 11 its filter is swapped for the same Gaussian truncated at the window's radius.
+    """
+    if window != 11:
+        def gaussian(image, sigma, truncate, mode, **_):
+            return scipy.ndimage.gaussian_filter(image, sigma, truncate=(window // 2) / sigma, mode=mode)
+        monkeypatch.setattr(skimage_ssim, "gaussian", gaussian)
+    channel_axis = 2 if a.shape[2] > 1 else None
+    a, b = (a, b) if channel_axis else (a[..., 0], b[..., 0])
+    value = skimage.metrics.structural_similarity(a, b, win_size=window, gaussian_weights=True, sigma=1.5,
+                                                  use_sample_covariance=False, data_range=1.0,
+                                                  channel_axis=channel_axis)
+    monkeypatch.undo()
+    return float(value)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("window", [3, 5, 7, 9, 11])
+def test_ssim_matches_skimage_per_window(window, channels, monkeypatch):
+    a, b = _images(window, channels)
+    expected = _skimage_ssim(a, b, window, monkeypatch)
+    assert 0.2 < expected < 0.95
+    got = float(ssim(_torch(a), _torch(b), window))
+    assert abs(got - expected) < 1e-4
+    loss = float(multiwindow_ssim_loss(_torch(a), _torch(b), (window,)))
+    assert abs(loss - (1 - expected)) < 1e-4
+
+
+def test_multiwindow_loss_sums_windows_and_is_zero_for_equal_images():
+    a, b = (_torch(x) for x in _images(1))
+    total = multiwindow_ssim_loss(a, b)
+    assert torch.allclose(total, sum(1 - ssim(a, b, w) for w in (3, 5, 7, 9)))
+    assert float(multiwindow_ssim_loss(a, a)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_ssim_map_covers_valid_positions_only():
+    """The reference zero-pads and so compares border pixels against black; the valid map has
+    no such bias: a constant image has SSIM 1 everywhere, borders included."""
+    x = torch.full((1, 1, 20, 20), 0.7)
+    sm = ssim_map(x, x.clone(), 7)
+    assert sm.shape == (1, 1, 14, 14) and torch.allclose(sm, torch.ones_like(sm))
+
+
+def test_ssim_is_float32_under_autocast():
+    a, b = (_torch(x).bfloat16() for x in _images(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = ssim(a, b, 5)
+    assert value.dtype == torch.float32
+    assert float(value) == pytest.approx(float(ssim(a.float(), b.float(), 5)), abs=1e-6)
+
+
+def test_ssim_rejects_bad_windows():
+    x = torch.rand(1, 1, 8, 8)
+    with pytest.raises(ValueError):
+        ssim(x, x, 4)
+    with pytest.raises(ValueError):
+        ssim(x, x, 9)
+
+
+def test_luma_is_bt601():
+    rgb = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).repeat(1, 1, 2, 2)
+    assert torch.allclose(luma(rgb), torch.full((1, 1, 2, 2), 0.299))
+    assert torch.allclose(luma(torch.ones(1, 3, 2, 2)), torch.ones(1, 1, 2, 2))
+
+
+def test_adversarial_losses():
+    logits = torch.tensor([2.0, -1.0])
+    assert float(adversarial_loss(logits, True, "bce")) == pytest.approx(float(-F.logsigmoid(logits).mean()))
+    assert float(adversarial_loss(logits, False, "bce")) == pytest.approx(float(-F.logsigmoid(-logits).mean()))
+    assert float(adversarial_loss(logits, True, "lsgan")) == pytest.approx(((1.0 + 4.0) / 2))
+    assert float(adversarial_loss(logits, False, "lsgan")) == pytest.approx(((4.0 + 1.0) / 2))
+    with pytest.raises(ValueError):
+        adversarial_loss(logits, True, "wgan")
+
+
+def test_cycle_loss_is_l1():
+    assert float(cycle_loss(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5))) == pytest.approx(0.5)
+
+
+def test_segmentation_loss_integer_labels_and_class_weights():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4)
+    labels = torch.randint(0, 3, (2, 4, 4))
+    logp = logits.log_softmax(1).gather(1, labels[:, None])[:, 0]
+    assert float(segmentation_loss(logits, labels)) == pytest.approx(float(-logp.mean()), abs=1e-6)
+    w = torch.tensor([0.2, 1.0, 3.0])
+    weighted = float((-logp * w[labels]).sum() / w[labels].sum())
+    assert float(segmentation_loss(logits, labels, (0.2, 1.0, 3.0))) == pytest.approx(weighted, abs=1e-6)
+    with pytest.raises(ValueError, match="class weights"):
+        segmentation_loss(logits, labels, (1.0, 2.0))
+
+
+def _batch(size: int = 32, n: int = 2):
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(n, 1, size, size, generator=g), torch.rand(n, 3, size, size, generator=g),
+            torch.randint(0, NUM_CLASSES, (n, size, size), generator=g))
+
+
+EXPECTED_PARTS = {
+    None: {"adv_c", "adv_m", "rec_m", "rec_c", "ssim_m_c_hat", "ssim_c_m_hat", "ssim_c_c_prime", "seg"},
+    "A1": {"adv_c", "adv_m", "ssim_m_c_hat", "ssim_c_m_hat", "ssim_c_c_prime", "seg"},
+    "A2": {"adv_c", "adv_m", "rec_m", "rec_c", "ssim_m_c_hat", "ssim_c_m_hat", "ssim_c_c_prime"},
+    "A3": {"adv_c", "adv_m", "rec_m", "rec_c", "ssim_m_c_hat", "ssim_c_m_hat"},
+    "A4": {"adv_c", "adv_m", "rec_m", "rec_c", "ssim_m_c_hat", "ssim_c_m_hat", "seg"},
+    "A5": {"adv_c", "adv_m", "rec_m", "rec_c", "ssim_m_c_hat", "ssim_c_m_hat", "ssim_c_c_prime", "seg"},
+}
+
+
+@pytest.mark.parametrize("ablation", [None, *sorted(ABLATIONS)])
+def test_every_parameter_gets_a_gradient_in_one_training_step(ablation):
+    """No dead branches: after a G step and a D step every trainable parameter has a non-zero
+    gradient (what DDP with find_unused_parameters=False needs); frozen S gets none.
+
+    The tiny preset's SE gates have 4 hidden ReLU units, which a random init can leave all
+    inactive (zero gradient by chance, not by structure); their biases start positive here so
+    that only a structurally dead parameter can fail the test.
+    """
+    preset = load_preset("tiny", ablation)
+    nets = build_networks(preset.model, num_classes=NUM_CLASSES, seed=0)
+    nets.freeze_segmentation()
+    for net in (nets.g_mc, nets.g_cm):
+        for module in net.modules():
+            if isinstance(module, SqueezeExcitation):
+                torch.nn.init.constant_(module.fc1.bias, 1.0)
+    m, c, s = _batch()
+    g = generator_objective(nets, m, c, s, preset.loss)
+    assert set(g.parts) == EXPECTED_PARTS[ablation]
+    assert np.isfinite(list(g.parts.values())).all() and torch.isfinite(g.total)
+    g.total.backward()
+    for name in ("g_mc", "g_cm"):
+        for pname, p in getattr(nets, name).named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
+    for module in (nets.d_c, nets.d_m):
+        module.zero_grad(set_to_none=True)
+    d = discriminator_objective(nets, m, c, g.fakes, preset.loss)
+    assert set(d.parts) == {"d_c", "d_m"}
+    d.total.backward()
+    for name in ("d_c", "d_m"):
+        for pname, p in getattr(nets, name).named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
+    if nets.seg is not None:
+        assert all(p.grad is None for p in nets.seg.parameters())
+
+
+def test_generator_total_is_the_weighted_sum():
+    preset = load_preset("tiny")
+    loss_cfg = dataclasses.replace(preset.loss, lambda_rec=3.0, lambda_ssim=0.5, lambda_seg=2.0,
+                                   lambda_l1_c_prime=4.0, adversarial="lsgan")
+    nets = build_networks(preset.model, num_classes=NUM_CLASSES, seed=1)
+    nets.freeze_segmentation()
+    g = generator_objective(nets, *_batch(), loss_cfg)
+    p = g.parts
+    expected = (p["adv_c"] + p["adv_m"] + 3.0 * (p["rec_m"] + p["rec_c"])
+                + 0.5 * (p["ssim_m_c_hat"] + p["ssim_c_m_hat"] + p["ssim_c_c_prime"]) + 2.0 * p["seg"]
+                + 4.0 * p["l1_c_prime"])
+    assert g.total.item() == pytest.approx(expected, rel=1e-5)
+    assert set(g.fakes) == {"c_hat", "m_hat", "c_prime"} and not g.fakes["c_hat"].requires_grad
+
+
+def test_segmentation_labels_required_when_segmenting():
+    preset = load_preset("tiny")
+    nets = build_networks(preset.model, num_classes=NUM_CLASSES)
+    m, c, _ = _batch()
+    with pytest.raises(ValueError, match="label maps"):
+        generator_objective(nets, m, c, None, preset.loss)
