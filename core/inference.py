@@ -26,6 +26,8 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: Inputs are planes in [0, 1]; this much overshoot (interpolation ringing) is clamped, more is
 #: taken as un-normalised intensities and refused.
 RANGE_TOLERANCE = 0.01
+#: Smallest plane the generator runs on: its H/4 features must still be reflect-padded.
+MIN_SIZE = 8
 
 
 def best_device() -> torch.device:
@@ -188,12 +190,13 @@ class Colorizer:
 
     @torch.inference_mode()
     def _run(self, batch: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-        """Pad to a multiple of 4 (reflect; replicate where the plane is too small), run in chunks
-        of ``max_batch``, crop back. Returns float32 (N, 3, H, W) per requested output."""
+        """Pad to a multiple of 4 and at least ``MIN_SIZE`` (reflect, or replicate where the plane
+        is too small to reflect), run in chunks of ``max_batch``, crop back. Returns float32
+        (N, 3, H, W) per requested output."""
         h, w = batch.shape[-2:]
-        ph, pw = -h % 4, -w % 4
+        ph, pw = max(-h % 4, MIN_SIZE - h), max(-w % 4, MIN_SIZE - w)
         pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-        mode = "reflect" if min(h, w) > 3 else "replicate"
+        mode = "reflect" if max(pad) < min(h, w) else "replicate"
         padded = F.pad(batch, pad, mode=mode) if ph or pw else batch
         chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
         for start in range(0, padded.shape[0], self.max_batch):
