@@ -1,0 +1,182 @@
+"""The volumes the viewer shows and how it frames them (no Qt).
+
+A `Dataset` is the MRI plus what is shown beside it: the cryosection (RGB, on its own grid), the
+labels (on the cryosection grid) and, for the phantom, the true colorization on the MRI grid.
+Every plane is cut in physical space, so the volumes need not share a grid. Framing (pixel size
+per orientation, window/level) is derived from the MRI once per load, never per slice, so the
+display neither flickers nor costs time while scrolling.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.labels import Label, LabelTable
+from core.planes import ORIENTATIONS, body_mask
+from core.volume import Volume
+from viewer.state import Frame
+
+#: What each kind of file is read as, and its menu name.
+KINDS = {"mri": "MRI", "cryo": "cryosection", "labels": "labels"}
+_EXPECT = {"mri": "scalar", "cryo": "rgb", "labels": "labels"}
+
+#: Margin around the body's bounding box when framing a plane.
+_FRAME_MARGIN = 1.08
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """MRI plus optional cryosection, labels and true colorization; ``name`` is for titles.
+
+    ``truth`` and ``truth_labels`` (the phantom's true colorization and labels, both on the MRI
+    grid) belong to this MRI only.
+    """
+
+    mri: Volume
+    cryo: Volume | None = None
+    labels: Volume | None = None
+    truth: Volume | None = None
+    truth_labels: Volume | None = None
+    name: str = "MRI"
+
+    @property
+    def label_table(self) -> LabelTable | None:
+        return None if self.labels is None else self.labels.label_table
+
+    def with_volume(self, kind: str, volume: Volume, name: str | None = None) -> "Dataset":
+        """This dataset with one volume replaced; a new MRI drops the phantom's truth (it no longer fits)."""
+        if kind == "mri":
+            return replace(self, mri=volume, truth=None, truth_labels=None, name=name or self.name)
+        return replace(self, **{kind: volume})
+
+
+def default_dataset(seed: int = 0, size: str = "default") -> Dataset:
+    """The built-in default: a phantom subject with its cryosection, labels and true colorization."""
+    from core.phantom import make_subject
+
+    subject = make_subject(seed=seed, size=size)
+    labels, truth_labels = (v if v.label_table is not None else v.with_array(v.array, label_table=subject.label_table)
+                            for v in (subject.labels, subject.mri_labels))
+    return Dataset(subject.mri, subject.cryo, labels, subject.true_colorization, truth_labels,
+                   name=f"phantom seed {seed} ({size})")
+
+
+def _default_table() -> LabelTable:
+    from resources import __file__ as resources_init
+
+    return LabelTable.read(Path(resources_init).with_name("tissues.csv"))
+
+
+def _table_for(array: np.ndarray, candidates: list[LabelTable]) -> LabelTable:
+    """The first table that names every id in ``array``; otherwise generic names and colours."""
+    ids = np.unique(array)
+    for table in candidates:
+        if all(int(i) in table for i in ids):
+            return table
+    rng = np.random.default_rng(0)
+    return LabelTable([Label(0, "background", "", (0, 0, 0))]
+                      + [Label(int(i), f"label {int(i)}", "", tuple(int(c) for c in rng.integers(40, 255, 3)))
+                         for i in ids if i != 0])
+
+
+def _prepared(kind: str, volume: Volume, current: LabelTable | None) -> Volume:
+    """Give a label volume without its own table the current table, else the shipped tissue table
+    (whichever names all its ids); keep the MRI in float32, the dtype the slicer and model use."""
+    if kind == "labels" and volume.label_table is None:
+        table = _table_for(volume.array, [t for t in (current, _default_table()) if t is not None])
+        return volume.with_array(volume.array, label_table=table)
+    if kind == "mri" and volume.array.dtype != np.float32:
+        return volume.with_array(volume.array.astype(np.float32))
+    return volume
+
+
+def load_volume(kind: str, path: str | os.PathLike, current: LabelTable | None = None) -> Volume:
+    """Read an MRI, cryosection or label volume; raises `InputError` naming the file."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    from core.io import read_volume
+
+    return _prepared(kind, read_volume(path, expect=_EXPECT[kind]), current)
+
+
+_NAME_HINTS = {"labels": ("label", "seg", "mask"), "cryo": ("cryo", "photo", "rgb", "colou", "color")}
+
+
+def load_any(path: str | os.PathLike, current: LabelTable | None = None) -> tuple[str, Volume]:
+    """Read a dropped file and decide what it is: the name first (``*labels*``, ``*cryo*``), else
+    the content (a label table → labels, RGB → cryosection, anything else → MRI)."""
+    name = Path(path).name.lower()
+    for kind, hints in _NAME_HINTS.items():
+        if any(h in name for h in hints):
+            return kind, load_volume(kind, path, current)
+    from core.io import read_volume
+
+    volume = read_volume(path)
+    kind = "labels" if volume.is_labels else "cryo" if volume.is_rgb else "mri"
+    return kind, _prepared(kind, volume, current)
+
+
+# --- framing ------------------------------------------------------------------------------------
+def _corners(volume: Volume, lo_index: np.ndarray, hi_index: np.ndarray) -> np.ndarray:
+    """The 8 physical corners of the index box [lo, hi] (x, y, z)."""
+    idx = np.array([[(lo_index, hi_index)[b][k] for k, b in enumerate(bits)]
+                    for bits in np.ndindex(2, 2, 2)], dtype=np.float64)
+    return volume.index_to_physical(idx)
+
+
+def frame_for(volume: Volume, size: int = 256) -> Frame:
+    """Centre on the body and pick, per orientation, the pixel size that shows all of it.
+
+    The body is the MRI's foreground (Otsu); an empty or all-foreground volume falls back to the
+    whole grid.
+    """
+    grid_lo, grid_hi = np.zeros(3), np.asarray(volume.size_xyz, dtype=np.float64) - 1
+    mask = body_mask(volume)
+    if mask.any() and not mask.all():
+        zyx = np.argwhere(mask)
+        lo, hi = zyx.min(axis=0)[::-1].astype(float), zyx.max(axis=0)[::-1].astype(float)
+    else:
+        lo, hi = grid_lo, grid_hi
+    body = _corners(volume, lo, hi)
+    center = body.mean(axis=0)
+    pixel_mm = {}
+    for name, (u, v) in ORIENTATIONS.items():
+        extent = max(np.ptp(body @ np.asarray(u)), np.ptp(body @ np.asarray(v)))
+        pixel_mm[name] = float(max(extent, 1e-3) * _FRAME_MARGIN / size)
+    mm_to_index = np.linalg.inv(volume.direction @ np.diag(volume.spacing))
+    return Frame(center=center, pixel_mm=pixel_mm, corners=_corners(volume, grid_lo, grid_hi),
+                 mm_to_index=mm_to_index)
+
+
+def intensity_range(volume: Volume, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Percentiles of the MRI (on a subsample: this runs once per load, on every voxel it is slow)."""
+    sample = volume.array[::2, ::2, ::2].astype(np.float32).ravel()
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(sample, [low, high])
+    return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def window_presets(volume: Volume) -> dict[str, tuple[float, float]]:
+    """Named (window, level) settings: percentile auto-levels as Slicer offers, and the full range."""
+    out = {}
+    for name, (low, high) in {"auto (0.5–99.5 %)": (0.5, 99.5), "wide (0.1–99.9 %)": (0.1, 99.9),
+                              "narrow (5–95 %)": (5.0, 95.0), "full range": (0.0, 100.0)}.items():
+        lo, hi = intensity_range(volume, low, high)
+        out[name] = (hi - lo, (hi + lo) / 2)
+    return out
+
+
+
+def label_at(labels: Volume, point_mm) -> int | None:
+    """The label id of the voxel nearest to ``point_mm`` (None outside the grid): the cursor readout."""
+    index = np.rint(labels.physical_to_index(np.asarray(point_mm, dtype=np.float64))).astype(int)
+    x, y, z = index
+    zs, ys, xs = labels.array.shape[:3]
+    if not (0 <= x < xs and 0 <= y < ys and 0 <= z < zs):
+        return None
+    return int(labels.array[z, y, x])

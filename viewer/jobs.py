@@ -1,0 +1,101 @@
+"""The work done for one plane, as plain functions the workers (or the UI thread) call (no Qt).
+
+The UI thread calls only `slice_mri` (a 256² trilinear cut, about 2 ms). Everything slower —
+the cryosection and labels cuts, the model, the metrics — runs on worker threads through the
+functions here, each taking an immutable request captured on the UI thread, so no locks are
+needed while they run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.planes import Plane, sample
+from viewer.data import Dataset
+
+
+def to_unit(mri_plane: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """MRI values mapped to the model's [0, 1] input by the volume's intensity range."""
+    lo, hi = value_range
+    return np.clip((mri_plane - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """[0, 1] float RGB as display-ready uint8 (pyqtgraph shows it without a LUT)."""
+    return np.ascontiguousarray(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
+
+
+def slice_mri(dataset: Dataset, plane: Plane) -> np.ndarray:
+    """The MRI plane (H, W) float32 in the MRI's own units."""
+    with torch.inference_mode():
+        return sample(dataset.mri, plane)[0, 0].numpy()
+
+
+@dataclass(frozen=True)
+class SidePlanes:
+    """What is shown beside the MRI for one plane: cryosection (uint8 RGB), labels and their ids."""
+
+    cryo: np.ndarray | None
+    labels: np.ndarray | None
+    present: tuple[int, ...]
+
+
+def slice_side(dataset: Dataset, plane: Plane) -> SidePlanes:
+    """Cut the cryosection and the labels at ``plane`` (worker thread: an RGB cut costs more)."""
+    with torch.inference_mode():
+        cryo = None if dataset.cryo is None else to_uint8(sample(dataset.cryo, plane)[0].permute(1, 2, 0).numpy())
+        labels = None if dataset.labels is None else sample(dataset.labels, plane)[0].numpy().astype(np.int32)
+    present = () if labels is None else tuple(int(i) for i in np.unique(labels) if i != 0)
+    return SidePlanes(cryo, labels, present)
+
+
+@dataclass(frozen=True)
+class ColorizeRequest:
+    """One plane for the model: the MRI plane in [0, 1], the model and which output to show."""
+
+    mri01: np.ndarray
+    colorizer: object
+    output: str
+
+
+@dataclass(frozen=True)
+class Colorized:
+    rgb: np.ndarray  # (H, W, 3) uint8
+    ms: float
+
+
+def colorize(request: ColorizeRequest) -> Colorized:
+    """Run the model on one plane; the time is the model's alone (what the status bar shows)."""
+    from viewer.model import colorize_planes
+
+    start = time.perf_counter()
+    rgb = colorize_planes(request.colorizer, request.mri01[None], request.output)[0]
+    return Colorized(to_uint8(rgb), (time.perf_counter() - start) * 1000.0)
+
+
+@dataclass(frozen=True)
+class MetricsRequest:
+    """The pair shown on screen for one plane, plus the dataset to cut the references from."""
+
+    dataset: Dataset
+    plane: Plane
+    mri01: np.ndarray
+    rgb: np.ndarray  # uint8 (H, W, 3), as displayed
+
+
+def plane_metrics(request: MetricsRequest) -> dict[str, float]:
+    """CF, ΔCF, SSIM, MS-SSIM, FSIM, STSIM (and truth ΔE on the phantom) of the displayed plane."""
+    from core.metrics import table_row
+
+    dataset, plane = request.dataset, request.plane
+    with torch.inference_mode():
+        cryo = None if dataset.cryo is None else sample(dataset.cryo, plane)[0].permute(1, 2, 0).numpy()
+        truth = None if dataset.truth is None else sample(dataset.truth, plane)[0].permute(1, 2, 0).numpy()
+        labels = None if dataset.truth_labels is None else sample(dataset.truth_labels, plane)[0].numpy()
+    table = None if dataset.truth_labels is None else dataset.truth_labels.label_table
+    colorized = request.rgb.astype(np.float32) / 255.0
+    row = table_row(request.mri01, colorized, cryo, truth=truth, labels=labels, label_table=table)
+    return {k: float(v) for k, v in row.items() if np.isscalar(v)}

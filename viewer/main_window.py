@@ -1,0 +1,546 @@
+"""The main window: wires the state, the panels, the workers, files and exports together.
+
+One plane change runs this way (reference/viewer.md §3.1): the UI thread cuts the MRI plane
+(~2 ms) and shows it at once, then hands the same request id to the side worker (cryosection
+and labels) and to the model worker, both latest-wins. Results older than the one on screen are
+dropped, so a burst of plane changes runs the model a few times and ends on the last plane. The
+metrics run on a third worker once the colorized plane is up to date and the plane has settled.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QByteArray, QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressDialog,
+                             QVBoxLayout, QWidget)
+
+from core.planes import Plane
+from viewer import data, jobs
+from viewer.controls import DisplayControls, Legend, PlaneControls
+from viewer.export import export_volume, save_png
+from viewer.metrics_panel import MetricsPanel
+from viewer.model import LoadedModel, available_devices, device_name, load_model
+from viewer.navigator import Navigator
+from viewer.panels import ImagePanels
+from viewer.settings import ViewerSettings
+from viewer.state import OUTPUTS, ViewerState
+from viewer.worker import BackgroundTasks, LatestWinsWorker
+
+log = logging.getLogger("mricolor.viewer")
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+_METRICS_DELAY_MS = 150
+_VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm *.npy *.npz *.raw);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """MRI | colorized | cryosection panels with plane, display, navigator, legend and metrics docks.
+
+    ``dataset`` and ``model`` may be injected (tests use a small phantom and an untrained model);
+    otherwise call `load_default`, `open_file` and `load_checkpoint`, which work in the background.
+    """
+
+    dataset_changed = pyqtSignal()
+    model_changed = pyqtSignal()
+    colorized_shown = pyqtSignal(int)  # request id
+    metrics_shown = pyqtSignal(int)
+    error_shown = pyqtSignal(str)
+
+    def __init__(self, dataset: data.Dataset | None = None, model: LoadedModel | None = None, *,
+                 settings: ViewerSettings | None = None, size: int = 256):
+        super().__init__()
+        self.setWindowTitle("mricolor")
+        self.setAcceptDrops(True)
+        self.settings = settings or ViewerSettings()
+        self.state = ViewerState(size=size)
+        self.dataset: data.Dataset | None = None
+        self.dataset_key = ""
+        self.model: LoadedModel | None = None
+        self.value_range = (0.0, 1.0)
+        self.last_error: str | None = None
+        self.request_id = 0
+        self.shown = {"side": 0, "colorized": 0, "metrics": 0}
+        self.mri_plane: np.ndarray | None = None
+        self.colorized_rgb: np.ndarray | None = None
+        self.side = jobs.SidePlanes(None, None, ())
+        self._latest: tuple[int, Plane, np.ndarray] | None = None
+        self._lut_index: np.ndarray | None = None
+        self._frame_times: deque[float] = deque(maxlen=120)
+        self._last_model_error: str | None = None
+        self._error_boxes: list[QMessageBox] = []
+
+        self.tasks = BackgroundTasks()
+        self.side_worker = LatestWinsWorker(lambda r: jobs.slice_side(*r), "mricolor-slicer")
+        self.model_worker = LatestWinsWorker(jobs.colorize, "mricolor-model")
+        self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics")
+        self.side_worker.finished.connect(self._on_side)
+        self.model_worker.finished.connect(self._on_colorized)
+        self.metrics_worker.finished.connect(self._on_metrics)
+        self.side_worker.failed.connect(lambda _r, msg: self.show_error(msg, "Slicing failed"))
+        self.model_worker.failed.connect(self._on_model_failed)
+        self.metrics_worker.failed.connect(lambda _r, msg: self.metrics.set_status(f"metrics failed: {msg}"))
+
+        self._build_widgets()
+        self._build_menus()
+        self._connect_state()
+        self._restore_layout()
+        self._metrics_timer = QTimer(self, singleShot=True, interval=_METRICS_DELAY_MS)
+        self._metrics_timer.timeout.connect(self._submit_metrics)
+        self._fps_timer = QTimer(self, interval=500)
+        self._fps_timer.timeout.connect(self._update_fps)
+        self._fps_timer.start()
+        if model is not None:
+            self.set_model(model)
+        if dataset is not None:
+            self.set_dataset(dataset, dataset.name)
+
+    # --- construction --------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.panels = ImagePanels()
+        self.panels.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.readout = QLabel("move the mouse over a panel for position, MRI value and tissue")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.panels, 1)
+        layout.addWidget(self.readout)
+        self.setCentralWidget(central)
+
+        self.plane_controls = PlaneControls(self.state)
+        self.navigator = Navigator()
+        self.display = DisplayControls(self.state, available_devices())
+        self.legend = Legend()
+        self.metrics = MetricsPanel()
+        self.docks = {}
+        for name, title, widget in (("plane", "Plane", self.plane_controls), ("navigator", "Navigator", self.navigator),
+                                    ("display", "Display", self.display), ("legend", "Legend", self.legend),
+                                    ("metrics", "Metrics", self.metrics)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setWidget(widget)
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+            self.docks[name] = dock
+        docks = list(self.docks.values())
+        for left, right in zip(docks, docks[1:]):
+            self.splitDockWidget(left, right, Qt.Orientation.Horizontal)
+        self.resizeDocks(docks, [280] * len(docks), Qt.Orientation.Vertical)
+        self.resizeDocks(docks, [300, 420, 330, 200, 330], Qt.Orientation.Horizontal)
+
+        self.busy_label, self.device_label, self.ms_label, self.fps_label = (QLabel() for _ in range(4))
+        for label in (self.busy_label, self.device_label, self.ms_label, self.fps_label):
+            self.statusBar().addPermanentWidget(label)
+        self.busy_label.setText("loading…")
+
+        self.panels.hovered.connect(self._on_hover)
+        self.panels.scrolled.connect(self.state.scroll)
+        self.panels.window_dragged.connect(self._on_window_drag)
+        self.navigator.clicked.connect(self.state.move_through)
+        self.display.device_chosen.connect(self._on_device_chosen)
+
+    def _action(self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for kind, name in data.KINDS.items():
+            self._action(file_menu, f"Open {name}…", lambda k=kind: self._open_dialog(k),
+                         QKeySequence.StandardKey.Open if kind == "mri" else None)
+        self._action(file_menu, "Open checkpoint…", lambda: self._open_dialog("checkpoint"))
+        self.recent_menu = file_menu.addMenu("Open recent")
+        self._action(file_menu, "Open built-in phantom", self.load_default)
+        file_menu.addSeparator()
+        self._action(file_menu, "Export panels as PNG…", self._export_png_dialog, "Ctrl+E")
+        self._action(file_menu, "Export colorized volume…", self._export_volume_dialog, "Ctrl+Shift+E")
+        file_menu.addSeparator()
+        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        view_menu = bar.addMenu("&View")
+        for i, name in enumerate(("axial", "coronal", "sagittal")):
+            self._action(view_menu, name.capitalize(), lambda n=name: self.state.set_orientation(n), str(i + 1))
+        view_menu.addSeparator()
+        for text, steps, keys in (("Next plane", 1, ("Up", "Right")), ("Previous plane", -1, ("Down", "Left")),
+                                  ("Forward 10 planes", 10, ("PgUp",)), ("Back 10 planes", -10, ("PgDown",))):
+            action = self._action(view_menu, text, lambda s=steps: self.state.scroll(s))
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        self._action(view_menu, "Reset zoom", self.panels.reset_zoom, "R")
+        self._action(view_menu, "Toggle label overlay",
+                     lambda: self.state.set_overlay(visible=not self.state.overlay_visible), "G")
+        view_menu.addSeparator()
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "Mouse and keys", self._show_help, "F1")
+        self._rebuild_recent_menu()
+
+    def _connect_state(self) -> None:
+        self.state.plane_changed.connect(self._on_plane_changed)
+        self.state.window_changed.connect(self._on_window_changed)
+        self.state.overlay_changed.connect(self.panels.set_overlay)
+        self.state.output_changed.connect(self._on_output_changed)
+        self.panels.set_overlay(self.state.opacity, self.state.overlay_visible)
+        self.panels.set_title("colorized", f"colorized {OUTPUTS[self.state.output]}")
+
+    # --- dataset and model ---------------------------------------------------------------------
+    def set_dataset(self, dataset: data.Dataset, key: str) -> None:
+        """Show a new dataset: frame it, restore its window/level, recut every panel."""
+        self._remember_window()
+        self.dataset, self.dataset_key = dataset, key
+        self.value_range = data.intensity_range(dataset.mri)
+        presets = data.window_presets(dataset.mri)
+        self.display.set_presets(presets)
+        window, level = self.settings.window_level(key) or next(iter(presets.values()))
+        self.state.set_window(window, level)
+        frame = data.frame_for(dataset.mri, self.state.size)
+        self.navigator.set_dataset(dataset, frame, self.state.levels)
+        self._side_volumes_changed()
+        self.panels.set_title("mri", f"MRI — {dataset.name}")
+        self.setWindowTitle(f"mricolor — {dataset.name}")
+        self.state.set_frame(frame)
+        self.dataset_changed.emit()
+
+    def _side_volumes_changed(self) -> None:
+        dataset = self.dataset
+        self._lut_index = self.panels.set_label_table(dataset.label_table)
+        self.legend.set_table(dataset.label_table)
+        self.panels.set_notice("cryo", "" if dataset.cryo is not None else "no cryosection — File ▸ Open cryosection")
+
+    def set_model(self, model: LoadedModel) -> None:
+        self.model = model
+        device = device_name(model.colorizer)
+        self.display.set_device(device)
+        self.device_label.setText(f"device: {device}")
+        self.panels.set_notice("colorized", model.notice or "")
+        if model.notice:
+            self.statusBar().showMessage(f"{model.source}: {model.notice}", 10000)
+        self.model_changed.emit()
+        if self.dataset is not None:
+            self._on_plane_changed(self.state.plane())
+
+    def load_default(self, seed: int = 0, size: str = "default") -> None:
+        """Load the built-in phantom in the background (cached on disk after the first time)."""
+        self.busy_label.setText("loading phantom…")
+        self.tasks.submit(lambda: data.default_dataset(seed, size),
+                          lambda ds: self.set_dataset(ds, f"phantom:{seed}:{size}"),
+                          lambda msg: self.show_error(msg, "Could not build the phantom"))
+
+    def load_checkpoint(self, path: str | None = None, device: str | None = None) -> None:
+        """Load a checkpoint (None: the shipped default, or an untrained model with a notice)."""
+        self.busy_label.setText("loading model…")
+
+        def done(model: LoadedModel) -> None:
+            self.set_model(model)
+            if path is not None:
+                self._add_recent("checkpoint", path)
+        self.tasks.submit(lambda: load_model(path, device), done,
+                          lambda msg: self.show_error(msg, "Could not load the checkpoint"))
+
+    def open_file(self, kind: str | None, path: str) -> None:
+        """Open an MRI, cryosection, labels or checkpoint (kind None: decided from the file)."""
+        path = str(path)
+        if kind == "checkpoint" or (kind is None and path.lower().endswith(CHECKPOINT_SUFFIXES)):
+            self.load_checkpoint(path, self._current_device())
+            return
+        table = None if self.dataset is None else self.dataset.label_table
+        if kind is None:
+            work = lambda: data.load_any(path, table)  # noqa: E731
+        else:
+            work = lambda: (kind, data.load_volume(kind, path, table))  # noqa: E731
+        self.statusBar().showMessage(f"loading {path}…")
+        self.tasks.submit(work, lambda result: self._volume_loaded(*result, path),
+                          lambda msg: self.show_error(msg, "Could not open the file"))
+
+    def _volume_loaded(self, kind: str, volume, path: str) -> None:
+        self._add_recent(kind, path)
+        self.statusBar().showMessage(f"opened {Path(path).name} as {data.KINDS[kind]}", 5000)
+        if kind == "mri":
+            base = self.dataset or data.Dataset(volume)
+            self.set_dataset(base.with_volume("mri", volume, Path(path).name), path)
+            return
+        if self.dataset is None:
+            self.show_error(f"{path}: open an MRI before a {data.KINDS[kind]}", "No MRI")
+            return
+        self.dataset = self.dataset.with_volume(kind, volume)
+        self._side_volumes_changed()
+        self.navigator.set_dataset(self.dataset, self.state.frame, self.state.levels)
+        self._on_plane_changed(self.state.plane())
+
+    def _current_device(self) -> str | None:
+        return None if self.model is None else device_name(self.model.colorizer)
+
+    def _on_device_chosen(self, device: str) -> None:
+        if self.model is None or device_name(self.model.colorizer).split(":")[0] == device:
+            return
+        colorizer = self.model.colorizer
+        self.busy_label.setText(f"moving the model to {device}…")
+        self.tasks.submit(lambda: LoadedModel(colorizer.to(device), self.model.source, self.model.notice),
+                          self.set_model, lambda msg: self.show_error(msg, f"Could not use {device}"))
+
+    # --- the plane pipeline --------------------------------------------------------------------
+    def _on_plane_changed(self, plane: Plane) -> None:
+        if self.dataset is None:
+            return
+        self.mri_plane = jobs.slice_mri(self.dataset, plane)
+        self.panels.set_mri(self.mri_plane, self.state.levels)
+        self.panels.set_letters(plane.orientation_letters())
+        self.navigator.set_plane(plane)
+        self.request_id += 1
+        rid = self.request_id
+        self.side_worker.submit(rid, (self.dataset, plane))
+        self._metrics_timer.stop()
+        if self.model is not None:
+            mri01 = jobs.to_unit(self.mri_plane, self.value_range)
+            self._latest = (rid, plane, mri01)
+            self.model_worker.submit(rid, jobs.ColorizeRequest(mri01, self.model.colorizer, self.state.output))
+            self.busy_label.setText("colorizing…")
+        if self.shown["metrics"]:
+            self.metrics.set_status("out of date — updating when the plane settles")
+
+    def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
+        if rid < self.shown["side"]:
+            return
+        self.shown["side"] = rid
+        self.side = side
+        self.panels.set_rgb("cryo", side.cryo)
+        self.panels.set_labels(side.labels, self._lut_index)
+        self.legend.show_ids(side.present)
+
+    def _on_colorized(self, rid: int, result: jobs.Colorized) -> None:
+        if rid < self.shown["colorized"]:
+            return
+        self.shown["colorized"] = rid
+        self.colorized_rgb = result.rgb
+        self.panels.set_rgb("colorized", result.rgb)
+        self._frame_times.append(time.perf_counter())
+        self.ms_label.setText(f"{result.ms:.0f} ms/plane")
+        self._last_model_error = None
+        if rid == self.request_id:
+            self.busy_label.setText("up to date")
+            self._metrics_timer.start()
+        self.colorized_shown.emit(rid)
+
+    def _on_model_failed(self, rid: int, message: str) -> None:
+        self.busy_label.setText("colorization failed")
+        if message != self._last_model_error:  # one box per distinct failure, not one per plane
+            self._last_model_error = message
+            self.show_error(message, "Colorization failed")
+
+    def _submit_metrics(self) -> None:
+        if self._latest is None or self._latest[0] != self.shown["colorized"] or self.colorized_rgb is None:
+            return
+        rid, plane, mri01 = self._latest
+        self.metrics.set_status("computing…")
+        self.metrics_worker.submit(rid, jobs.MetricsRequest(self.dataset, plane, mri01, self.colorized_rgb))
+
+    def _on_metrics(self, rid: int, values: dict) -> None:
+        if rid != self.shown["colorized"]:
+            return
+        self.shown["metrics"] = rid
+        self.metrics.show_values(values)
+        self.metrics_shown.emit(rid)
+
+    def _on_output_changed(self, output: str) -> None:
+        self.panels.set_title("colorized", f"colorized {OUTPUTS[output]}")
+        self._on_plane_changed(self.state.plane())
+
+    def _update_fps(self) -> None:
+        now = time.perf_counter()
+        recent = sum(1 for t in self._frame_times if now - t <= 1.0)
+        self.fps_label.setText(f"{recent} fps")
+
+    @property
+    def idle(self) -> bool:
+        """True when every panel shows the newest plane and no worker has anything to do."""
+        return (self.dataset is not None and self.model is not None and self.tasks.pending == 0
+                and self.shown["colorized"] == self.request_id and self.shown["side"] == self.request_id
+                and not (self.model_worker.busy or self.side_worker.busy))
+
+    # --- display -------------------------------------------------------------------------------
+    def _on_window_changed(self, window: float, level: float) -> None:
+        self.panels.set_levels(self.state.levels)
+        self.navigator.set_levels(self.state.levels)
+
+    def _on_window_drag(self, dx: float, dy: float) -> None:
+        """Horizontal drag widens the window, upward drag lowers the level (brighter), as in Slicer."""
+        step = max(self.value_range[1] - self.value_range[0], 1e-6) / 256.0
+        self.state.set_window(self.state.window + dx * step, self.state.level + dy * step)
+
+    def _on_hover(self, row: float, col: float) -> None:
+        if self.dataset is None or self.mri_plane is None or np.isnan(row):
+            self.panels.set_crosshair(None, None)
+            self.state.set_cursor(None)
+            return
+        self.panels.set_crosshair(row, col)
+        point = self.state.plane().pixel_to_physical(row, col)
+        self.state.set_cursor(point)
+        self.readout.setText(self.readout_text(point, row, col))
+
+    def readout_text(self, point: np.ndarray, row: float, col: float) -> str:
+        """Position (mm, LPS), MRI value and tissue name at a plane pixel."""
+        r, c = (int(np.clip(round(v), 0, n - 1)) for v, n in zip((row, col), self.mri_plane.shape))
+        parts = [f"({point[0]:.1f}, {point[1]:.1f}, {point[2]:.1f}) mm LPS", f"MRI {self.mri_plane[r, c]:.4g}"]
+        labels = self.dataset.labels
+        if labels is not None:
+            label_id = data.label_at(labels, point)
+            parts.append("outside the labels" if label_id is None
+                         else labels.label_table.name(label_id).replace("_", " "))
+        return "  ·  ".join(parts)
+
+    # --- files ---------------------------------------------------------------------------------
+    def _open_dialog(self, kind: str) -> None:
+        name = "checkpoint" if kind == "checkpoint" else data.KINDS[kind]
+        filters = "Checkpoints (*.pt *.pth *.ckpt *.safetensors);;All files (*)" if kind == "checkpoint" \
+            else _VOLUME_FILTER
+        path, _ = QFileDialog.getOpenFileName(self, f"Open {name}", "", filters)
+        if path:
+            self.open_file(kind, path)
+
+    def _add_recent(self, kind: str, path: str) -> None:
+        self.settings.add_recent(kind, str(path))
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent()
+        for kind, path in recent:
+            label = "checkpoint" if kind == "checkpoint" else data.KINDS.get(kind, kind)
+            self._action(self.recent_menu, f"{Path(path).name}  ({label})  {path}",
+                         lambda k=kind, p=path: self.open_file(k, p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        # an MRI first, so that a cryosection or labels dropped with it have something to go with
+        for path in sorted(paths, key=lambda p: any(h in Path(p).name.lower() for h in ("label", "seg", "cryo"))):
+            self.open_file(None, path)
+        event.acceptProposedAction()
+
+    # --- exports -------------------------------------------------------------------------------
+    def export_png(self, path: str) -> Path:
+        """The three panels as one PNG, as they are on screen."""
+        written = save_png(self.panels, path)
+        self.statusBar().showMessage(f"saved {written}", 5000)
+        return written
+
+    def _export_png_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export panels", "mricolor-panels.png", "PNG (*.png)")
+        if path:
+            try:
+                self.export_png(path)
+            except (OSError, ValueError) as exc:
+                self.show_error(str(exc), "Export failed")
+
+    def export_volume(self, path: str) -> QProgressDialog | None:
+        """Colorize the whole MRI in the background, with a cancellable progress dialog."""
+        if self.dataset is None or self.model is None:
+            self.show_error("nothing to export yet: the MRI and the model are still loading", "Export")
+            return None
+        dialog = QProgressDialog("Colorizing the volume…", "Cancel", 0, 1000, self)
+        dialog.setWindowTitle("Export colorized volume")
+        dialog.setMinimumDuration(0)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        cancel = threading.Event()
+        dialog.canceled.connect(cancel.set)
+        relay = _ProgressRelay(dialog)
+        mri, colorizer, output, value_range = (self.dataset.mri, self.model.colorizer, self.state.output,
+                                               self.value_range)
+
+        def finished(written: Path) -> None:
+            dialog.close()
+            self.statusBar().showMessage(f"wrote {written}", 8000)
+
+        def failed(message: str) -> None:
+            dialog.close()
+            if cancel.is_set():
+                self.statusBar().showMessage("export cancelled; nothing was written", 8000)
+            else:
+                self.show_error(message, "Export failed")
+        self.tasks.submit(lambda: export_volume(mri, colorizer, output, value_range, path, relay.report, cancel),
+                          finished, failed)
+        dialog.show()
+        return dialog
+
+    def _export_volume_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export colorized volume", "colorized.nii.gz",
+                                              "NIfTI (*.nii.gz *.nii);;MetaImage (*.mha);;NRRD (*.nrrd)")
+        if path:
+            self.export_volume(path)
+
+    # --- errors, help, persistence -------------------------------------------------------------
+    def show_error(self, message: str, title: str = "Error") -> None:
+        """Show a non-blocking message box (the viewer stays usable) and log the message."""
+        log.error("%s: %s", title, message)
+        self.last_error = message
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.finished.connect(lambda _r, b=box: self._error_boxes.remove(b) if b in self._error_boxes else None)
+        self._error_boxes.append(box)
+        box.show()
+        self.error_shown.emit(message)
+
+    def _show_help(self) -> None:
+        QMessageBox.information(self, "Mouse and keys", (
+            "Wheel, ↑/↓, Page Up/Down: move the plane along its normal\n"
+            "Ctrl+wheel or right-drag: zoom   ·   middle- or Shift+drag: pan   ·   R: reset zoom\n"
+            "Left-drag on the MRI: window (horizontal) and level (vertical)\n"
+            "1 / 2 / 3: axial / coronal / sagittal   ·   G: label overlay\n"
+            "Click in the navigator: move the plane through that point\n"
+            "Drop files on the window to open them"))
+
+    def _remember_window(self) -> None:
+        if self.dataset_key:
+            self.settings.set_window_level(self.dataset_key, self.state.window, self.state.level)
+
+    def _restore_layout(self) -> None:
+        for key, restore in (("geometry", self.restoreGeometry), ("window_state", self.restoreState)):
+            value = self.settings.value(key)
+            if isinstance(value, QByteArray):
+                restore(value)
+        opacity = self.settings.value("overlay_opacity")
+        if opacity is not None:
+            self.state.set_overlay(opacity=float(opacity))
+        output = self.settings.value("output")
+        if output in OUTPUTS:
+            self.state.set_output(output)
+
+    def closeEvent(self, event) -> None:
+        self._remember_window()
+        self.settings.set_value("geometry", self.saveGeometry())
+        self.settings.set_value("window_state", self.saveState())
+        self.settings.set_value("overlay_opacity", self.state.opacity)
+        self.settings.set_value("output", self.state.output)
+        self.settings.sync()
+        for worker in (self.model_worker, self.side_worker, self.metrics_worker):
+            worker.stop()
+        self.tasks.stop()
+        super().closeEvent(event)
+
+
+class _ProgressRelay(QObject):
+    """Carries progress from the export thread to the dialog (widgets are touched on the UI thread only)."""
+
+    progressed = pyqtSignal(int)
+
+    def __init__(self, dialog: QProgressDialog):
+        super().__init__(dialog)
+        self.progressed.connect(dialog.setValue)
+
+    def report(self, fraction: float) -> None:
+        self.progressed.emit(int(fraction * 1000))

@@ -1,0 +1,70 @@
+"""The viewer's side of `core.inference.Colorizer`: loading with a visible fallback, devices, outputs (no Qt).
+
+Until trained weights ship, ``from_checkpoint()`` without a path raises `InputError`; the viewer
+then runs an untrained ``lite`` model so everything else still works, and says so on screen.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.errors import InputError
+
+UNTRAINED_NOTICE = "untrained model — colours are not meaningful"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A colorizer, where it came from, and the notice to show (None when it is a real checkpoint)."""
+
+    colorizer: object
+    source: str
+    notice: str | None = None
+
+
+def available_devices() -> list[str]:
+    """Devices the chooser offers, best first (CUDA > MPS > CPU, as the Colorizer picks)."""
+    devices = []
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices + ["cpu"]
+
+
+def load_model(checkpoint: str | os.PathLike | None = None, device: str | None = None,
+               fallback_preset: str = "lite") -> LoadedModel:
+    """Load ``checkpoint`` (None: the shipped default) on ``device``.
+
+    An explicit checkpoint that fails raises `InputError` (the user asked for it); a missing
+    shipped default falls back to an untrained ``fallback_preset`` model with a notice.
+    """
+    from core.inference import Colorizer
+
+    if checkpoint is not None:
+        return LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint))
+    try:
+        return LoadedModel(Colorizer.from_checkpoint(None, device=device), "default checkpoint")
+    except InputError:
+        return LoadedModel(untrained(fallback_preset, device), f"untrained {fallback_preset}", UNTRAINED_NOTICE)
+
+
+def untrained(preset: str = "lite", device: str | None = None, seed: int = 0) -> object:
+    """An untrained colorizer (tests, and the fallback while no weights ship)."""
+    from core.inference import Colorizer
+
+    colorizer = Colorizer.untrained(preset=preset, seed=seed)
+    return colorizer if device is None else colorizer.to(device)
+
+
+def colorize_planes(colorizer, mri01: np.ndarray, output: str) -> np.ndarray:
+    """(N, H, W) MRI planes in [0, 1] → (N, H, W, 3) float RGB in [0, 1], output ``c_hat`` or ``c_prime``."""
+    rgb = colorizer.colorize(mri01, output=output)
+    return np.asarray(rgb, dtype=np.float32)
+
+
+def device_name(colorizer) -> str:
+    return str(getattr(colorizer, "device", "cpu"))

@@ -1,0 +1,227 @@
+"""The three image panels — MRI | colorized | cryosection — in one pyqtgraph layout.
+
+All three show the same `Plane`, so a pixel (row, col) is the same physical point in each: the
+views are linked (zoom and pan follow) and one crosshair is drawn in all of them. Mouse
+conventions follow 3D Slicer: wheel scrolls the plane (wheel down moves an axial plane
+inferior), Ctrl+wheel and right-drag zoom, middle- or Shift+drag pan, left-drag on the MRI sets
+window/level. Images are row-major ``ImageItem``s with fixed levels (never auto-levelled per
+frame: it costs time and flickers).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QPointF, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont
+
+from core.labels import LabelTable
+
+PANELS = {"mri": "MRI", "colorized": "colorized", "cryo": "cryosection"}
+_CROSSHAIR_PEN = pg.mkPen(QColor(255, 220, 60, 150), width=1, style=Qt.PenStyle.DashLine)
+_LETTER_ANCHORS = {"left": (0, 0.5), "right": (1, 0.5), "top": (0.5, 0), "bottom": (0.5, 1)}
+
+
+class PanelView(pg.ViewBox):
+    """A ViewBox with the viewer's mouse conventions; it reports scrolls and W/L drags, never applies them."""
+
+    scrolled = pyqtSignal(float)  # wheel notches, positive = up
+    window_dragged = pyqtSignal(float, float)  # screen pixels moved (dx, dy)
+
+    def __init__(self, window_drag: bool = False):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self._window_drag = window_drag
+
+    def wheelEvent(self, ev, axis=None) -> None:
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        ev.accept()
+        self.scrolled.emit(ev.delta() / 120.0)
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        plain_left = (ev.button() == Qt.MouseButton.LeftButton
+                      and not ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if plain_left and self._window_drag:
+            ev.accept()
+            delta = ev.screenPos() - ev.lastScreenPos()
+            self.window_dragged.emit(delta.x(), delta.y())
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class _Panel:
+    """One panel's items: title with an optional notice, view, image, optional label overlay, crosshair, letters."""
+
+    def __init__(self, layout: pg.GraphicsLayout, column: int, title: str, window_drag: bool, overlay: bool):
+        self.title = layout.addLabel("", row=0, col=column)
+        self.view = PanelView(window_drag)
+        layout.addItem(self.view, row=1, col=column)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image)
+        self.overlay = None
+        if overlay:
+            self.overlay = pg.ImageItem(axisOrder="row-major")
+            self.overlay.setZValue(10)
+            self.view.addItem(self.overlay)
+        self.lines = (pg.InfiniteLine(angle=90, movable=False, pen=_CROSSHAIR_PEN),
+                      pg.InfiniteLine(angle=0, movable=False, pen=_CROSSHAIR_PEN))
+        for line in self.lines:
+            line.setZValue(20)
+            line.hide()
+            self.view.addItem(line, ignoreBounds=True)
+        font = QFont()
+        font.setPointSize(11)
+        font.setBold(True)
+        self.letters = {}
+        for edge, anchor in _LETTER_ANCHORS.items():
+            text = pg.TextItem("", color=(255, 220, 60), anchor=anchor)
+            text.setFont(font)
+            text.setParentItem(self.view)
+            self.letters[edge] = text
+        self.heading, self.notice = title, ""
+        self.show_title()
+
+    def place_texts(self, shape: tuple[int, int]) -> None:
+        """Letters at the middle of the image's edges, kept inside the view when zoomed in."""
+        h, w = shape
+        bounds = self.view.boundingRect()
+        top_left = self.view.mapFromView(QPointF(0, 0))
+        bottom_right = self.view.mapFromView(QPointF(w, h))
+        left, right = max(top_left.x(), bounds.left()) + 3, min(bottom_right.x(), bounds.right()) - 3
+        top, bottom = max(top_left.y(), bounds.top()) + 3, min(bottom_right.y(), bounds.bottom()) - 3
+        mid_x, mid_y = (left + right) / 2, (top + bottom) / 2
+        spots = {"left": (left, mid_y), "right": (right, mid_y), "top": (mid_x, top), "bottom": (mid_x, bottom)}
+        for edge, (x, y) in spots.items():
+            self.letters[edge].setPos(QPointF(x, y))
+
+    def show_title(self) -> None:
+        """The heading, and under it any notice (untrained model, missing volume) in orange."""
+        notice = f'<br><span style="color:#ff9640">{self.notice}</span>' if self.notice else "<br>&nbsp;"
+        self.title.setText(f"{self.heading}{notice}", size="10pt")
+
+
+class ImagePanels(pg.GraphicsLayoutWidget):
+    """MRI, colorized and cryosection panels with linked views, crosshair and orientation letters.
+
+    Emits ``hovered(row, col)`` (fractional plane pixel, or (nan, nan) off the images),
+    ``scrolled(notches)`` and ``window_dragged(dx, dy)``.
+    """
+
+    hovered = pyqtSignal(float, float)
+    scrolled = pyqtSignal(float)
+    window_dragged = pyqtSignal(float, float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("k")
+        self.ci.layout.setSpacing(4)
+        self.panels = {key: _Panel(self.ci, i, title, window_drag=(key == "mri"), overlay=(key == "cryo"))
+                       for i, (key, title) in enumerate(PANELS.items())}
+        first = self.panels["mri"].view
+        for panel in self.panels.values():
+            panel.view.scrolled.connect(self.scrolled)
+            if panel.view is not first:
+                panel.view.setXLink(first)
+                panel.view.setYLink(first)
+        first.window_dragged.connect(self.window_dragged)
+        for panel in self.panels.values():
+            panel.view.sigResized.connect(self._place_texts)
+            panel.view.sigRangeChanged.connect(self._place_texts)
+        self._shape = (0, 0)
+        self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self._mouse_moved)
+
+    # --- content -------------------------------------------------------------------------------
+    def _fit(self, shape: tuple[int, int]) -> None:
+        """Frame the plane once per plane size; afterwards the user's zoom and pan are kept."""
+        if shape != self._shape:
+            self._shape = shape
+            self.reset_zoom()
+
+    def _place_texts(self, *_) -> None:
+        if self._shape != (0, 0):
+            for panel in self.panels.values():
+                panel.place_texts(self._shape)
+
+    def reset_zoom(self) -> None:
+        h, w = self._shape
+        self.panels["mri"].view.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
+
+    def set_mri(self, plane: np.ndarray, levels: tuple[float, float]) -> None:
+        self.panels["mri"].image.setImage(plane, levels=levels, autoLevels=False)
+        self._fit(plane.shape)
+
+    def set_levels(self, levels: tuple[float, float]) -> None:
+        self.panels["mri"].image.setLevels(levels)
+
+    def set_rgb(self, key: str, rgb: np.ndarray | None) -> None:
+        """Show an (H, W, 3) uint8 plane in the ``colorized`` or ``cryo`` panel (None clears it)."""
+        item = self.panels[key].image
+        if rgb is None:
+            item.clear()
+        else:
+            item.setImage(rgb, levels=None, autoLevels=False)
+
+    def set_labels(self, labels: np.ndarray | None, lut_index: np.ndarray | None) -> None:
+        """Label ids (H, W) drawn over the cryosection through ``lut_index`` (id → LUT row)."""
+        overlay = self.panels["cryo"].overlay
+        if labels is None or lut_index is None:
+            overlay.clear()
+            return
+        dense = lut_index[np.clip(labels, 0, len(lut_index) - 1)]
+        overlay.setImage(dense, levels=(0, 255), autoLevels=False)
+
+    def set_label_table(self, table: LabelTable | None) -> np.ndarray | None:
+        """Install the overlay's RGBA LUT (background transparent); returns the id → row map."""
+        if table is None:
+            return None
+        lut = np.zeros((256, 4), dtype=np.uint8)
+        index = np.zeros(max(table.ids) + 1, dtype=np.uint8)
+        for row, label in enumerate(table.labels[:255], start=1):
+            index[label.id] = 0 if label.id == 0 else row
+            lut[row] = (*label.color, 0 if label.id == 0 else 255)
+        self.panels["cryo"].overlay.setLookupTable(lut)
+        return index
+
+    def set_overlay(self, opacity: float, visible: bool) -> None:
+        overlay = self.panels["cryo"].overlay
+        overlay.setOpacity(opacity)
+        overlay.setVisible(visible)
+
+    def set_letters(self, letters: dict[str, str]) -> None:
+        for panel in self.panels.values():
+            for edge, text in letters.items():
+                panel.letters[edge].setText(text)
+
+    def set_notice(self, key: str, text: str) -> None:
+        self.panels[key].notice = text
+        self.panels[key].show_title()
+
+    def set_title(self, key: str, text: str) -> None:
+        self.panels[key].heading = text
+        self.panels[key].show_title()
+
+    # --- crosshair -----------------------------------------------------------------------------
+    def set_crosshair(self, row: float | None, col: float | None) -> None:
+        """Draw the crosshair through the centre of plane pixel (row, col) in every panel (None hides it)."""
+        for panel in self.panels.values():
+            vertical, horizontal = panel.lines
+            if row is None or col is None:
+                vertical.hide()
+                horizontal.hide()
+                continue
+            vertical.setPos(col + 0.5)
+            horizontal.setPos(row + 0.5)
+            vertical.show()
+            horizontal.show()
+
+    def _mouse_moved(self, event) -> None:
+        pos = event[0]
+        for panel in self.panels.values():
+            if panel.view.sceneBoundingRect().contains(pos):
+                point = panel.view.mapSceneToView(pos)
+                row, col = point.y() - 0.5, point.x() - 0.5
+                h, w = self._shape
+                if -0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5:
+                    self.hovered.emit(row, col)
+                    return
+        self.hovered.emit(float("nan"), float("nan"))
