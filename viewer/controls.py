@@ -136,8 +136,8 @@ class DisplayControls(QWidget):
         self.opacity = SliderSpin(0, 1, decimals=2)
         self.opacity.value_changed.connect(lambda v: state.set_overlay(opacity=v))
         self.output = QComboBox()
-        for key, text in OUTPUTS.items():
-            self.output.addItem(text, key)
+        self.output.setToolTip("which output of the generator to show")
+        self.set_outputs(tuple(OUTPUTS))
         self.output.currentIndexChanged.connect(lambda i: state.set_output(self.output.itemData(i)))
         self.device = QComboBox()
         self.device.addItems(devices)
@@ -167,6 +167,15 @@ class DisplayControls(QWidget):
         widest = max((w for w, _ in presets.values()), default=1.0)
         for box in (self.window, self.level):
             box.setSingleStep(widest / 100)
+
+    def set_outputs(self, outputs: tuple[str, ...]) -> None:
+        """The outputs the loaded model offers."""
+        self.output.blockSignals(True)
+        self.output.clear()
+        for key in outputs:
+            self.output.addItem(OUTPUTS.get(key, key), key)
+        self.output.setCurrentIndex(max(self.output.findData(self.state.output), 0))
+        self.output.blockSignals(False)
 
     def set_device(self, device: str) -> None:
         index = self.device.findText(device.split(":")[0])

@@ -25,7 +25,8 @@ from viewer import data, jobs
 from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import export_volume, save_png
 from viewer.metrics_panel import MetricsPanel
-from viewer.model import LoadedModel, available_devices, device_name, load_model
+from viewer.model import (LoadedModel, available_devices, device_name, load_model, on_device, outputs_of,
+                          served_output)
 from viewer.navigator import Navigator
 from viewer.panels import ImagePanels
 from viewer.settings import ViewerSettings
@@ -98,7 +99,7 @@ class MainWindow(QMainWindow):
         if model is not None:
             self.set_model(model)
         if dataset is not None:
-            self.set_dataset(dataset, dataset.name)
+            self.set_dataset(dataset)
 
     # --- construction --------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -193,14 +194,15 @@ class MainWindow(QMainWindow):
         self.panels.set_title("colorized", f"colorized {OUTPUTS[self.state.output]}")
 
     # --- dataset and model ---------------------------------------------------------------------
-    def set_dataset(self, dataset: data.Dataset, key: str) -> None:
-        """Show a new dataset: frame it, restore its window/level, recut every panel."""
+    def set_dataset(self, dataset: data.Dataset, key: str | None = None) -> None:
+        """Show a new dataset: frame it, restore its window/level (remembered per ``key``, by default
+        its name), recut every panel."""
         self._remember_window()
-        self.dataset, self.dataset_key = dataset, key
+        self.dataset, self.dataset_key = dataset, key or dataset.name
         self.value_range = data.intensity_range(dataset.mri)
         presets = data.window_presets(dataset.mri)
         self.display.set_presets(presets)
-        window, level = self.settings.window_level(key) or next(iter(presets.values()))
+        window, level = self.settings.window_level(self.dataset_key) or next(iter(presets.values()))
         self.state.set_window(window, level)
         frame = data.frame_for(dataset.mri, self.state.size)
         self.navigator.set_dataset(dataset, frame, self.state.levels)
@@ -216,7 +218,8 @@ class MainWindow(QMainWindow):
         self.legend.set_table(dataset.label_table)
         self.panels.set_notice("cryo", "" if dataset.cryo is not None else "no cryosection — File ▸ Open cryosection")
 
-    def set_model(self, model: LoadedModel) -> None:
+    def set_model(self, model: LoadedModel, keep_output: bool = False) -> None:
+        """Use a new model; it shows the output its checkpoint declares unless ``keep_output``."""
         self.model = model
         device = device_name(model.colorizer)
         self.display.set_device(device)
@@ -224,15 +227,20 @@ class MainWindow(QMainWindow):
         self.panels.set_notice("colorized", model.notice or "")
         if model.notice:
             self.statusBar().showMessage(f"{model.source}: {model.notice}", 10000)
+        offered = outputs_of(model.colorizer)
+        self.display.set_outputs(offered)
+        output = self.state.output if keep_output and self.state.output in offered else served_output(model.colorizer)
         self.model_changed.emit()
-        if self.dataset is not None:
+        if output != self.state.output:
+            self.state.set_output(output)  # recolorizes
+        elif self.dataset is not None:
             self._on_plane_changed(self.state.plane())
 
     def load_default(self, seed: int = 0, size: str = "default") -> None:
         """Load the built-in phantom in the background (cached on disk after the first time)."""
         self.busy_label.setText("loading phantom…")
         self.tasks.submit(lambda: data.default_dataset(seed, size),
-                          lambda ds: self.set_dataset(ds, f"phantom:{seed}:{size}"),
+                          self.set_dataset,
                           lambda msg: self.show_error(msg, "Could not build the phantom"))
 
     def load_checkpoint(self, path: str | None = None, device: str | None = None) -> None:
@@ -282,10 +290,14 @@ class MainWindow(QMainWindow):
     def _on_device_chosen(self, device: str) -> None:
         if self.model is None or device_name(self.model.colorizer).split(":")[0] == device:
             return
-        colorizer = self.model.colorizer
+        model = self.model
         self.busy_label.setText(f"moving the model to {device}…")
-        self.tasks.submit(lambda: LoadedModel(colorizer.to(device), self.model.source, self.model.notice),
-                          self.set_model, lambda msg: self.show_error(msg, f"Could not use {device}"))
+
+        def failed(message: str) -> None:
+            self.display.set_device(device_name(self.model.colorizer))
+            self.show_error(message, f"Could not use {device}")
+        self.tasks.submit(lambda: LoadedModel(on_device(model.colorizer, device), model.source, model.notice),
+                          lambda moved: self.set_model(moved, keep_output=True), failed)
 
     # --- the plane pipeline --------------------------------------------------------------------
     def _on_plane_changed(self, plane: Plane) -> None:
@@ -516,16 +528,12 @@ class MainWindow(QMainWindow):
         opacity = self.settings.value("overlay_opacity")
         if opacity is not None:
             self.state.set_overlay(opacity=float(opacity))
-        output = self.settings.value("output")
-        if output in OUTPUTS:
-            self.state.set_output(output)
 
     def closeEvent(self, event) -> None:
         self._remember_window()
         self.settings.set_value("geometry", self.saveGeometry())
         self.settings.set_value("window_state", self.saveState())
         self.settings.set_value("overlay_opacity", self.state.opacity)
-        self.settings.set_value("output", self.state.output)
         self.settings.sync()
         for worker in (self.model_worker, self.side_worker, self.metrics_worker):
             worker.stop()

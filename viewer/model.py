@@ -5,6 +5,7 @@ then runs an untrained ``lite`` model so everything else still works, and says s
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -56,14 +57,33 @@ def untrained(preset: str = "lite", device: str | None = None, seed: int = 0) ->
     """An untrained colorizer (tests, and the fallback while no weights ship)."""
     from core.inference import Colorizer
 
-    colorizer = Colorizer.untrained(preset=preset, seed=seed)
-    return colorizer if device is None else colorizer.to(device)
+    return Colorizer.untrained(preset=preset, seed=seed, device=device)
+
+
+def on_device(colorizer, device: str) -> object:
+    """A copy of ``colorizer`` on ``device``; the original keeps serving until the copy is ready.
+
+    The generator is copied rather than moved because the live worker may be running it.
+    """
+    from core.inference import Colorizer
+
+    return Colorizer(copy.deepcopy(colorizer.generator), colorizer.config, serve=colorizer.serve, device=device,
+                     max_batch=colorizer.max_batch, label_table=colorizer.label_table, source=colorizer.source)
+
+
+def outputs_of(colorizer) -> tuple[str, ...]:
+    """The outputs ``colorize`` can return (ĉ always; c′ and their fusion with a c′ decoder)."""
+    return tuple(getattr(colorizer, "outputs", ("c_hat",)))
+
+
+def served_output(colorizer) -> str:
+    """The output the checkpoint declares as its colorization."""
+    return str(getattr(colorizer, "serve", "c_hat"))
 
 
 def colorize_planes(colorizer, mri01: np.ndarray, output: str) -> np.ndarray:
-    """(N, H, W) MRI planes in [0, 1] → (N, H, W, 3) float RGB in [0, 1], output ``c_hat`` or ``c_prime``."""
-    rgb = colorizer.colorize(mri01, output=output)
-    return np.asarray(rgb, dtype=np.float32)
+    """(N, H, W) MRI planes in [0, 1] → (N, H, W, 3) float RGB in [0, 1] of the chosen output."""
+    return np.asarray(colorizer.colorize(mri01, outputs=output), dtype=np.float32)
 
 
 def device_name(colorizer) -> str:

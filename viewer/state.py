@@ -15,7 +15,8 @@ import numpy as np
 
 from core.planes import ORIENTATIONS, Plane
 
-OUTPUTS = {"c_hat": "ĉ (colorized MRI)", "c_prime": "c′ (pseudo-cryosection)"}
+#: The generator's outputs the viewer can show (SPEC §7): ĉ, c′ and their fusion (colours of c′, edges of ĉ).
+OUTPUTS = {"c_hat": "ĉ (colorized MRI)", "c_prime": "c′ (pseudo-cryosection)", "fused": "c′ colours + ĉ edges"}
 
 
 class Signal:

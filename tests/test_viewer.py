@@ -1,0 +1,266 @@
+"""The viewer window under pytest-qt (offscreen): small phantom, untrained tiny model, temporary settings."""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PyQt6.QtGui import QDropEvent
+from PyQt6.QtWidgets import QMessageBox
+
+from core.io import read_volume, write_volume
+from core.planes import Plane
+from viewer import data, jobs
+from viewer.app import install_excepthook
+from viewer.main_window import MainWindow
+from viewer.model import UNTRAINED_NOTICE, LoadedModel, untrained
+from viewer.settings import ViewerSettings
+from viewer.worker import LatestWinsWorker
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> data.Dataset:
+    """The small phantom, cached in the test session's cache folder (as conftest's autouse fixture does)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MRICOLOR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        return data.default_dataset(seed=0, size="small")
+
+
+@pytest.fixture(scope="module")
+def model() -> LoadedModel:
+    return LoadedModel(untrained("tiny", device="cpu"), "untrained tiny", UNTRAINED_NOTICE)
+
+
+@pytest.fixture
+def settings(tmp_path) -> ViewerSettings:
+    return ViewerSettings(QSettings(str(tmp_path / "viewer.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def window(qtbot, dataset, model, settings) -> MainWindow:
+    w = MainWindow(dataset, model, settings=settings, size=128)
+    qtbot.addWidget(w)
+    w.resize(1200, 700)
+    w.show()
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+    return w
+
+
+def _expected_colorized(w: MainWindow, plane: Plane) -> np.ndarray:
+    mri01 = jobs.to_unit(jobs.slice_mri(w.dataset, plane), w.value_range)
+    return jobs.colorize(jobs.ColorizeRequest(mri01, w.model.colorizer, w.state.output)).rgb
+
+
+def _assert_panels_show(w: MainWindow, plane: Plane) -> None:
+    """Every panel shows ``plane``: the MRI, the cryosection and the colorized plane of that plane."""
+    images = {key: panel.image.image for key, panel in w.panels.panels.items()}
+    assert np.array_equal(images["mri"], jobs.slice_mri(w.dataset, plane))
+    side = jobs.slice_side(w.dataset, plane)
+    assert np.array_equal(images["cryo"], side.cryo)
+    assert np.array_equal(w.side.labels, side.labels)
+    assert np.array_equal(images["colorized"], _expected_colorized(w, plane))
+    letters = {edge: text.toPlainText() for edge, text in w.panels.panels["cryo"].letters.items()}
+    assert letters == plane.orientation_letters()
+
+
+def test_the_default_opens_with_a_colorized_plane_and_the_untrained_notice(qtbot, settings):
+    """What ``mricolor view`` does with no arguments (small phantom; no weights ship, so untrained lite)."""
+    w = MainWindow(settings=settings, size=128)
+    qtbot.addWidget(w)
+    w.show()
+    w.load_default(seed=0, size="small")
+    w.load_checkpoint(None, "cpu")
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+    rgb = w.panels.panels["colorized"].image.image
+    assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8
+    assert rgb.std() > 5  # not blank
+    assert w.panels.panels["cryo"].image.image.std() > 5
+    assert UNTRAINED_NOTICE in w.panels.panels["colorized"].title.text
+    assert w.legend.count() > 3  # tissues of the plane
+
+
+def test_orientation_and_scrolling_update_all_panels_consistently(qtbot, window):
+    _assert_panels_show(window, window.state.plane())
+    window.state.set_orientation("coronal")
+    window.state.scroll(3)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    _assert_panels_show(window, window.state.plane())
+    window.state.set_plane(tilt_deg=25.0, rotate_deg=-10.0, offset_mm=-8.0)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    _assert_panels_show(window, window.state.plane())
+
+
+def test_keys_wheel_and_slider_scroll_the_plane(qtbot, window):
+    start = window.state.offset_mm
+    step = window.state.frame.step_mm(window.state.plane().normal)
+    window.panels.setFocus()
+    qtbot.keyClick(window.panels, Qt.Key.Key_Up)
+    assert window.state.offset_mm == pytest.approx(start + step)
+    qtbot.keyClick(window.panels, Qt.Key.Key_PageDown)
+    assert window.state.offset_mm == pytest.approx(start - 9 * step)
+    window.panels.panels["mri"].view.scrolled.emit(2.0)  # two wheel notches up
+    assert window.state.offset_mm == pytest.approx(start - 7 * step)
+    window.plane_controls.offset.slider.setValue(50)  # slider is in tenths of a mm
+    assert window.state.offset_mm == pytest.approx(5.0)
+    qtbot.keyClick(window.panels, Qt.Key.Key_2)
+    assert window.state.orientation == "coronal"
+
+
+class _Slow:
+    """The tiny model made as slow as a real one on a CPU (40 ms a plane), counting nothing itself."""
+
+    def __init__(self, colorizer):
+        self.colorizer = colorizer
+        self.outputs, self.serve, self.device = colorizer.outputs, colorizer.serve, colorizer.device
+
+    def colorize(self, planes, outputs=None):
+        time.sleep(0.04)
+        return self.colorizer.colorize(planes, outputs=outputs)
+
+
+def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_plane(qtbot, window, model):
+    window.set_model(LoadedModel(_Slow(model.colorizer), "slow tiny"))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    shown = []
+    window.colorized_shown.connect(shown.append)
+    runs_before = window.model_worker.runs
+    for _ in range(50):
+        window.state.set_plane(offset_mm=window.state.offset_mm + 0.5)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    runs = window.model_worker.runs - runs_before
+    assert runs <= 10, f"the model ran {runs} times for 50 plane changes"
+    assert shown == sorted(shown) and shown[-1] == window.request_id  # never went backwards
+    assert np.array_equal(window.panels.panels["colorized"].image.image,
+                          _expected_colorized(window, window.state.plane()))
+
+
+def test_latest_wins_worker_starts_only_the_newest_request(qtbot):
+    worker = LatestWinsWorker(lambda x: (time.sleep(0.05), x)[1], "test-worker")
+    results = []
+    worker.finished.connect(lambda rid, result: results.append((rid, result)))
+    try:
+        for i in range(1, 31):
+            worker.submit(i, i * 10)
+        qtbot.waitUntil(lambda: not worker.busy and results and results[-1][0] == 30, timeout=5000)
+        assert worker.runs <= 3 and results[-1] == (30, 300)
+    finally:
+        worker.stop()
+
+
+def test_a_corrupt_file_shows_an_error_and_the_viewer_stays_usable(qtbot, window, tmp_path):
+    bad = tmp_path / "corrupt.nii.gz"
+    bad.write_bytes(b"\x1f\x8b garbage that is no NIfTI")
+    with qtbot.waitSignal(window.error_shown, timeout=TIMEOUT_MS):
+        window.open_file("mri", str(bad))
+    assert "corrupt.nii.gz" in window.last_error
+    assert any(box.isVisible() and "corrupt.nii.gz" in box.text() for box in window.findChildren(QMessageBox))
+    window.state.scroll(2)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    _assert_panels_show(window, window.state.plane())
+
+
+def test_an_exception_in_a_slot_goes_to_a_dialog_not_a_crash(qtbot, window, monkeypatch):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install_excepthook(window)
+    sys.excepthook(RuntimeError, RuntimeError("boom"), None)
+    assert "boom" in window.last_error
+
+
+def test_export_writes_a_png_and_a_colorized_volume(qtbot, window, tmp_path):
+    png = window.export_png(str(tmp_path / "panels.png"))
+    with Image.open(png) as image:
+        assert image.size[0] > 300 and image.size[1] > 100
+        assert np.asarray(image.convert("RGB")).std() > 5
+    target = tmp_path / "colorized.nii.gz"
+    dialog = window.export_volume(str(target))
+    qtbot.waitUntil(lambda: target.exists() and not dialog.isVisible(), timeout=60_000)
+    volume = read_volume(target, expect="rgb")
+    assert volume.array.shape == (*window.dataset.mri.array.shape, 3)
+    assert volume.same_frame(window.dataset.mri)
+    assert volume.array.std() > 1
+    assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def _interior_voxel(labels, label_id: int) -> np.ndarray:
+    """A voxel of ``label_id`` whose whole 5×5×5 neighbourhood has that label (robust to rounding)."""
+    from scipy.ndimage import binary_erosion
+
+    core = binary_erosion(labels.array == label_id, iterations=2)
+    zyx = np.argwhere(core)
+    assert len(zyx), f"label {label_id} has no interior"
+    return zyx[len(zyx) // 2][::-1].astype(float)
+
+
+def test_the_readout_names_the_tissue_under_the_cursor(qtbot, window):
+    labels = window.dataset.labels
+    ids, counts = np.unique(labels.array, return_counts=True)
+    tissue = int(next(i for i in ids[np.argsort(-counts)] if i != 0 and labels.label_table.name(i) != "fat"))
+    point = labels.index_to_physical(_interior_voxel(labels, tissue))
+    window.state.set_orientation("axial")
+    window.state.move_through(point)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    row, col, distance = window.state.plane().physical_to_pixel(point)
+    assert abs(distance) < 1e-6
+    view = window.panels.panels["mri"].view
+    scene = view.mapViewToScene(QPointF(col + 0.5, row + 0.5))
+    qtbot.mouseMove(window.panels.viewport(), window.panels.mapFromScene(scene))
+    name = labels.label_table.name(tissue).replace("_", " ")
+    qtbot.waitUntil(lambda: name in window.readout.text(), timeout=5000)
+    assert "mm" in window.readout.text() and "MRI" in window.readout.text()
+    assert window.panels.panels["cryo"].lines[0].isVisible()  # crosshair in every panel
+
+
+def test_navigator_click_moves_the_plane_through_the_point(qtbot, window):
+    coronal = window.navigator.plane_of("coronal")
+    point = coronal.pixel_to_physical(50, 70)
+    window.navigator.clicked.emit(point)
+    assert abs(window.state.plane().physical_to_pixel(point)[2]) < 1e-6
+
+
+def test_output_switch_recolorizes(qtbot, window):
+    before = window.panels.panels["colorized"].image.image.copy()
+    window.state.set_output("c_prime")
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    after = window.panels.panels["colorized"].image.image
+    assert not np.array_equal(before, after)
+    assert np.array_equal(after, _expected_colorized(window, window.state.plane()))
+
+
+def test_metrics_appear_for_the_plane_on_screen(qtbot, window):
+    qtbot.waitUntil(lambda: window.shown["metrics"] == window.request_id, timeout=TIMEOUT_MS)
+    values = window.metrics.values
+    for key in ("cf", "ssim", "fsim", "stsim", "delta_e"):
+        assert key in values and np.isfinite(values[key])
+
+
+def test_window_level_and_recent_files_persist(qtbot, dataset, model, settings, tmp_path):
+    first = MainWindow(dataset, model, settings=settings, size=128)
+    qtbot.addWidget(first)
+    first.state.set_window(0.123, 0.456)
+    path = tmp_path / "t1.nii.gz"
+    write_volume(dataset.mri, path)
+    with qtbot.waitSignal(first.dataset_changed, timeout=TIMEOUT_MS):
+        first.open_file("mri", str(path))
+    first.close()
+    assert settings.recent()[0] == ("mri", str(path))
+    second = MainWindow(dataset, model, settings=settings, size=128)
+    qtbot.addWidget(second)
+    assert (second.state.window, second.state.level) == pytest.approx((0.123, 0.456))
+    assert str(path) in [a.text() for a in second.recent_menu.actions()][0]
+
+
+def test_dropping_a_file_opens_it(qtbot, window, tmp_path):
+    path = tmp_path / "dropped.nii.gz"
+    write_volume(window.dataset.mri, path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.dataset_changed, timeout=TIMEOUT_MS):
+        window.dropEvent(event)
+    assert window.dataset.name == "dropped.nii.gz" and window.dataset.truth is None

@@ -1,0 +1,163 @@
+"""Viewer logic without a window: plane state, framing, loading, readout, volume export, settings."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from core.errors import InputError
+from core.io import write_volume
+from core.labels import Label, LabelTable
+from core.planes import Plane
+from core.volume import Volume
+from viewer import data
+from viewer.export import Cancelled, colorize_volume
+from viewer.state import ViewerState
+
+TABLE = LabelTable([Label(0, "background", "", (0, 0, 0)), Label(1, "fat", "adipose", (230, 200, 140)),
+                    Label(2, "liver", "digestive", (115, 45, 35))])
+
+
+def _volumes() -> tuple[Volume, Volume]:
+    """An ellipsoid body (fat) with a liver ball, 2 × 2 × 3 mm voxels, off-centre origin."""
+    z, y, x = np.mgrid[0:30, 0:50, 0:40].astype(np.float32)
+    labels = np.zeros(z.shape, np.int16)
+    body = ((x - 20) / 17) ** 2 + ((y - 25) / 20) ** 2 + ((z - 15) / 13) ** 2 < 1
+    labels[body] = 1
+    labels[body & (((x - 24) / 6) ** 2 + ((y - 22) / 6) ** 2 + ((z - 15) / 5) ** 2 < 1)] = 2
+    mri = np.choose(labels, [0.0, 0.9, 0.4]).astype(np.float32)
+    frame = dict(spacing=(2.0, 2.0, 3.0), origin=(-40.0, -30.0, 100.0))
+    return Volume(mri, **frame), Volume(labels, label_table=TABLE, **frame)
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+
+
+@pytest.fixture
+def state() -> ViewerState:
+    mri, _ = _volumes()
+    return ViewerState(data.frame_for(mri, 256))
+
+
+def test_frame_centres_on_the_body_and_frames_it():
+    mri, labels = _volumes()
+    frame = data.frame_for(mri, 256)
+    body = mri.index_to_physical(np.argwhere(labels.array > 0)[:, ::-1].astype(float))
+    assert np.allclose(frame.center, (body.min(0) + body.max(0)) / 2, atol=3.0)
+    for orientation in ("axial", "coronal", "sagittal"):
+        plane = Plane.preset(orientation, frame.center, pixel_mm=frame.pixel_mm[orientation])
+        rows, cols = np.array([plane.physical_to_pixel(p)[:2] for p in body[::7]]).T
+        assert rows.min() >= 0 and cols.min() >= 0 and rows.max() <= 255 and cols.max() <= 255
+        assert max(np.ptp(rows), np.ptp(cols)) > 0.8 * 256  # the body fills the field, not a corner
+
+
+def test_scroll_moves_one_voxel_along_the_normal_and_is_clamped(state):
+    seen = _Recorder()
+    state.plane_changed.connect(seen)
+    before = state.plane()
+    state.scroll(2)
+    assert np.allclose(state.plane().center - before.center, [0, 0, 6.0])  # axial: 2 × 3 mm slices
+    state.scroll(10_000)
+    assert state.offset_mm == pytest.approx(state.offset_limit())
+    calls = len(seen.calls)
+    state.scroll(1)  # already at the end: no change, no event
+    assert len(seen.calls) == calls
+
+
+def test_preset_switch_keeps_the_plane_through_the_current_centre(state):
+    state.set_plane(offset_mm=12.0, tilt_deg=10.0)
+    here = state.plane().center
+    state.set_orientation("sagittal")
+    plane = state.plane()
+    assert (state.tilt_deg, state.rotate_deg) == (0.0, 0.0)
+    assert abs(plane.physical_to_pixel(here)[2]) < 1e-6
+    assert plane.orientation_letters() == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
+
+
+def test_move_through_puts_the_point_on_the_plane(state):
+    state.set_plane(orientation="coronal", tilt_deg=20, rotate_deg=-30)
+    point = state.frame.center + np.array([5.0, -7.0, 9.0])
+    state.move_through(point)
+    assert abs(state.plane().physical_to_pixel(point)[2]) < 1e-6
+
+
+def test_window_level_and_overlay_setters(state):
+    seen = _Recorder()
+    state.window_changed.connect(seen)
+    state.set_window(2.0, 1.0)
+    state.set_window(2.0, 1.0)
+    assert seen.calls == [(2.0, 1.0)] and state.levels == (0.0, 2.0)
+    state.set_overlay(opacity=3.0)
+    assert state.opacity == 1.0
+    with pytest.raises(ValueError):
+        state.set_output("grey")
+
+
+def test_label_at_names_the_voxel_under_a_point():
+    _, labels = _volumes()
+    liver = labels.index_to_physical(np.array([24.0, 22.0, 15.0]))
+    assert data.label_at(labels, liver) == 2
+    assert data.label_at(labels, liver + 1000) is None
+
+
+def test_load_any_decides_the_kind(tmp_path):
+    mri, labels = _volumes()
+    cryo = mri.with_array((TABLE.color_lut()[labels.array]).astype(np.uint8))
+    write_volume(mri, tmp_path / "t1.nii.gz")
+    write_volume(cryo, tmp_path / "photo_volume.nrrd")
+    write_volume(labels, tmp_path / "segmentation.nii.gz")
+    assert data.load_any(tmp_path / "t1.nii.gz")[0] == "mri"
+    assert data.load_any(tmp_path / "photo_volume.nrrd")[0] == "cryo"
+    kind, loaded = data.load_any(tmp_path / "segmentation.nii.gz")
+    assert kind == "labels" and loaded.label_table.name(2) == "liver"
+
+
+def test_labels_without_a_table_get_the_shipped_tissue_names(tmp_path):
+    _, labels = _volumes()
+    bare = Volume(labels.array, labels.spacing, labels.origin)
+    write_volume(bare, tmp_path / "labels.nii.gz")
+    loaded = data.load_volume("labels", tmp_path / "labels.nii.gz")
+    assert loaded.label_table.name(2) == "fat"  # id 2 of resources/tissues.csv
+
+
+def test_a_corrupt_file_raises_input_error_naming_it(tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a volume at all")
+    with pytest.raises(InputError, match="broken.nii.gz"):
+        data.load_volume("mri", bad)
+
+
+class _Doubler:
+    """A stand-in model: red = MRI, green = MRI / 2; counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def colorize(self, planes, outputs=None):
+        self.calls += 1
+        return np.stack([planes, planes / 2, np.zeros_like(planes)], axis=-1)
+
+
+def test_colorize_volume_keeps_the_frame_and_reports_progress():
+    mri, _ = _volumes()
+    progress = []
+    rgb = colorize_volume(mri, _Doubler(), "c_hat", (0.0, 1.0), progress.append)
+    assert rgb.array.shape == (*mri.array.shape, 3) and rgb.array.dtype == np.uint8
+    assert rgb.same_frame(mri)
+    assert np.array_equal(rgb.array[..., 0], np.rint(mri.array * 255).astype(np.uint8))
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+
+
+def test_colorize_volume_stops_when_cancelled():
+    mri, _ = _volumes()
+    cancel = threading.Event()
+    model = _Doubler()
+    with pytest.raises(Cancelled):
+        colorize_volume(mri, model, "c_hat", (0.0, 1.0), lambda _f: cancel.set(), cancel)
+    assert model.calls == 1
