@@ -1,0 +1,185 @@
+"""Colorization training: G_m→ĉ, G_c→m̂, D_c and D_m against the frozen U-Net (SPEC §5, §6).
+
+One step, as in CycleGAN:
+
+1. G step — switch the discriminators' gradients off, compute the full objective
+   (adversarial + cycle + SSIM + segmentation [+ L1(c', c)]) through the DDP-wrapped networks,
+   average the loss values over the ranks and stop if any is not finite, back-propagate, step.
+2. D step — switch them back on, score real against the (detached) fakes, check, step.
+3. Update the EMA of G_m→ĉ.
+
+Each trainable network has its own DDP wrapper (gradients are all-reduced during backward);
+S is a plain module in eval mode without gradients on every rank, loaded from the pre-trained
+checkpoint. The exported ``model.safetensors`` (core.checkpoint's format) is what
+``Colorizer.from_checkpoint`` loads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from core.errors import InputError
+from core.losses import discriminator_objective, generator_objective
+from core.networks import Networks, build_networks
+from core.training.config import RunConfig
+from core.training.data import PlaneData, first_planes
+from core.training.distributed import Context
+from core.training.ema import EMA
+from core.training.loop import FitResult, Schedule, Task, autocast, fit, reduce_and_check, wrap_ddp
+from core.training.samples import label_colors, sample_grid, save_png
+
+TRAINED = ("g_mc", "g_cm", "d_c", "d_m")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_segmentation(nets: Networks, path: str | Path, num_classes: int) -> dict[str, str]:
+    """Put the pre-trained U-Net from ``path`` into ``nets`` and freeze it; returns its record."""
+    ckpt = load_checkpoint(path)
+    seg = ckpt.build("seg")
+    if seg.num_classes != num_classes:
+        raise InputError(ckpt.path, f"U-Net predicts {seg.num_classes} classes, the data has {num_classes}")
+    nets.seg = seg
+    nets.freeze_segmentation()
+    return {"path": str(ckpt.path), "sha256": _sha256(ckpt.path)}
+
+
+def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
+    for module in modules:
+        module.requires_grad_(flag)
+
+
+class ColorizationTask(Task):
+    """The GAN of the paper with one optimiser for both generators and one for both discriminators."""
+
+    kind = "colorization"
+
+    def __init__(self, cfg: RunConfig, ctx: Context, data: PlaneData, segmentation: str | Path | None):
+        self.cfg, self.ctx, self.label_table = cfg, ctx, data.label_table
+        model, optim = cfg.preset.model, cfg.preset.optim
+        if optim.fine_tune_segmentation:
+            raise InputError("optim.fine_tune_segmentation", "fine-tuning S during colorization is not supported; "
+                                                             "pre-train it with `python -m train segmentation`")
+        self.nets = build_networks(model, num_classes=data.label_table.num_classes, seed=cfg.train.seed)
+        self.segmentation: dict[str, str] = {}
+        if self.nets.seg is not None:
+            if segmentation is None:
+                raise InputError("--segmentation", "this configuration needs a pre-trained U-Net checkpoint")
+            self.segmentation = load_segmentation(self.nets, segmentation, data.label_table.num_classes)
+        self.nets.to(ctx.device)
+        self.train_nets = self.nets
+        self.opt_g = torch.optim.Adam(self.nets.generator_parameters(), lr=optim.lr_g, betas=optim.betas)
+        self.opt_d = torch.optim.Adam(self.nets.discriminator_parameters(), lr=optim.lr_d, betas=optim.betas)
+        self.ema = EMA(self.nets.g_mc, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+        self.preview = first_planes(data.test, cfg.train.sample_count) if ctx.is_main else None
+
+    # --- state ---------------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {name: getattr(self.nets, name) for name in TRAINED}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {name: m.state_dict() for name, m in self.modules().items()},
+                "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+                "ema": self.ema.state_dict() if self.ema else None,
+                "segmentation": self.segmentation}
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        for name, module in self.modules().items():
+            module.load_state_dict(payload["modules"][name])
+        self.opt_g.load_state_dict(payload["optimizers"]["g"])
+        self.opt_d.load_state_dict(payload["optimizers"]["d"])
+        if self.ema is not None and payload.get("ema") is not None:
+            self.ema.load_state_dict(payload["ema"])
+
+    def distribute(self, ctx: Context) -> None:
+        self.train_nets = dataclasses.replace(self.nets, **{name: wrap_ddp(ctx, getattr(self.nets, name))
+                                                            for name in TRAINED})
+
+    # --- one step ------------------------------------------------------------------------------
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        nets, loss_cfg, precision = self.train_nets, self.cfg.preset.loss, self.cfg.train.precision
+        m, c, s = batch["mri"], batch["cryo"], batch["labels"]
+
+        set_requires_grad([nets.d_c, nets.d_m], False)
+        with autocast(self.ctx, precision):
+            g = generator_objective(nets, m, c, s, loss_cfg)
+        losses = reduce_and_check(self.ctx, g.parts, step)
+        self.opt_g.zero_grad(set_to_none=True)
+        g.total.backward()
+        self.opt_g.step()
+
+        set_requires_grad([nets.d_c, nets.d_m], True)
+        with autocast(self.ctx, precision):
+            d = discriminator_objective(nets, m, c, g.fakes, loss_cfg)
+        losses.update(reduce_and_check(self.ctx, d.parts, step))
+        self.opt_d.zero_grad(set_to_none=True)
+        d.total.backward()
+        self.opt_d.step()
+
+        if self.ema is not None:
+            self.ema.update(self.nets.g_mc)
+        return losses
+
+    # --- outputs -------------------------------------------------------------------------------
+    @property
+    def generator(self) -> nn.Module:
+        """The G_m→ĉ to show and export: the EMA copy when enabled."""
+        return self.ema.module if self.ema is not None else self.nets.g_mc
+
+    @torch.no_grad()
+    def draw(self, folder: Path, step: int) -> None:
+        batch = {k: v.to(self.ctx.device) for k, v in self.preview.items()}
+        with autocast(self.ctx, self.cfg.train.precision):
+            out = self.generator(batch["mri"])
+        columns = {"MRI": batch["mri"], "c_hat": out["c_hat"].float()}
+        if "c_prime" in out:
+            columns["c_prime"] = out["c_prime"].float()
+        columns["cryosection"] = batch["cryo"]
+        columns["labels"] = label_colors(batch["labels"], self.label_table.color_lut())
+        if "truth" in batch:
+            columns["truth"] = batch["truth"]
+        save_png(sample_grid(columns), Path(folder) / f"step_{step:08d}.png")
+
+    def export(self, folder: Path, step: int, serve: str | None = None) -> Path:
+        """``model.safetensors`` in ``folder``: the networks (G_m→ĉ from the EMA when enabled),
+        the architecture, the label table and the served output."""
+        config = self.nets.config
+        if serve is None:
+            chosen = self.cfg.train.serve
+            serve = "c_hat" if chosen == "auto" or not config.dual_decoder else chosen
+        modules = {**self.modules(), "g_mc": self.generator}
+        if self.nets.seg is not None:
+            modules["seg"] = self.nets.seg
+        extra = {"step": step, "preset": self.cfg.preset.name, "ablation": self.cfg.ablation,
+                 "ema_decay": self.cfg.train.ema_decay, "image_size": self.cfg.train.image_size,
+                 "segmentation": self.segmentation}
+        return save_checkpoint(Path(folder) / CHECKPOINT_FILE, modules, config, serve=serve,
+                               label_table=self.label_table, extra=extra)
+
+
+def schedule(cfg: RunConfig) -> Schedule:
+    t = cfg.train
+    return Schedule(t.batch_size, t.epochs, t.max_steps, t.checkpoint_every, t.sample_every, t.log_every,
+                    t.keep_checkpoints)
+
+
+def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
+                       segmentation: str | Path | None = None, resume: bool = False) -> tuple[ColorizationTask, FitResult]:
+    """Train the colorization GAN into ``out``; ``segmentation`` is the pre-trained U-Net's
+    checkpoint (needed unless the ablation has no S)."""
+    task = ColorizationTask(cfg, ctx, data, segmentation)
+    result = fit(task, data.train, ctx, cfg, out, schedule(cfg), resume=resume, check_sync=cfg.train.check_sync,
+                 description=f"colorization {cfg.ablation or cfg.preset.name}")
+    return task, result

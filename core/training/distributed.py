@@ -1,0 +1,148 @@
+"""One code path for 1..N processes: torchrun detection, process group, rank helpers, reductions.
+
+A run launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment) joins a
+process group — NCCL when it trains on CUDA, gloo on CPU — and every other process-count question
+goes through the ``Context`` returned here. Launched plainly, the same code runs as a world of
+one, so the training loops never branch on "distributed or not" except where a collective would
+be wasted work. Multi-node needs nothing more: torchrun's rendezvous options
+(``--nnodes``, ``--node_rank``, ``--rdzv_backend=c10d --rdzv_endpoint=HOST:PORT``) set the same
+environment variables on every node.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process sits: its rank, the world size and the device it trains on."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone logs, draws and writes files."""
+        return self.rank == 0
+
+    @property
+    def backend(self) -> str | None:
+        return dist.get_backend() if dist.is_initialized() else None
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
+    """``requested`` ("cpu", "cuda", "cuda:1", None = CUDA when present); one GPU per local rank."""
+    if requested in (None, "auto"):
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+        device = torch.device("cuda", local_rank if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    return device
+
+
+def init(device: str | None = None, timeout_s: float = 1800.0) -> Context:
+    """Join the process group when torchrun started us (NCCL on CUDA, gloo on CPU) and pick the
+    device; a plain launch is a world of one. Call ``cleanup`` (or use ``session``) at the end."""
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+        return Context(device=pick_device(device))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    chosen = pick_device(device, local_rank)
+    backend = "nccl" if chosen.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
+                                device_id=chosen if chosen.type == "cuda" else None)
+    return Context(dist.get_rank(), local_rank, dist.get_world_size(), chosen)
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def session(device: str | None = None) -> Iterator[Context]:
+    """``init`` … ``cleanup`` around a block, also when it raises."""
+    ctx = init(device)
+    try:
+        yield ctx
+    finally:
+        cleanup()
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.distributed:
+        dist.barrier()
+
+
+def mean_over_ranks(ctx: Context, values: dict[str, float]) -> dict[str, float]:
+    """Average named scalars over all processes in one all-reduce (identity for a world of one)."""
+    if not ctx.distributed or not values:
+        return dict(values)
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return dict(zip(values, (t / ctx.world_size).tolist()))
+
+
+def broadcast_object(ctx: Context, obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (small Python objects: paths, flags)."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(ctx: Context, obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank."""
+    if not ctx.distributed:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def checksum(module: nn.Module) -> str:
+    """SHA-1 of a module's parameters, bit for bit. Buffers are left out: batch-norm running
+    statistics legitimately differ between ranks that saw different planes."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(module.named_parameters()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class OutOfSyncError(RuntimeError):
+    """Processes hold different weights: gradients were not all-reduced."""
+
+
+def check_in_sync(ctx: Context, modules: dict[str, nn.Module], step: int) -> dict[str, str]:
+    """Gather a checksum of every network from every rank; raise ``OutOfSyncError`` when one
+    differs. Returns rank 0's checksums (name → hex)."""
+    mine = {name: checksum(module) for name, module in modules.items()}
+    ranks: Sequence[dict[str, str]] = gather_objects(ctx, mine)
+    differing = sorted(name for name in mine if len({r[name] for r in ranks}) > 1)
+    if differing:
+        raise OutOfSyncError(f"step {step}: processes hold different weights for {', '.join(differing)}")
+    return ranks[0]

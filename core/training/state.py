@@ -1,0 +1,136 @@
+"""Full training state: everything needed to continue a run exactly where it stopped.
+
+One file per checkpoint, ``state-<step>.pt``, written by ``torch.save`` and read back with
+``torch.load(weights_only=True)`` — tensors, numbers, strings, lists and dicts only, so loading
+never runs code. It holds the weights of every network, every optimiser's state, the EMA
+weights, step/epoch/position in the epoch, the RNG states of every rank and the resolved
+configuration.
+
+Crash safety comes from the write order: the state goes to a hidden temporary name in the same
+folder, is flushed and fsynced, then renamed into place. A process killed mid-save leaves only a
+``.state-….tmp.pt`` file, which the resume scan never matches and the next run deletes; Ctrl-C
+removes it on the way out. Resume takes the newest file that loads and skips (with a warning)
+any that do not, so a checkpoint damaged after the fact costs a few steps, not the run.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.atomic import atomic_path
+
+FORMAT = "mricolor.training_state"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^state-(\d{8,})\.pt$")
+
+
+def state_path(folder: str | os.PathLike, step: int) -> Path:
+    return Path(folder) / f"state-{step:08d}.pt"
+
+
+def list_states(folder: str | os.PathLike) -> list[Path]:
+    """Complete state files in ``folder``, oldest step first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("state-*.pt") if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def remove_partial(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files a killed save left behind; returns what was removed."""
+    removed = sorted(Path(folder).glob(".state-*.tmp*"))
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_state(folder: str | os.PathLike, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
+    """Atomically write ``payload`` as the state of ``step``, then delete all but the newest
+    ``keep`` states. Call on rank 0 only."""
+    target = state_path(folder, step)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+    _fsync_dir(target.parent)
+    for old in list_states(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return target
+
+
+def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a state file without unpickling code; ``ValueError`` when it is not a readable state."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise ValueError(f"{path}: unreadable training state ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a mricolor training state")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: training state format {payload['format_version']} is newer than this code")
+    return payload
+
+
+def load_latest(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:
+    """The newest state in ``folder`` that loads, with its payload; None when there is none."""
+    for path in reversed(list_states(folder)):
+        try:
+            return path, load_state(path, device)
+        except ValueError as exc:
+            warnings.warn(f"skipping {exc}", RuntimeWarning, stacklevel=2)
+    return None
+
+
+def capture_rng() -> dict[str, Any]:
+    """This process's RNG states (torch, CUDA, NumPy, Python) as checkpointable values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)},
+            "python": random.getstate()}
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Undo ``capture_rng`` (CUDA states only when the device count matches)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def git_revision() -> str | None:
+    """The source's git commit (with ``+dirty`` for local changes), for the record; None outside git."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
