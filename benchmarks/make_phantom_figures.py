@@ -1,0 +1,109 @@
+"""Write the phantom montages for the docs: MRI | true colorization | cryosection | labels.
+
+    python benchmarks/make_phantom_figures.py [--seed 0] [--size default] [--out docs/images]
+
+Every panel is the same physical plane (LPS mm) sampled from its own volume, so the MRI and the
+true colorization show the MRI's geometry and the cryosection and labels the cryosection's: the
+difference between the two pairs is the misalignment registration has to undo.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.atomic import atomic_path  # noqa: E402
+from core.phantom import make_subject  # noqa: E402
+from core.volume import Volume  # noqa: E402
+
+PIXEL_MM = 2.0
+AXIAL_Z = (1640.0, 1450.0, 1330.0, 1210.0, 1100.0, 900.0)  # head, neck/shoulders, chest, upper abdomen, …
+
+
+def sample(volume: Volume, points: np.ndarray, order: int) -> np.ndarray:
+    """``volume`` at physical points (h, w, 3): nearest for labels, linear for images."""
+    idx = volume.physical_to_index(points)[..., ::-1]  # (z, y, x)
+    coords = np.moveaxis(idx, -1, 0)
+    arr = volume.array
+    if arr.ndim == 3:
+        return ndi.map_coordinates(arr, coords, order=order, mode="constant", cval=0)
+    return np.stack([ndi.map_coordinates(arr[..., c], coords, order=order, mode="constant", cval=0)
+                     for c in range(arr.shape[3])], axis=-1)
+
+
+def panels(subject, points: np.ndarray) -> list[np.ndarray]:
+    """The four RGB panels of one plane."""
+    mri = np.clip(sample(subject.mri, points, 1) * 255, 0, 255).astype(np.uint8)
+    lut = subject.label_table.color_lut()
+    return [np.repeat(mri[..., None], 3, axis=-1),
+            np.clip(sample(subject.true_colorization, points, 1), 0, 255).astype(np.uint8),
+            np.clip(sample(subject.cryo, points, 1), 0, 255).astype(np.uint8),
+            lut[sample(subject.labels, points, 0).astype(np.intp)]]
+
+
+def montage(rows: list[list[np.ndarray]], titles: list[str]) -> Image.Image:
+    gap = 4
+    h = sum(r[0].shape[0] for r in rows) + gap * (len(rows) - 1) + 18
+    w = sum(p.shape[1] for p in rows[0]) + gap * (len(rows[0]) - 1)
+    canvas = np.full((h, w, 3), 255, dtype=np.uint8)
+    y = 18
+    for row in rows:
+        x = 0
+        for p in row:
+            canvas[y:y + p.shape[0], x:x + p.shape[1]] = p
+            x += p.shape[1] + gap
+        y += row[0].shape[0] + gap
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    x = 0
+    for title, p in zip(titles, rows[0]):
+        draw.text((x + 4, 3), title, fill=(0, 0, 0))
+        x += p.shape[1] + gap
+    return img
+
+
+def plane(u0, u1, v0, v1, fixed: tuple[int, float], axes: tuple[int, int]) -> np.ndarray:
+    """Physical points of an axis-aligned plane; rows run along -v (top = high v)."""
+    us = np.arange(u0, u1, PIXEL_MM)
+    vs = np.arange(v1, v0, -PIXEL_MM)
+    pts = np.zeros((len(vs), len(us), 3))
+    pts[..., axes[0]] = us[None, :]
+    pts[..., axes[1]] = vs[:, None]
+    pts[..., fixed[0]] = fixed[1]
+    return pts
+
+
+def save(img: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG", optimize=True)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {img.size[0]}×{img.size[1]})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", default="default")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images")
+    args = ap.parse_args()
+    t = time.perf_counter()
+    subject = make_subject(args.seed, args.size)
+    print(f"subject seed {args.seed} ({args.size}) in {time.perf_counter() - t:.1f} s")
+    titles = ["MRI (T1w)", "true colorization", "cryosection", "labels"]
+    lo = subject.cryo.origin
+    hi = subject.cryo.index_to_physical(np.array(subject.cryo.size_xyz) - 1)
+    coronal = plane(lo[0], hi[0], lo[2], hi[2], (1, 20.0), (0, 2))
+    save(montage([panels(subject, coronal)], titles), args.out / "phantom_coronal.png")
+    rows = [panels(subject, plane(lo[0], hi[0], lo[1], hi[1], (2, z), (0, 1))[::-1]) for z in AXIAL_Z]
+    save(montage(rows, titles), args.out / "phantom_axial.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

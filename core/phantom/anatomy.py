@@ -1,0 +1,29 @@
+"""The label volume of one subject: painters applied in order on the cryosection grid."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.phantom import bowel, envelope, head, organs, skeleton
+from core.phantom.body import Body
+from core.phantom.canvas import Canvas
+from core.phantom.grid import Grid
+
+
+class Anatomy:
+    """Labels with the bowel zone left open, so the bowel can be drawn more than once."""
+
+    def __init__(self, grid: Grid, ids: dict[str, int], body: Body, seed: int):
+        canvas = Canvas(grid, ids, body, seed)
+        envelope.paint_envelope(canvas)
+        organs.paint_organs(canvas)
+        skeleton.paint_skeleton(canvas)
+        head.paint_head(canvas)
+        bowel.paint_zone(canvas)
+        self.canvas = canvas
+        self.zone_slices = bowel.zone_slices(canvas.labels)
+
+    def labels(self, variant: str) -> np.ndarray:
+        """The full label volume with the bowel loops of ``variant`` ("cryo" or "mri") drawn in."""
+        labels = self.canvas.labels.copy()
+        bowel.paint_bowel(labels, self.zone_slices, self.canvas, variant)
+        return labels
