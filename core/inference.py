@@ -26,6 +26,11 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: Inputs are planes in [0, 1]; this much overshoot (interpolation ringing) is clamped, more is
 #: taken as un-normalised intensities and refused.
 RANGE_TOLERANCE = 0.01
+#: Planes per forward when ``max_batch`` is not given. On a CPU the time per plane *grows* with
+#: the batch (a 256² full-resolution feature map of the lite model is 8 MB; a few fit in cache,
+#: sixteen do not: benchmarks/bench_networks.py), on a GPU batches fill the device.
+CPU_BATCH = 2
+GPU_BATCH = 16
 #: Smallest plane the generator runs on: its H/4 features must still be reflect-padded.
 MIN_SIZE = 8
 
@@ -72,14 +77,16 @@ class Colorizer:
     """
 
     def __init__(self, generator: Generator, config: ModelConfig, *, serve: str = "c_hat",
-                 device: str | torch.device | None = None, max_batch: int = 16, precision: str = "auto",
+                 device: str | torch.device | None = None, max_batch: int | None = None, precision: str = "auto",
                  label_table: LabelTable | None = None, source: str | None = None):
         check_serve(serve, config)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.device = torch.device(device) if device is not None else best_device()
+        if max_batch is None:
+            max_batch = CPU_BATCH if self.device.type == "cpu" else GPU_BATCH
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self.device = torch.device(device) if device is not None else best_device()
         self.config, self.serve, self.max_batch = config, serve, int(max_batch)
         self.label_table, self.source = label_table, source
         self.autocast_dtype = self._autocast_dtype(precision)
