@@ -44,7 +44,7 @@ def colorfulness(rgb: np.ndarray | torch.Tensor, variant: str = "hasler", scale:
     x, batched = image_batch(rgb, "rgb")
     if x.shape[1] != 3:
         raise InputError("rgb", f"colourfulness needs an RGB image, got {x.shape[1]} channel(s)")
-    return as_result(_colorfulness(x, variant) * scale, batched)
+    return as_result(batch_colorfulness(x, variant) * scale, batched)
 
 
 def delta_colorfulness(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
@@ -59,10 +59,10 @@ def delta_colorfulness(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tenso
         raise InputError("a, b", "ΔCF needs two RGB images")
     if variant not in VARIANTS:
         raise InputError("variant", f"must be one of {VARIANTS}, got {variant!r}")
-    return as_result((_colorfulness(x, variant) - _colorfulness(y, variant)) * scale, batched)
+    return as_result((batch_colorfulness(x, variant) - batch_colorfulness(y, variant)) * scale, batched)
 
 
-def _colorfulness(x: torch.Tensor, variant: str) -> torch.Tensor:
+def batch_colorfulness(x: torch.Tensor, variant: str = "hasler") -> torch.Tensor:
     """CF per image of a validated (N, 3, H, W) batch, in float64 (the moments of 65k pixels)."""
     x = x.to(torch.float64)
     r, g, b = x[:, 0], x[:, 1], x[:, 2]

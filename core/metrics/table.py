@@ -1,0 +1,110 @@
+"""One row of the paper's Table I for a set of planes, and its aggregation to mean ± std.
+
+Pairs as in the paper (reference/metrics.md §0): CF of the colorized plane; ΔCF between the
+cryosection and the colorized plane; SSIM and MS-SSIM between the MRI and the colorized plane's
+BT.601 luma; FSIM (FSIMc, both RGB) and STSIM (STSIM-2) between the cryosection and the colorized
+plane. Companion values that cost nothing extra are kept beside them (luma FSIM, STSIM-1, the
+MS-SSIM scale count, CF of the cryosection), and on the phantom ΔE and PSNR against the true
+colorization, overall and per tissue. All six paper metrics for a 256² plane take well under the
+viewer's budget because shared work (the finest SSIM scale, the phase congruency maps, the pyramid)
+is done once.
+
+Column names (stable: the evaluate command writes them to CSV):
+  CF, dCF, SSIM, MS-SSIM, STSIM, FSIM — the paper's six, in Table I's order (``PAPER_COLUMNS``);
+  CF_cryo, |dCF|, MS-SSIM_scales, FSIM_lum, STSIM-1 — companions;
+  dE, PSNR, dE[<tissue>], PSNR[<tissue>] — truth metrics (when a truth plane is given);
+  dCF_dataset — added by ``aggregate``: |mean CF_cryo − mean CF| over all planes (no std).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from core.errors import InputError
+from core.labels import LabelTable
+from core.metrics._validate import image_batch, image_pair, require_size
+from core.metrics.color import batch_colorfulness
+from core.metrics.fsim import fsim_both
+from core.metrics.ssim import ms_ssim_scales, ssim_and_ms_ssim
+from core.metrics.stsim import MIN_SIZE as STSIM_MIN_SIZE
+from core.metrics.stsim import stsim_terms
+from core.metrics.truth import delta_e, psnr
+
+PAPER_COLUMNS = ("CF", "dCF", "SSIM", "MS-SSIM", "STSIM", "FSIM")
+
+Value = float | np.ndarray
+
+
+def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tensor,
+              cryo: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor | None = None,
+              labels: np.ndarray | torch.Tensor | None = None,
+              label_table: LabelTable | None = None) -> dict[str, Value]:
+    """All Table-I metrics for one set of planes: floats for numpy planes, arrays (N,) for (N, C, H, W) batches.
+
+    ``mri`` is the grey network input (H×W, or (N, 1, H, W)); ``colorized``, ``cryo`` and ``truth`` are RGB
+    in [0, 1]; ``labels`` (integer, same plane size) splits the truth metrics per tissue, named from
+    ``label_table`` when given (else "label <id>"). Columns as in the module docstring.
+    """
+    col, batched = image_batch(colorized, "colorized")
+    if col.shape[1] != 3:
+        raise InputError("colorized", "the colorized plane must be RGB")
+    grey, col_luma, _ = image_pair(mri, colorized, ("mri", "colorized"))
+    if grey.shape[1] != 1:
+        raise InputError("mri", "the MRI plane must be grey (one channel)")
+    col, ref, _ = image_pair(colorized, cryo, ("colorized", "cryo"))
+    if ref.shape[1] != 3:
+        raise InputError("cryo", "the cryosection plane must be RGB")
+    require_size(col, max(STSIM_MIN_SIZE, 32), "table_row", "the windows of STSIM and FSIM")
+
+    cf, cf_cryo = batch_colorfulness(col), batch_colorfulness(ref)
+    ssim_value, ms_value = ssim_and_ms_ssim(grey, col_luma)
+    fsim_lum, fsim_col = fsim_both(col, ref, chromatic=True)
+    single, cross = stsim_terms(col, ref)
+    row = {"CF": cf, "dCF": cf_cryo - cf, "SSIM": ssim_value, "MS-SSIM": ms_value,
+           "STSIM": torch.cat([single, cross], dim=1).mean(dim=1), "FSIM": fsim_col,
+           "CF_cryo": cf_cryo, "|dCF|": (cf_cryo - cf).abs(),
+           "MS-SSIM_scales": torch.full_like(cf, ms_ssim_scales(*col.shape[-2:])),
+           "FSIM_lum": fsim_lum, "STSIM-1": single.mean(dim=1)}
+    if truth is not None:
+        row["dE"], row["PSNR"] = delta_e(col, truth), psnr(col, truth)
+        if labels is not None:
+            for name, metric in (("dE", delta_e), ("PSNR", psnr)):
+                for label_id, value in metric(col, truth, labels).items():
+                    row[f"{name}[{_tissue(label_id, label_table)}]"] = value
+    elif labels is not None:
+        raise InputError("labels", "per-tissue metrics need the true colorization (truth=...)")
+    return {key: _plain(value, batched) for key, value in row.items()}
+
+
+def aggregate(rows: Iterable[Mapping[str, Value]]) -> dict[str, tuple[float, float]]:
+    """Mean ± std (population, ddof 0) of every column over all planes of ``rows`` (single or batched).
+
+    NaN entries (a tissue absent from a plane) are left out of that column; a column with no value
+    gives (nan, nan). Adds ``dCF_dataset`` = (|mean CF_cryo − mean CF|, nan), DDColor-style ΔCF
+    over the whole set, beside the per-plane signed ``dCF`` and ``|dCF|``.
+    """
+    columns: dict[str, list[np.ndarray]] = {}
+    for row in rows:
+        for key, value in row.items():
+            columns.setdefault(key, []).append(np.atleast_1d(np.asarray(value, dtype=np.float64)))
+    out = {}
+    with np.errstate(invalid="ignore"):
+        for key, parts in columns.items():
+            values = np.concatenate(parts)
+            values = values[~np.isnan(values)]
+            out[key] = (float(values.mean()), float(values.std())) if len(values) else (float("nan"), float("nan"))
+    if "CF" in out and "CF_cryo" in out:
+        out["dCF_dataset"] = (abs(out["CF_cryo"][0] - out["CF"][0]), float("nan"))
+    return out
+
+
+def _tissue(label_id: int, label_table: LabelTable | None) -> str:
+    return label_table.name(label_id) if label_table is not None else f"label {label_id}"
+
+
+def _plain(value: torch.Tensor | float, batched: bool) -> Value:
+    """Table values leave torch: numpy arrays (N,) for batches, floats for single planes."""
+    array = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    return array if batched else float(array.reshape(-1)[0])
