@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from core.config import ABLATIONS, ModelConfig, load_preset
 from core.errors import InputError
-from core.networks import Networks, build_generator, build_networks
+from core.networks import Networks, build_discriminator, build_generator, build_networks
 from core.networks.blocks import SqueezeExcitation
 
 NUM_CLASSES = 5
@@ -43,9 +43,14 @@ def test_presets_shapes_and_ranges(preset, size):
 
 
 def test_paper_preset_forward_at_64():
-    nets = _nets("paper")
-    assert nets.config.widths == (128, 256, 512)
-    _check_forward(nets, 64)
+    """Only G_m→ĉ and D_c: the other networks share their code with the presets above."""
+    config = load_preset("paper").model
+    assert config.widths == (128, 256, 512) and config.n_blocks == 9
+    with torch.no_grad():
+        out = build_generator(config)(torch.rand(1, 1, 64, 64))
+        assert build_discriminator(config, 3)(torch.rand(1, 3, 64, 64)).shape == (1,)
+    for image in out.values():
+        assert image.shape == (1, 3, 64, 64) and image.min() >= 0 and image.max() <= 1
 
 
 @pytest.mark.parametrize("size", [64, 128, 256])

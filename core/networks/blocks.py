@@ -32,14 +32,15 @@ class SeparableConv2d(nn.Module):
 
 
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, *, separable: bool = False,
-         bias: bool = False, reflect: bool = True) -> nn.Module:
-    """A 'same'-padded k×k convolution (reflect padding by default), optionally separable.
+         bias: bool = False) -> nn.Module:
+    """A 'same'-padded k×k convolution with reflect padding (as CycleGAN, against border
+    artefacts), optionally separable.
 
     Separable is applied only to feature maps (more than 4 input channels): on a 1- or 3-channel
     image a depthwise conv would throw away cross-channel mixing for no saving.
     """
     padding = kernel // 2
-    mode = "reflect" if reflect and padding else "zeros"
+    mode = "reflect" if padding else "zeros"
     if separable and kernel > 1 and in_ch > 4:
         return SeparableConv2d(in_ch, out_ch, kernel, stride, padding, mode, bias)
     return nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias, padding_mode=mode)
@@ -113,15 +114,14 @@ class ResizeConv(nn.Module):
     resizing exactly) so only the cheap depthwise conv runs at the higher resolution.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, separable: bool = False, bias: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, separable: bool = False):
         super().__init__()
         self.separable = separable and in_ch > 4
         if self.separable:
             self.pointwise = nn.Conv2d(in_ch, out_ch, 1, bias=False)
-            self.conv = nn.Conv2d(out_ch, out_ch, 3, padding=1, groups=out_ch, bias=bias,
-                                  padding_mode="reflect")
+            self.conv = nn.Conv2d(out_ch, out_ch, 3, padding=1, groups=out_ch, bias=False, padding_mode="reflect")
         else:
-            self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=bias, padding_mode="reflect")
+            self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.separable:
@@ -129,16 +129,19 @@ class ResizeConv(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def upsample(in_ch: int, out_ch: int, mode: str, *, separable: bool = False, bias: bool = False) -> nn.Module:
-    """×2 upsampling convolution: ``deconv`` (transposed 3×3, the authors' code) or ``resize_conv``."""
+def upsample(in_ch: int, out_ch: int, mode: str, *, separable: bool = False) -> nn.Module:
+    """×2 upsampling convolution: ``deconv`` (transposed 3×3, the authors' code) or ``resize_conv``.
+
+    No bias: every caller follows it with a norm (or, in the U-Net, a conv + batch norm).
+    """
     if mode == "resize_conv":
-        return ResizeConv(in_ch, out_ch, separable, bias)
+        return ResizeConv(in_ch, out_ch, separable)
     if mode == "deconv":
         if separable and in_ch > 4:
             return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, bias=False),
-                                 nn.ConvTranspose2d(out_ch, out_ch, 3, 2, 1, output_padding=1,
-                                                    groups=out_ch, bias=bias))
-        return nn.ConvTranspose2d(in_ch, out_ch, 3, 2, 1, output_padding=1, bias=bias)
+                                 nn.ConvTranspose2d(out_ch, out_ch, 3, 2, 1, output_padding=1, groups=out_ch,
+                                                    bias=False))
+        return nn.ConvTranspose2d(in_ch, out_ch, 3, 2, 1, output_padding=1, bias=False)
     raise ValueError(f"unknown upsampling mode {mode!r}")
 
 
