@@ -69,6 +69,8 @@ def save_checkpoint(path: str | os.PathLike, modules: Mapping[str, nn.Module], c
     if unknown:
         raise ValueError(f"unknown network name(s) {unknown}; use {NETWORK_NAMES}")
     check_serve(serve, config)
+    if label_table is not None and config.num_classes not in (None, label_table.num_classes):
+        raise ValueError(f"label table has {label_table.num_classes} classes, the architecture {config.num_classes}")
     target = Path(path)
     if target.is_dir() or not target.suffix:
         target = target / CHECKPOINT_FILE

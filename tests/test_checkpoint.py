@@ -147,3 +147,9 @@ def test_serve_must_exist_in_the_architecture(tmp_path):
     a3 = load_preset("tiny", "A3").model
     with pytest.raises(ValueError, match="c' decoder"):
         save_checkpoint(tmp_path / "a3.safetensors", {"g_mc": build_generator(a3)}, a3, serve="c_prime")
+
+
+def test_label_table_must_fit_the_segmentation_net(nets, tmp_path):
+    four = LabelTable([*TABLE, Label(3, "bone", "skeleton", (240, 240, 230))])
+    with pytest.raises(ValueError, match="classes"):
+        save_checkpoint(tmp_path / "x.safetensors", nets.modules(), nets.config, label_table=four)
