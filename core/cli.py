@@ -14,6 +14,7 @@ from core.errors import InputError
 # name -> module implementing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
     "register": "core.commands.register",
+    "evaluate": "core.commands.evaluate",
     "view": "viewer.cli",
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,16 @@ from core.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from core.errors import InputError
 from core.losses import discriminator_objective, generator_objective
 from core.networks import Networks, build_networks
+from core.training import distributed
 from core.training.config import RunConfig
 from core.training.data import PlaneData, first_planes
 from core.training.distributed import Context
 from core.training.ema import EMA
 from core.training.loop import FitResult, Schedule, Task, autocast, fit, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
+
+#: How the outputs of G_m→ĉ are named in messages and tables.
+OUTPUT_LABELS = {"c_hat": "ĉ", "c_prime": "c′", "fused": "fused"}
 
 TRAINED = ("g_mc", "g_cm", "d_c", "d_m")
 
@@ -83,7 +88,7 @@ class ColorizationTask(Task):
         self.opt_g = torch.optim.Adam(self.nets.generator_parameters(), lr=optim.lr_g, betas=optim.betas)
         self.opt_d = torch.optim.Adam(self.nets.discriminator_parameters(), lr=optim.lr_d, betas=optim.betas)
         self.ema = EMA(self.nets.g_mc, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
-        self.preview = first_planes(data.test, cfg.train.sample_count) if ctx.is_main else None
+        self.preview = first_planes(data.test, cfg.train.sample_count, cfg.train.image_size) if ctx.is_main else None
 
     # --- state ---------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -175,11 +180,40 @@ def schedule(cfg: RunConfig) -> Schedule:
                     t.keep_checkpoints)
 
 
+def ensure_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, folder: str | Path, *,
+                        resume: bool = False) -> Path:
+    """The U-Net checkpoint in ``folder``, pre-trained there first when it is missing."""
+    from core.training.segmentation import train_segmentation
+
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        train_segmentation(cfg, data, ctx, folder, resume=resume)
+    return path
+
+
 def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
                        segmentation: str | Path | None = None, resume: bool = False) -> tuple[ColorizationTask, FitResult]:
-    """Train the colorization GAN into ``out``; ``segmentation`` is the pre-trained U-Net's
-    checkpoint (needed unless the ablation has no S)."""
+    """Train the colorization GAN into ``out`` and export ``out/model.safetensors``.
+
+    ``segmentation`` is the pre-trained U-Net's checkpoint; None pre-trains one into
+    ``out/segmentation`` (unless the ablation has no S). With ``serve`` "auto" the export
+    declares the output with the lowest ΔE on the test planes (phantom data), else ĉ.
+    """
+    from core.training.evaluate import choose_serve
+
+    out = Path(out)
+    if segmentation is None and cfg.preset.model.segmentation != "none":
+        segmentation = ensure_segmentation(cfg, data, ctx, out / "segmentation", resume=resume)
     task = ColorizationTask(cfg, ctx, data, segmentation)
     result = fit(task, data.train, ctx, cfg, out, schedule(cfg), resume=resume, check_sync=cfg.train.check_sync,
                  description=f"colorization {cfg.ablation or cfg.preset.name}")
+    if ctx.is_main and cfg.train.serve == "auto" and result.export is not None:
+        serve, scores = choose_serve(result.export, data, device=ctx.device, planes=cfg.train.eval_planes,
+                                     image_size=cfg.train.image_size)
+        task.export(out, result.step, serve=serve)
+        if scores:
+            shown = ", ".join(f"{OUTPUT_LABELS[k]} {v:.2f}" for k, v in scores.items())
+            print(f"serving {OUTPUT_LABELS[serve]} (mean ΔE to the true colorization on test planes: {shown})",
+                  file=sys.stderr)
+    distributed.barrier(ctx)
     return task, result

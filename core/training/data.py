@@ -2,21 +2,29 @@
 
 A plane dataset yields dicts of tensors: ``mri`` (1, H, W) and ``cryo`` (3, H, W) in [0, 1],
 ``labels`` (H, W) int64 class ids of the cryosection, and on phantom data ``truth`` (3, H, W), the
-true colorization. ``PlaneData`` bundles the train and test splits with the label table.
+true colorization. A dataset may also offer ``__getitems__`` with a ``collate`` to pass whole
+batches through (``core.dataset.PlaneDataset`` cuts a batch in a few calls) and ``set_epoch``
+for its augmentation. ``PlaneData`` bundles the train and test splits with the label table;
+``open_data`` opens a dataset folder written by ``mricolor prepare``.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from core.labels import LabelTable
 
+IMAGE_KEYS = ("mri", "cryo", "truth")
+LABEL_KEYS = ("labels",)
+
 
 @dataclass
 class PlaneData:
-    """Train and test planes of one dataset, its label table, and whether it knows the truth."""
+    """Train and test planes of one dataset, its label table, and where it came from."""
 
     train: Dataset
     test: Dataset
@@ -28,9 +36,35 @@ class PlaneData:
         return len(self.test) > 0 and "truth" in self.test[0]
 
 
-def first_planes(dataset: Dataset, count: int) -> dict[str, torch.Tensor]:
+def open_data(path: str | os.PathLike, seed: int = 0) -> PlaneData:
+    """The train and test splits of a prepared dataset folder (or its ``dataset.json``)."""
+    from core.dataset.manifest import Manifest
+    from core.dataset.torch_dataset import PlaneDataset
+
+    manifest = Manifest.load(path)
+    table = LabelTable.read(manifest.root / (manifest.label_table or "labels.csv"))
+    return PlaneData(PlaneDataset(manifest, "train", seed=seed), PlaneDataset(manifest, "test", seed=seed),
+                     table, source=str(manifest.root))
+
+
+def resize_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+    """Planes brought to ``size``×``size`` when they differ (bilinear with antialiasing for images,
+    nearest for labels), so one prepared dataset serves presets of any image size."""
+    out = dict(batch)
+    for key in IMAGE_KEYS:
+        if key in out and out[key].shape[-2:] != (size, size):
+            out[key] = F.interpolate(out[key].float(), size=(size, size), mode="bilinear", align_corners=False,
+                                     antialias=True).clamp_(0.0, 1.0)
+    for key in LABEL_KEYS:
+        if key in out and out[key].shape[-2:] != (size, size):
+            out[key] = F.interpolate(out[key][:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    return out
+
+
+def first_planes(dataset: Dataset, count: int, size: int | None = None) -> dict[str, torch.Tensor]:
     """The first ``count`` items stacked into one batch (fixed planes for sample grids)."""
     items = [dataset[i] for i in range(min(count, len(dataset)))]
     if not items:
         raise ValueError("the dataset is empty")
-    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+    batch = {k: torch.stack([item[k] for item in items]) for k in items[0] if isinstance(items[0][k], torch.Tensor)}
+    return resize_batch(batch, size) if size is not None else batch

@@ -28,6 +28,7 @@ from core.atomic import write_text
 from core.errors import InputError
 from core.training import distributed, state
 from core.training.config import RunConfig
+from core.training.data import resize_batch
 from core.training.distributed import Context
 from core.training.logging import BASE_COLUMNS, LOG_FILE, RunLog, read_log
 from core.training.samples import loss_curves, save_png
@@ -143,8 +144,9 @@ class FitResult:
     export: Path | None
 
 
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device, size: int) -> dict[str, torch.Tensor]:
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    return resize_batch(moved, size)
 
 
 def write_config(ctx: Context, out: Path, cfg: RunConfig, run_info: dict[str, Any]) -> None:
@@ -178,7 +180,8 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
 
     sampler = ResumableSampler(train_set, ctx, seed)
     loader = DataLoader(train_set, batch_size=schedule.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.train.num_workers, pin_memory=ctx.device.type == "cuda",
+                        collate_fn=getattr(train_set, "collate", None), num_workers=cfg.train.num_workers,
+                        pin_memory=ctx.device.type == "cuda", persistent_workers=cfg.train.num_workers > 0,
                         generator=torch.Generator().manual_seed(seed + ctx.rank))
     steps_per_epoch = sampler.num_samples // schedule.batch_size
     global_batch = schedule.batch_size * ctx.world_size
@@ -234,9 +237,11 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
         while step < total:
             sampler.set_epoch(epoch)
             sampler.set_start(offset * schedule.batch_size)
+            if hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)
             for batch in loader:
                 try:
-                    losses = task.step(_to_device(batch, ctx.device), step + 1)
+                    losses = task.step(_to_device(batch, ctx.device, cfg.train.image_size), step + 1)
                 except NonFiniteLossError as exc:
                     where = f"the last good checkpoint is {last_state}" if last_state else "no checkpoint was written yet"
                     raise NonFiniteLossError(f"{exc}: stopped without taking the step; {where}. "

@@ -46,7 +46,7 @@ class SegmentationTask(Task):
             self.net = build_segmentation(cfg.preset.model, data.label_table.num_classes).to(ctx.device)
         self.train_net: nn.Module = self.net
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.train.seg_lr)
-        self.preview = first_planes(data.test, cfg.train.sample_count) if ctx.is_main else None
+        self.preview = first_planes(data.test, cfg.train.sample_count, cfg.train.image_size) if ctx.is_main else None
 
     def modules(self) -> dict[str, nn.Module]:
         return {"seg": self.net}

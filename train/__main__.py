@@ -1,0 +1,6 @@
+"""``python -m train`` / ``torchrun … -m train``: see ``train.cli``."""
+import sys
+
+from train.cli import main
+
+sys.exit(main())

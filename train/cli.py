@@ -1,0 +1,162 @@
+"""Command line of the launcher: ``segmentation``, ``colorization``, ``evaluate``, ``ablation``.
+
+Single process (CPU or one GPU)::
+
+    python -m train colorization --data DATASET --out runs/lite --preset lite
+
+Several processes on one machine (DDP; gloo on CPU, NCCL on GPUs)::
+
+    torchrun --standalone --nproc_per_node=2 -m train colorization --data DATASET --out runs/lite
+
+Several machines (run on every node, same endpoint; node ranks 0..N-1)::
+
+    torchrun --nnodes=2 --nproc_per_node=4 --node_rank=0 --rdzv_id=job1 --rdzv_backend=c10d \\
+        --rdzv_endpoint=HOST0:29500 -m train colorization --data DATASET --out runs/paper --preset paper
+
+The data folder must be readable at the same path on every node; only global rank 0 writes to
+``--out``. ``--batch-size`` is per process: the global batch is it × the number of processes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import InputError
+
+def _add_training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--data", required=True, help="dataset folder written by `mricolor prepare`")
+    p.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, logs, samples, config")
+    p.add_argument("--preset", default="lite", help="paper, lite, tiny or a preset JSON file (default: lite)")
+    if kind != "ablation":
+        p.add_argument("--ablation", choices=("A1", "A2", "A3", "A4", "A5"), help="train an ablation of the paper")
+    p.add_argument("--epochs", type=int, help="passes over the training planes")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, help="planes per process and step")
+    p.add_argument("--image-size", type=int, help="plane size the networks train at (planes are resized)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--seed", type=int, help="seed of initialisation and data order")
+    p.add_argument("--check-sync", action="store_true", default=None,
+                   help="after every step, verify all processes hold identical weights (debug)")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any preset value, e.g. --set loss.lambda_l1_c_prime=10 (repeatable)")
+    if kind in ("colorization", "ablation"):
+        p.add_argument("--segmentation", type=Path,
+                       help="pre-trained U-Net checkpoint (default: OUT/segmentation/model.safetensors, "
+                            "pre-trained there first when missing)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_training_arguments(sub.add_parser("segmentation", help="pre-train the cryosection U-Net"), "segmentation")
+    _add_training_arguments(sub.add_parser("colorization", help="train the colorization GAN"), "colorization")
+    ablation = sub.add_parser("ablation", help="train the full model and A1–A5 with one budget; Table II")
+    _add_training_arguments(ablation, "ablation")
+    ablation.add_argument("--variants", default="full,A1,A2,A3,A4,A5",
+                          help="comma-separated variants to train (default: full,A1,A2,A3,A4,A5)")
+    ablation.add_argument("--planes", type=int, help="evaluate on at most this many test planes")
+    from core.commands import evaluate as evaluate_command
+
+    evaluate = sub.add_parser("evaluate", help="Table-I style table for checkpoints, with reference rows")
+    evaluate_command.add_arguments(evaluate)
+    return parser
+
+
+def _overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """Explicit command-line values as ``section.key`` overrides (None: not given)."""
+    from core.training.config import parse_assignment
+
+    prefix = "seg_" if kind == "segmentation" else ""
+    values = {f"{prefix}epochs": args.epochs, f"{prefix}max_steps": args.max_steps,
+              f"{prefix}batch_size": args.batch_size, "image_size": args.image_size, "seed": args.seed,
+              "check_sync": args.check_sync}
+    values.update(parse_assignment(text) for text in args.assignments)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def run_config(args: argparse.Namespace, kind: str, out: Path, ablation: str | None = None):
+    """The configuration of a run: preset + ablation + overrides, or on ``--resume`` the stored one
+    with only schedule keys (budget, cadence) changeable."""
+    from core.training.config import SCHEDULE_KEYS, RunConfig, resolve
+    from core.training.loop import CONFIG_FILE
+
+    overrides = _overrides(args, kind)
+    stored = out / CONFIG_FILE
+    if args.resume and stored.is_file():
+        data = json.loads(stored.read_text(encoding="utf-8"))
+        data.pop("run", None)
+        fixed = sorted(k for k in overrides if k.rpartition(".")[2] not in SCHEDULE_KEYS)
+        if fixed:
+            raise InputError("--resume", f"cannot change {', '.join(fixed)} of a run in progress "
+                                         f"(only {', '.join(SCHEDULE_KEYS)}); start a new --out instead")
+        return RunConfig.from_dict(data, str(stored)).with_overrides(overrides)
+    return resolve(args.preset, ablation, overrides)
+
+
+def _run_training(args: argparse.Namespace) -> int:
+    from core.training import distributed
+    from core.training.data import open_data
+
+    with distributed.session(args.device) as ctx:
+        if args.command == "ablation":
+            from core.training.ablation import FULL, parse_variants, run_ablation
+
+            configs = {v: run_config(args, "colorization", args.out / v, None if v == FULL else v)
+                       for v in parse_variants(args.variants)}
+            data = open_data(args.data, seed=next(iter(configs.values())).train.seed)
+            table = run_ablation(configs, data, ctx, args.out, segmentation=args.segmentation, resume=args.resume,
+                                 planes=args.planes)
+            if table is not None:
+                print(table.markdown(), end="")
+            return 0
+        cfg = run_config(args, args.command, args.out, args.ablation)
+        data = open_data(args.data, seed=cfg.train.seed)
+        if args.command == "segmentation":
+            from core.training.segmentation import train_segmentation
+
+            _, result, report = train_segmentation(cfg, data, ctx, args.out, resume=args.resume)
+            if report is not None:
+                print(report.markdown(), end="")
+        else:
+            from core.training.colorization import train_colorization
+
+            _, result = train_colorization(cfg, data, ctx, args.out, segmentation=args.segmentation,
+                                           resume=args.resume)
+        if ctx.is_main:
+            print(f"model: {result.export}  (step {result.step}; checkpoints in {args.out / 'checkpoints'})",
+                  file=sys.stderr)
+    return 0
+
+
+def _terminate(signum, frame):
+    """SIGTERM (torchrun stopping its workers, `kill`) unwinds like Ctrl-C, so temporary files go."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    from core.training.loop import NonFiniteLossError
+
+    try:
+        if args.command == "evaluate":
+            from core.commands import evaluate as evaluate_command
+
+            return evaluate_command.run(args)
+        return _run_training(args)
+    except InputError as exc:
+        print(f"python -m train {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"python -m train {args.command}: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"python -m train {args.command}: interrupted", file=sys.stderr)
+        return 130
