@@ -47,10 +47,11 @@ def image_batch(x: np.ndarray | torch.Tensor, name: str) -> tuple[torch.Tensor, 
     if t.shape[0] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
         raise InputError(name, f"empty image, shape {_shape(x)}")
     t = t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
-    finite = torch.isfinite(t)
+    values = t.detach()
+    finite = torch.isfinite(values)
     if not bool(finite.all()):
         raise InputError(name, f"contains {int((~finite).sum())} NaN or infinite values")
-    lo, hi = float(t.min()), float(t.max())
+    lo, hi = float(values.min()), float(values.max())
     if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
         raise InputError(name, f"values must lie in [0, 1], got [{lo:.6g}, {hi:.6g}]"
                                " (divide 8-bit images by 255; map [-1, 1] outputs with (x + 1) / 2)")
