@@ -1,10 +1,10 @@
-"""Write the phantom montages for the docs: MRI | true colorization | cryosection | labels.
+"""Write the phantom montages for the docs: MRI | cryosection | labels.
 
     python benchmarks/make_phantom_figures.py [--seed 0] [--size default] [--out docs/images]
 
-Every panel is the same physical plane (LPS mm) sampled from its own volume, so the MRI and the
-true colorization show the MRI's geometry and the cryosection and labels the cryosection's: the
-difference between the two pairs is the misalignment registration has to undo.
+Every panel is the same physical plane (LPS mm) sampled from its own volume, so the MRI shows the
+MRI's geometry and the cryosection and labels the cryosection's: the difference between them is
+the misalignment registration has to undo. PNGs are palette-quantised to stay small.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from core.phantom import make_subject  # noqa: E402
 from core.volume import Volume  # noqa: E402
 
 PIXEL_MM = 2.0
-AXIAL_Z = (1640.0, 1450.0, 1330.0, 1210.0, 1100.0, 900.0)  # head, neck/shoulders, chest, upper abdomen, …
+AXIAL_Z = (1640.0, 1330.0, 1210.0, 1110.0, 1040.0, 900.0)  # head, chest ×2, abdomen ×2, pelvis
+HALF_WIDTH_MM = 270.0
 
 
 def sample(volume: Volume, points: np.ndarray, order: int) -> np.ndarray:
@@ -39,11 +40,10 @@ def sample(volume: Volume, points: np.ndarray, order: int) -> np.ndarray:
 
 
 def panels(subject, points: np.ndarray) -> list[np.ndarray]:
-    """The four RGB panels of one plane."""
+    """The three RGB panels of one plane."""
     mri = np.clip(sample(subject.mri, points, 1) * 255, 0, 255).astype(np.uint8)
     lut = subject.label_table.color_lut()
     return [np.repeat(mri[..., None], 3, axis=-1),
-            np.clip(sample(subject.true_colorization, points, 1), 0, 255).astype(np.uint8),
             np.clip(sample(subject.cryo, points, 1), 0, 255).astype(np.uint8),
             lut[sample(subject.labels, points, 0).astype(np.intp)]]
 
@@ -82,7 +82,8 @@ def plane(u0, u1, v0, v1, fixed: tuple[int, float], axes: tuple[int, int]) -> np
 
 def save(img: Image.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG", optimize=True)
+        img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(tmp, format="PNG",
+                                                                                            optimize=True)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {img.size[0]}×{img.size[1]})")
 
 
@@ -95,12 +96,13 @@ def main() -> int:
     t = time.perf_counter()
     subject = make_subject(args.seed, args.size)
     print(f"subject seed {args.seed} ({args.size}) in {time.perf_counter() - t:.1f} s")
-    titles = ["MRI (T1w)", "true colorization", "cryosection", "labels"]
+    titles = ["MRI (T1w)", "cryosection", "labels"]
     lo = subject.cryo.origin
     hi = subject.cryo.index_to_physical(np.array(subject.cryo.size_xyz) - 1)
-    coronal = plane(lo[0], hi[0], lo[2], hi[2], (1, 20.0), (0, 2))
+    x0, x1 = max(lo[0], -HALF_WIDTH_MM), min(hi[0], HALF_WIDTH_MM)
+    coronal = plane(x0, x1, lo[2], hi[2], (1, 20.0), (0, 2))
     save(montage([panels(subject, coronal)], titles), args.out / "phantom_coronal.png")
-    rows = [panels(subject, plane(lo[0], hi[0], lo[1], hi[1], (2, z), (0, 1))[::-1]) for z in AXIAL_Z]
+    rows = [panels(subject, plane(x0, x1, lo[1], hi[1], (2, z), (0, 1))[::-1]) for z in AXIAL_Z]
     save(montage(rows, titles), args.out / "phantom_axial.png")
     return 0
 

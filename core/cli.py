@@ -13,7 +13,9 @@ from core.errors import InputError
 
 # name -> module implementing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
+    "phantom": "core.commands.phantom",
     "register": "core.commands.register",
+    "prepare": "core.commands.prepare",
     "evaluate": "core.commands.evaluate",
     "view": "viewer.cli",
 }

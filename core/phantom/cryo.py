@@ -63,8 +63,8 @@ class CryoRenderer:
         self.fibre = LatticeField.gaussian(stream(seed, "cryo.fibre"), FOV_LO, FOV_HI, FIBRE_MM, nodes_per_correlation=1.0)
         self.lobules = [LatticeField.gaussian(stream(seed, f"cryo.lobule{i}"), FOV_LO, FOV_HI, LOBULE_MM,
                                               nodes_per_correlation=1.5) for i in (0, 1)]
-        jitter = stream(seed, "cryo.slice_jitter").normal(1.0, SLICE_JITTER, (grid.shape[0], 3))
-        self.slice_gain = jitter.astype(np.float32)
+        # exposure × white balance of each slice's photograph
+        self.slice_gain = stream(seed, "cryo.slice_jitter").normal(1.0, SLICE_JITTER, (grid.shape[0], 3)).astype(np.float32)
         self.septum = np.float32(max(0.6, 0.5 * min(grid.spacing)) * np.sqrt(2.0) / LOBULE_MM)
 
     def render(self, labels: np.ndarray, out: np.ndarray | None = None, z_range: slice | None = None) -> np.ndarray:
@@ -86,21 +86,26 @@ class CryoRenderer:
         texture = 1 + np.take(self.mottle_amp, lab) * self.mottle.on_grid(zc, yc, xc)
         texture += np.take(self.fibre_amp, lab) * self.fibre.on_grid(zc, yc, xc)
         shade *= texture
-        speckle = np.take(self.speckle_amp, lab) * np.tanh(2 * self._grain(lab.shape, zs, "cryo.speckle", 1.2))
+        marrow = np.take(self.speckle_amp, lab) > 0
+        # speckle at voxel scale, drawn for the marrow voxels only (they are few)
+        speckle = np.tanh(2 * stream(self.seed, f"cryo.speckle.{zs.start}").standard_normal(int(marrow.sum())))
+        speckle *= np.take(self.speckle_amp, lab[marrow])
         lobule = self.lobules[0].on_grid(zc, yc, xc), self.lobules[1].on_grid(zc, yc, xc)
-        septa = np.take(self.lobule_amp, lab) * (np.minimum(np.abs(lobule[0]), np.abs(lobule[1])) < self.septum)
-        rgb = np.empty(lab.shape + (3,), dtype=np.float32)
+        septa = (np.take(self.lobule_amp, lab) > 0) & (np.minimum(np.abs(lobule[0]), np.abs(lobule[1])) < self.septum)
+        out = np.empty(lab.shape + (3,), dtype=np.uint8)
         for c in range(3):
             channel = np.take(self.lut[:, c], lab) * shade
-            channel *= 1 + MARROW_TINT[c] * speckle + SEPTUM_TINT[c] * septa
+            channel[marrow] *= 1 + MARROW_TINT[c] * speckle
+            channel[septa] *= 1 + SEPTUM_TINT[c] * np.take(self.lobule_amp, lab[septa])
             channel *= self.slice_gain[zs, c].reshape(-1, 1, 1)
-            rgb[..., c] = channel
-        np.clip(rgb + np.float32(0.5), 0, 255, out=rgb)
-        return rgb.astype(np.uint8)
+            channel += np.float32(0.5)
+            np.clip(channel, 0, 255, out=channel)
+            out[..., c] = channel
+        return out
 
-    def _grain(self, shape, zs: slice, name: str = "cryo.grain", blur: float = 0.7) -> np.ndarray:
+    def _grain(self, shape, zs: slice) -> np.ndarray:
         """Unit-variance noise, blurred within each slice only (each slice is its own photograph)."""
-        noise = stream(self.seed, f"{name}.{zs.start}").standard_normal(shape, dtype=np.float32)
-        ndi.gaussian_filter(noise, (0, blur, blur), output=noise)
+        noise = stream(self.seed, f"cryo.grain.{zs.start}").standard_normal(shape, dtype=np.float32)
+        ndi.gaussian_filter(noise, (0, 0.7, 0.7), output=noise)
         noise /= np.float32(max(noise.std(), 1e-6))
         return noise

@@ -18,7 +18,8 @@ from core.phantom.fields import LatticeField, stream
 CSF_MM = 3.0
 SKULL_MM = 7.0
 CRANIUM_MM = CSF_MM + SKULL_MM + 2.0  # brain surface to the outside of the lean head
-GM_MM = 3.0
+GM_MM = 3.5
+MEANDER = 0.6
 RADIAL = 0.5  # 1: sulci exactly radial; less lets them lean and curve with depth
 
 
@@ -46,11 +47,13 @@ def _fold_distance(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
     centre, radii = _cerebrum(body)
     lo, hi = sdf.bounds(centre, radii, 10)
     field = LatticeField.gaussian(stream(canvas.seed, "head.folds"), lo, hi, body.fold_mm)
+    meander = LatticeField.gaussian(stream(canvas.seed, "head.meander"), lo, hi, 3 * body.fold_mm, channels=3)
     x, y, z = (np.broadcast_to(c, mask.shape)[mask] for c in box.points)
     rel = np.stack([x - centre[0], y - centre[1], z - centre[2]], axis=-1)
     k0 = np.linalg.norm(rel / radii, axis=-1, keepdims=True)
     surface = centre + rel / np.maximum(k0, 1e-6)
     surface += (1 - RADIAL) * (rel + centre - surface)
+    surface += MEANDER * body.fold_mm * meander.at(surface)  # domain warp: sulci wander and branch
     slope = np.linalg.norm(field.gradient().at(surface), axis=-1)
     return np.abs(field.at(surface)) / np.maximum(slope, 1e-3)
 
@@ -75,7 +78,7 @@ def paint_head(canvas: Canvas) -> None:
     in_cerebrum = inside & ~in_cerebellum
     depth = -dist
     gm = canvas.thick(GM_MM)
-    sulcus_half = np.float32(max(0.6, 0.75 * canvas.voxel))  # wide enough to stay connected on the grid
+    sulcus_half = np.float32(max(0.6, 0.6 * canvas.voxel))  # wide enough to stay mostly connected on the grid
     label = np.where(depth < gm, ids["grey_matter"], ids["white_matter"]).astype(np.uint8)
 
     # cerebrum: sulci, and the interhemispheric fissure everywhere but over the corpus callosum
@@ -85,11 +88,14 @@ def paint_head(canvas: Canvas) -> None:
     shell_label[fold < sulcus_half + gm] = ids["grey_matter"]
     shell_label[(fold < sulcus_half) & (depth[shell] < body.sulcal_depth_mm)] = ids["csf"]
     label[shell] = shell_label
-    midline = np.abs(box.x - np.float32(cr_centre[0]))
+    phase = stream(canvas.seed, "head.midline").uniform(0, 2 * np.pi, 2)
+    bend = 3.0 * np.sin((box.y - cr_centre[1]) / 25.0 + phase[0]) * np.sin((box.z - cr_centre[2]) / 20.0 + phase[1])
+    midline = np.abs(box.x - np.float32(cr_centre[0]) - bend.astype(np.float32))  # brains are not symmetric
     callosum = cr_centre + np.array([0, 0.05, -0.3]) * cr_radii, cr_radii * np.array([1.0, 0.55, 0.62])
     fissure = in_cerebrum & (sdf.ellipsoid(box.points, *callosum) > 0)
-    label[fissure & (midline < sulcus_half + gm)] = ids["grey_matter"]
-    label[fissure & (midline < sulcus_half)] = ids["csf"]
+    falx_half = np.float32(max(0.5, 0.3 * canvas.voxel))  # the hemispheres' medial faces nearly touch
+    label[fissure & (midline < falx_half + gm)] = ids["grey_matter"]
+    label[fissure & (midline < falx_half)] = ids["csf"]
 
     # cerebellum: folia parallel to its surface around a white-matter core
     folia_field = LatticeField.gaussian(stream(canvas.seed, "head.folia"), *sdf.bounds(cb_centre, cb_radii, 5), 10.0)

@@ -23,8 +23,8 @@ def _paint_cavities(canvas: Canvas) -> None:
 
 def _paint_thorax(canvas: Canvas) -> None:
     body = canvas.body
-    for name, x in (("lung_r", -70), ("lung_l", 72)):
-        c, r = body.organ(name, body.pt(x, 22, 470), body.size(60, 74, 142))
+    for name, x in (("lung_r", -68), ("lung_l", 70)):
+        c, r = body.organ(name, body.pt(x, 22, 470), body.size(72, 84, 146))
         b = canvas.box(*sdf.bounds(c, r, 2))
         thorax, _ = cavities(body, b)
         lung = np.maximum(sdf.ellipsoid(b.points, c, r), thorax + canvas.thick(2.0)) < 0
@@ -91,7 +91,9 @@ def _paint_abdomen(canvas: Canvas) -> None:
 
     c, r = body.organ("liver", body.pt(-55, 5, 635), body.size(110, 85, 85))
     b, cavity = organ_box(c, r)
-    cut = np.float32(0.55 * body.height) * (b.x / np.float32(body.width) + 40) + (body.d(b.z) - 680) * np.float32(body.height)
+    # the left lobe tapers: a curved cut rising towards the patient's left
+    xn, yn = b.x / np.float32(body.width), b.y / np.float32(body.depth)
+    cut = np.float32(body.height) * (0.55 * (xn + 40) + 0.006 * (yn - 10) ** 2 + body.d(b.z) - 690)
     canvas.paint(b, "liver", np.maximum(np.maximum(sdf.ellipsoid(b.points, c, r), cut), cavity) < 0, only=("fat",))
 
     c, r = body.organ("stomach", body.pt(52, -22, 612), body.size(48, 38, 58))

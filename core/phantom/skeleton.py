@@ -104,7 +104,7 @@ def _paint_pelvis_and_legs(canvas: Canvas) -> None:
     c, r = body.pt(0, 20, 690), body.size(145, 92, 165)
     b = canvas.box(body.pt(-150, -80, 850), body.pt(150, 115, 725))
     d = body.d(b.z)
-    wing = (d > 728) & (d < 850) & (b.y > -35 * body.depth) & ((np.abs(b.x) > 55 * body.width) | (b.y > 55 * body.depth))
+    wing = (d > 728) & (d < 850) & (b.y > -35 * body.depth) & (np.abs(b.x) > 60 * body.width)
     depth = -sdf.ellipsoid(b.points, c, r)
     _bone(canvas, b, np.where(wing, np.abs(depth - shell / 2) - shell / 2, 1.0), 2.0)
     c, r = body.pt(0, 5, 862), body.size(95, 62, 40)

@@ -95,10 +95,11 @@ def generate(seed: int, size: str = "default") -> Subject:
     renderer = CryoRenderer(cryo_grid, table, seed)
     rgb = renderer.render(mri_source)
     signal = mri_sim.signal_volume(mri_source, cryo_grid, table, seed, SIZES[size].mri_mm)
-    (mri_labels,), (clean, colour) = resample_to_mri(transform, mri_grid, cryo_grid, [mri_source], [signal, rgb])
-    del signal, mri_source
+    channels = [np.ascontiguousarray(rgb[..., c]) for c in range(3)]
+    (mri_labels,), (clean, *colour) = resample_to_mri(transform, mri_grid, cryo_grid, [mri_source], [signal, *channels])
+    del signal, mri_source, channels
     renderer.render(labels, out=rgb, z_range=anatomy.zone_slices[0])
-    true_colour = np.clip(colour + np.float32(0.5), 0, 255).astype(np.uint8)
+    true_colour = np.stack([np.clip(c + np.float32(0.5), 0, 255).astype(np.uint8) for c in colour], axis=-1)
     mri = mri_sim.acquire(clean, mri_grid, mri_labels != 0, table, seed)
     return Subject(seed, size, mri=mri_grid.volume(mri), cryo=cryo_grid.volume(rgb),
                    labels=cryo_grid.volume(labels, table), mri_labels=mri_grid.volume(mri_labels, table),

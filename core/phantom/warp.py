@@ -58,7 +58,7 @@ class PhantomTransform:
         rigid[:3, :3] = rot
         rigid[:3, 3] = c + shift - rot @ c
         smooth = _displacement(stream(seed, "warp.smooth"), *smooth_box, SMOOTH_CORRELATION_MM, SMOOTH_RMS_MM, 3.0)
-        fine = _displacement(stream(seed, "warp.fine"), *fine_box, FINE_CORRELATION_MM, FINE_RMS_MM, 2.0)
+        fine = _displacement(stream(seed, "warp.fine"), *fine_box, FINE_CORRELATION_MM, FINE_RMS_MM, 1.5)
         return cls(rigid, smooth, fine)
 
     # --- mapping ---------------------------------------------------------------------------------
