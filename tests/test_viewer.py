@@ -52,8 +52,7 @@ def window(qtbot, dataset, model, settings) -> MainWindow:
 
 
 def _expected_colorized(w: MainWindow, plane: Plane) -> np.ndarray:
-    mri01 = jobs.to_unit(jobs.slice_mri(w.dataset, plane), w.value_range)
-    return jobs.colorize(jobs.ColorizeRequest(mri01, w.model.colorizer, w.state.output)).rgb
+    return jobs.colorize(w.colorize_request(plane)).rgb
 
 
 def _assert_panels_show(w: MainWindow, plane: Plane) -> None:
@@ -112,14 +111,14 @@ def test_keys_wheel_and_slider_scroll_the_plane(qtbot, window):
 
 
 class _Slow:
-    """The tiny model made as slow as a real one on a CPU (40 ms a plane), counting nothing itself."""
+    """The tiny model made as slow as the lite one on a 2-core CPU (100 ms a plane)."""
 
     def __init__(self, colorizer):
         self.colorizer = colorizer
         self.outputs, self.serve, self.device = colorizer.outputs, colorizer.serve, colorizer.device
 
     def colorize(self, planes, outputs=None):
-        time.sleep(0.04)
+        time.sleep(0.1)
         return self.colorizer.colorize(planes, outputs=outputs)
 
 
@@ -129,11 +128,14 @@ def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_pla
     shown = []
     window.colorized_shown.connect(shown.append)
     runs_before = window.model_worker.runs
+    start = time.perf_counter()
     for _ in range(50):
         window.state.set_plane(offset_mm=window.state.offset_mm + 0.5)
+    burst_s = time.perf_counter() - start
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
     runs = window.model_worker.runs - runs_before
-    assert runs <= 10, f"the model ran {runs} times for 50 plane changes"
+    # one run in flight when the burst starts, then at most one per 100 ms of burst, then the last plane
+    assert runs <= min(15, burst_s / 0.1 + 2), f"the model ran {runs} times for 50 plane changes in {burst_s:.2f} s"
     assert shown == sorted(shown) and shown[-1] == window.request_id  # never went backwards
     assert np.array_equal(window.panels.panels["colorized"].image.image,
                           _expected_colorized(window, window.state.plane()))
@@ -234,7 +236,7 @@ def test_output_switch_recolorizes(qtbot, window):
 def test_metrics_appear_for_the_plane_on_screen(qtbot, window):
     qtbot.waitUntil(lambda: window.shown["metrics"] == window.request_id, timeout=TIMEOUT_MS)
     values = window.metrics.values
-    for key in ("cf", "ssim", "fsim", "stsim", "delta_e"):
+    for key in ("CF", "dCF", "SSIM", "MS-SSIM", "FSIM", "STSIM", "dE"):
         assert key in values and np.isfinite(values[key])
 
 

@@ -161,3 +161,22 @@ def test_colorize_volume_stops_when_cancelled():
     with pytest.raises(Cancelled):
         colorize_volume(mri, model, "c_hat", (0.0, 1.0), lambda _f: cancel.set(), cancel)
     assert model.calls == 1
+
+
+def test_model_range_maps_the_body_to_the_phantoms_convention():
+    mri, labels = _volumes()
+    lo, hi = data.model_range(mri.with_array(mri.array * 250.0))
+    assert lo == 0.0 and hi == pytest.approx(250 * 0.9, rel=1e-3)  # fat, the brightest tissue
+
+
+def test_inside_marks_the_pixels_within_the_grid():
+    mri, _ = _volumes()
+    from viewer.jobs import inside
+
+    plane = Plane.oblique("coronal", mri.center + [10, 0, 5], tilt_deg=30, rotate_deg=20, pixel_mm=1.3,
+                          width=96, height=80)
+    index = mri.physical_to_index(plane.points())
+    expected = np.all((index >= -0.5) & (index <= np.asarray(mri.size_xyz) - 0.5), axis=-1)
+    got = inside(mri, plane)
+    assert got.shape == (80, 96) and 0 < expected.sum() < expected.size
+    assert np.mean(got == expected) > 0.999  # float32 rounding at the very edge only

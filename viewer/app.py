@@ -67,6 +67,7 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, out: Path, tim
 
         written = save_png(window, out)
         print(f"screenshot: {written}" + ("" if status == 0 else " (incomplete: see the log)"))
+        window.close()
         app.exit(status)
 
     def first_colorized(_rid: int) -> None:
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         ini = Path(tempfile.mkdtemp(prefix="mricolor-screenshot-")) / "viewer.ini"
         settings = ViewerSettings(QSettings(str(ini), QSettings.Format.IniFormat))
     window = MainWindow(settings=settings, size=args.size)
+    app.aboutToQuit.connect(window.shutdown)
     install_excepthook(window)
     if args.screenshot or window.settings.value("geometry") is None:
         window.resize(*_SCREENSHOT_SIZE)

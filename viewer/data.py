@@ -31,15 +31,13 @@ _FRAME_MARGIN = 1.08
 class Dataset:
     """MRI plus optional cryosection, labels and true colorization; ``name`` is for titles.
 
-    ``truth`` and ``truth_labels`` (the phantom's true colorization and labels, both on the MRI
-    grid) belong to this MRI only.
+    ``truth`` (the phantom's true colorization, on the MRI grid) belongs to this MRI only.
     """
 
     mri: Volume
     cryo: Volume | None = None
     labels: Volume | None = None
     truth: Volume | None = None
-    truth_labels: Volume | None = None
     name: str = "MRI"
 
     @property
@@ -49,7 +47,7 @@ class Dataset:
     def with_volume(self, kind: str, volume: Volume, name: str | None = None) -> "Dataset":
         """This dataset with one volume replaced; a new MRI drops the phantom's truth (it no longer fits)."""
         if kind == "mri":
-            return replace(self, mri=volume, truth=None, truth_labels=None, name=name or self.name)
+            return replace(self, mri=volume, truth=None, name=name or self.name)
         return replace(self, **{kind: volume})
 
 
@@ -58,10 +56,10 @@ def default_dataset(seed: int = 0, size: str = "default") -> Dataset:
     from core.phantom import make_subject
 
     subject = make_subject(seed=seed, size=size)
-    labels, truth_labels = (v if v.label_table is not None else v.with_array(v.array, label_table=subject.label_table)
-                            for v in (subject.labels, subject.mri_labels))
-    return Dataset(subject.mri, subject.cryo, labels, subject.true_colorization, truth_labels,
-                   name=f"phantom seed {seed} ({size})")
+    labels = subject.labels
+    if labels.label_table is None:
+        labels = labels.with_array(labels.array, label_table=subject.label_table)
+    return Dataset(subject.mri, subject.cryo, labels, subject.true_colorization, name=f"phantom seed {seed} ({size})")
 
 
 def _default_table() -> LabelTable:
@@ -159,6 +157,18 @@ def intensity_range(volume: Volume, low: float = 0.5, high: float = 99.5) -> tup
         return 0.0, 1.0
     lo, hi = np.percentile(sample, [low, high])
     return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def model_range(volume: Volume) -> tuple[float, float]:
+    """The MRI values mapped to the model's 0 and 1: zero and the 99.5th percentile inside the body.
+
+    The phantom's MRI is scaled this way (`core.phantom.mri`) and the models are trained on it, so
+    any other MRI is brought to the same convention before it reaches the model.
+    """
+    mask = body_mask(volume)
+    body = volume.array[mask] if mask.any() else volume.array.ravel()
+    high = float(np.percentile(body[::max(1, body.size // 2_000_000)], 99.5))
+    return 0.0, high if high > 0 else 1.0
 
 
 def window_presets(volume: Volume) -> dict[str, tuple[float, float]]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from core.planes import Plane, sample
+from core.volume import Volume
 from viewer.data import Dataset
 
 
@@ -26,6 +27,24 @@ def to_unit(mri_plane: np.ndarray, value_range: tuple[float, float]) -> np.ndarr
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """[0, 1] float RGB as display-ready uint8 (pyqtgraph shows it without a LUT)."""
     return np.ascontiguousarray(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
+
+
+def inside(volume: Volume, plane: Plane) -> np.ndarray:
+    """Boolean (H, W): which pixels of ``plane`` fall inside the volume's grid.
+
+    The voxel index is affine in (row, col), so each axis is one broadcast sum of a column and a
+    row vector instead of a transform of every pixel's point.
+    """
+    m = volume.physical_to_index_matrix()
+    first = volume.physical_to_index(plane.pixel_to_physical(0, 0))
+    rows = np.arange(plane.height, dtype=np.float32)[:, None]
+    cols = np.arange(plane.width, dtype=np.float32)[None, :]
+    mask = np.ones((plane.height, plane.width), dtype=bool)
+    for k, size in enumerate(volume.size_xyz):
+        step_v, step_u = (m[k, :3] @ (axis * plane.pixel_mm) for axis in (plane.v, plane.u))
+        index = (np.float32(first[k]) + rows * np.float32(step_v)) + cols * np.float32(step_u)
+        mask &= (index >= -0.5) & (index <= size - 0.5)
+    return mask
 
 
 def slice_mri(dataset: Dataset, plane: Plane) -> np.ndarray:
@@ -54,11 +73,14 @@ def slice_side(dataset: Dataset, plane: Plane) -> SidePlanes:
 
 @dataclass(frozen=True)
 class ColorizeRequest:
-    """One plane for the model: the MRI plane in [0, 1], the model and which output to show."""
+    """One plane for the model: the MRI plane in [0, 1], the model and which output to show, and
+    the MRI and plane so that pixels outside the MRI's grid are shown black, as in the MRI panel."""
 
     mri01: np.ndarray
     colorizer: object
     output: str
+    mri: Volume
+    plane: Plane
 
 
 @dataclass(frozen=True)
@@ -73,7 +95,9 @@ def colorize(request: ColorizeRequest) -> Colorized:
 
     start = time.perf_counter()
     rgb = colorize_planes(request.colorizer, request.mri01[None], request.output)[0]
-    return Colorized(to_uint8(rgb), (time.perf_counter() - start) * 1000.0)
+    ms = (time.perf_counter() - start) * 1000.0
+    rgb[~inside(request.mri, request.plane)] = 0.0
+    return Colorized(to_uint8(rgb), ms)
 
 
 @dataclass(frozen=True)
@@ -87,15 +111,16 @@ class MetricsRequest:
 
 
 def plane_metrics(request: MetricsRequest) -> dict[str, float]:
-    """CF, ΔCF, SSIM, MS-SSIM, FSIM, STSIM (and truth ΔE on the phantom) of the displayed plane."""
+    """CF, ΔCF, SSIM, MS-SSIM, FSIM, STSIM (and truth ΔE, PSNR on the phantom) of the displayed plane.
+
+    Needs a cryosection: the paper pairs ΔCF, FSIM and STSIM with it.
+    """
     from core.metrics import table_row
 
     dataset, plane = request.dataset, request.plane
     with torch.inference_mode():
         cryo = None if dataset.cryo is None else sample(dataset.cryo, plane)[0].permute(1, 2, 0).numpy()
         truth = None if dataset.truth is None else sample(dataset.truth, plane)[0].permute(1, 2, 0).numpy()
-        labels = None if dataset.truth_labels is None else sample(dataset.truth_labels, plane)[0].numpy()
-    table = None if dataset.truth_labels is None else dataset.truth_labels.label_table
     colorized = request.rgb.astype(np.float32) / 255.0
-    row = table_row(request.mri01, colorized, cryo, truth=truth, labels=labels, label_table=table)
+    row = table_row(request.mri01, colorized, cryo, truth=truth)
     return {k: float(v) for k, v in row.items() if np.isscalar(v)}

@@ -15,6 +15,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+import torch
 from PyQt6.QtCore import QByteArray, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressDialog,
@@ -75,11 +76,16 @@ class MainWindow(QMainWindow):
         self._frame_times: deque[float] = deque(maxlen=120)
         self._last_model_error: str | None = None
         self._error_boxes: list[QMessageBox] = []
+        self._shut_down = False
 
+        # The UI thread only cuts MRI planes: one torch thread each for it, the slicer and the metrics
+        # leaves the cores to the model (torch's thread count is per thread; restored on close).
+        self._ui_torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         self.tasks = BackgroundTasks()
-        self.side_worker = LatestWinsWorker(lambda r: jobs.slice_side(*r), "mricolor-slicer")
+        self.side_worker = LatestWinsWorker(lambda r: jobs.slice_side(*r), "mricolor-slicer", torch_threads=1)
         self.model_worker = LatestWinsWorker(jobs.colorize, "mricolor-model")
-        self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics")
+        self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics", torch_threads=1)
         self.side_worker.finished.connect(self._on_side)
         self.model_worker.finished.connect(self._on_colorized)
         self.metrics_worker.finished.connect(self._on_metrics)
@@ -199,13 +205,13 @@ class MainWindow(QMainWindow):
         its name), recut every panel."""
         self._remember_window()
         self.dataset, self.dataset_key = dataset, key or dataset.name
-        self.value_range = data.intensity_range(dataset.mri)
+        self.value_range = data.model_range(dataset.mri)
         presets = data.window_presets(dataset.mri)
         self.display.set_presets(presets)
         window, level = self.settings.window_level(self.dataset_key) or next(iter(presets.values()))
         self.state.set_window(window, level)
         frame = data.frame_for(dataset.mri, self.state.size)
-        self.navigator.set_dataset(dataset, frame, self.state.levels)
+        self.navigator.set_dataset(dataset, frame, self.state.levels, self.state.size)
         self._side_volumes_changed()
         self.panels.set_title("mri", f"MRI — {dataset.name}")
         self.setWindowTitle(f"mricolor — {dataset.name}")
@@ -281,7 +287,7 @@ class MainWindow(QMainWindow):
             return
         self.dataset = self.dataset.with_volume(kind, volume)
         self._side_volumes_changed()
-        self.navigator.set_dataset(self.dataset, self.state.frame, self.state.levels)
+        self.navigator.set_dataset(self.dataset, self.state.frame, self.state.levels, self.state.size)
         self._on_plane_changed(self.state.plane())
 
     def _current_device(self) -> str | None:
@@ -312,12 +318,19 @@ class MainWindow(QMainWindow):
         self.side_worker.submit(rid, (self.dataset, plane))
         self._metrics_timer.stop()
         if self.model is not None:
-            mri01 = jobs.to_unit(self.mri_plane, self.value_range)
-            self._latest = (rid, plane, mri01)
-            self.model_worker.submit(rid, jobs.ColorizeRequest(mri01, self.model.colorizer, self.state.output))
+            request = self.colorize_request(plane, self.mri_plane)
+            self._latest = (rid, plane, request.mri01)
+            self.model_worker.submit(rid, request)
             self.busy_label.setText("colorizing…")
         if self.shown["metrics"]:
             self.metrics.set_status("out of date — updating when the plane settles")
+
+    def colorize_request(self, plane: Plane, mri_plane: np.ndarray | None = None) -> jobs.ColorizeRequest:
+        """What the model worker gets for ``plane`` (its MRI cut is made here unless given)."""
+        if mri_plane is None:
+            mri_plane = jobs.slice_mri(self.dataset, plane)
+        return jobs.ColorizeRequest(jobs.to_unit(mri_plane, self.value_range), self.model.colorizer,
+                                    self.state.output, self.dataset.mri, plane)
 
     def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
         if rid < self.shown["side"]:
@@ -351,6 +364,9 @@ class MainWindow(QMainWindow):
     def _submit_metrics(self) -> None:
         if self._latest is None or self._latest[0] != self.shown["colorized"] or self.colorized_rgb is None:
             return
+        if self.dataset.cryo is None:
+            self.metrics.set_status("metrics need a cryosection: File ▸ Open cryosection")
+            return
         rid, plane, mri01 = self._latest
         self.metrics.set_status("computing…")
         self.metrics_worker.submit(rid, jobs.MetricsRequest(self.dataset, plane, mri01, self.colorized_rgb))
@@ -369,7 +385,7 @@ class MainWindow(QMainWindow):
     def _update_fps(self) -> None:
         now = time.perf_counter()
         recent = sum(1 for t in self._frame_times if now - t <= 1.0)
-        self.fps_label.setText(f"{recent} fps")
+        self.fps_label.setText(f"{recent} fps" if recent else "– fps")
 
     @property
     def idle(self) -> bool:
@@ -529,15 +545,25 @@ class MainWindow(QMainWindow):
         if opacity is not None:
             self.state.set_overlay(opacity=float(opacity))
 
-    def closeEvent(self, event) -> None:
+    def shutdown(self) -> None:
+        """Save the layout and settings and stop the workers (idempotent: close and quit both call it)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self._remember_window()
         self.settings.set_value("geometry", self.saveGeometry())
         self.settings.set_value("window_state", self.saveState())
         self.settings.set_value("overlay_opacity", self.state.opacity)
         self.settings.sync()
+        self._metrics_timer.stop()
+        self._fps_timer.stop()
         for worker in (self.model_worker, self.side_worker, self.metrics_worker):
             worker.stop()
         self.tasks.stop()
+        torch.set_num_threads(self._ui_torch_threads)
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
         super().closeEvent(event)
 
 

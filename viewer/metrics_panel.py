@@ -7,21 +7,18 @@ from __future__ import annotations
 
 from PyQt6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-#: Display name and tooltip per metric key, in display order; unknown keys follow as they come.
+#: ``core.metrics.table_row`` column → display name and tooltip, in display order. The paper's six
+#: come first, then the truth metrics (phantom only); companion and per-tissue columns are not shown.
 METRICS = {
-    "cf": ("CF", "colourfulness of the colorized plane (Hasler–Süsstrunk, [0, 1] scale)"),
-    "delta_cf": ("ΔCF", "colourfulness difference: colorized − cryosection"),
-    "ssim": ("SSIM", "structure: colorized luma vs MRI"),
-    "ms_ssim": ("MS-SSIM", "multiscale SSIM: colorized luma vs MRI"),
-    "fsim": ("FSIM", "feature similarity (FSIMc): colorized vs cryosection"),
-    "stsim": ("STSIM", "texture similarity: colorized vs cryosection"),
-    "delta_e": ("ΔE (truth)", "CIEDE2000 to the phantom's true colorization (lower is better)"),
-    "psnr": ("PSNR (truth)", "dB against the phantom's true colorization"),
+    "CF": ("CF", "colourfulness of the colorized plane (Hasler–Süsstrunk, [0, 1] scale)"),
+    "dCF": ("ΔCF", "colourfulness difference: cryosection − colorized"),
+    "SSIM": ("SSIM", "structure: colorized luma vs MRI"),
+    "MS-SSIM": ("MS-SSIM", "multiscale SSIM: colorized luma vs MRI"),
+    "FSIM": ("FSIM", "feature similarity (FSIMc): colorized vs cryosection"),
+    "STSIM": ("STSIM", "texture similarity: colorized vs cryosection"),
+    "dE": ("ΔE (truth)", "CIEDE2000 to the phantom's true colorization (lower is better)"),
+    "PSNR": ("PSNR (truth)", "dB against the phantom's true colorization"),
 }
-
-
-def _key(name: str) -> str:
-    return name.lower().replace("-", "_").replace(" ", "_").replace("δ", "delta_")
 
 
 class MetricsPanel(QWidget):
@@ -32,6 +29,7 @@ class MetricsPanel(QWidget):
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["metric", "value"])
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.status = QLabel("metrics: waiting for the first colorized plane")
@@ -43,13 +41,11 @@ class MetricsPanel(QWidget):
         self.values: dict[str, float] = {}
 
     def show_values(self, values: dict[str, float]) -> None:
-        known = [k for k in METRICS if k in {_key(n) for n in values}]
-        by_key = {_key(n): v for n, v in values.items()}
-        order = known + [k for k in by_key if k not in METRICS]
-        self.values = {k: by_key[k] for k in order}
-        self.table.setRowCount(len(order))
-        for row, key in enumerate(order):
-            name, tip = METRICS.get(key, (key, ""))
+        """Show the known columns of a metrics row, in the paper's order."""
+        self.values = {key: float(values[key]) for key in METRICS if key in values}
+        self.table.setRowCount(len(self.values))
+        for row, key in enumerate(self.values):
+            name, tip = METRICS[key]
             label = QTableWidgetItem(name)
             label.setToolTip(tip)
             self.table.setItem(row, 0, label)

@@ -23,23 +23,28 @@ _LINE_PEN = pg.mkPen(QColor(255, 220, 60), width=2)
 _OUTLINE_PEN = pg.mkPen(QColor(255, 220, 60, 140), width=1, style=Qt.PenStyle.DashLine)
 
 
+_NORMALS = {name: np.cross(u, v) for name, (u, v) in ORIENTATIONS.items()}
+
+
 def _corners(plane: Plane) -> np.ndarray:
     """The four corners (4, 3) in mm of the plane's field of view, in drawing order."""
-    h, w = plane.height - 0.5, plane.width - 0.5
-    return np.array([plane.pixel_to_physical(r, c) for r, c in ((-0.5, -0.5), (-0.5, w), (h, w), (h, -0.5))])
+    half_u = plane.u * plane.pixel_mm * plane.width / 2
+    half_v = plane.v * plane.pixel_mm * plane.height / 2
+    return plane.center + np.array([-half_u - half_v, half_u - half_v, half_u + half_v, half_v - half_u])
 
 
-def _intersection(plane: Plane, other: Plane) -> np.ndarray:
-    """Endpoints (k, 3) in mm where ``plane``'s field of view crosses ``other`` (k = 0 when parallel or apart)."""
-    corners = _corners(plane)
-    side = (corners - other.center) @ other.normal
-    points = []
-    for i in range(4):
-        a, b = corners[i], corners[(i + 1) % 4]
-        sa, sb = side[i], side[(i + 1) % 4]
-        if (sa < 0) != (sb < 0):
-            points.append(a + (b - a) * (sa / (sa - sb)))
+def _intersection(corners: np.ndarray, other: Plane, normal: np.ndarray) -> np.ndarray:
+    """Endpoints (k, 3) in mm where a field of view (its corners) crosses ``other`` (k = 0 when apart)."""
+    side = (corners - other.center) @ normal
+    points = [corners[i] + (corners[j] - corners[i]) * (side[i] / (side[i] - side[j]))
+              for i, j in ((0, 1), (1, 2), (2, 3), (3, 0)) if (side[i] < 0) != (side[j] < 0)]
     return np.array(points[:2]).reshape(-1, 3)
+
+
+def _to_view(nav: Plane, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """View coordinates (x, y) of physical points projected onto a navigator plane."""
+    d = points - nav.center
+    return d @ nav.u / nav.pixel_mm + nav.width / 2, d @ nav.v / nav.pixel_mm + nav.height / 2
 
 
 class Navigator(pg.GraphicsLayoutWidget):
@@ -55,7 +60,9 @@ class Navigator(pg.GraphicsLayoutWidget):
         self._dataset: Dataset | None = None
         self._frame: Frame | None = None
         self._levels = (0.0, 1.0)
+        self._plane_size = 256
         self._planes: dict[str, Plane] = {}
+        self._offsets: dict[str, float] = {}
         self.views: dict[str, pg.ViewBox] = {}
         self._images: dict[str, pg.ImageItem] = {}
         self._curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
@@ -71,8 +78,9 @@ class Navigator(pg.GraphicsLayoutWidget):
             self.views[name], self._images[name], self._curves[name] = view, image, (outline, line)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
 
-    def set_dataset(self, dataset: Dataset, frame: Frame, levels: tuple[float, float]) -> None:
-        self._dataset, self._frame, self._levels = dataset, frame, levels
+    def set_dataset(self, dataset: Dataset, frame: Frame, levels: tuple[float, float], plane_size: int) -> None:
+        """Show ``dataset`` framed as the panels frame planes of ``plane_size`` pixels."""
+        self._dataset, self._frame, self._levels, self._plane_size = dataset, frame, levels, plane_size
         self._planes.clear()
 
     def set_levels(self, levels: tuple[float, float]) -> None:
@@ -84,28 +92,19 @@ class Navigator(pg.GraphicsLayoutWidget):
         """Re-cut the views that moved and redraw the plane's line and outline in all three."""
         if self._dataset is None or self._frame is None:
             return
+        corners = _corners(plane)
         for name in ORIENTATIONS:
-            nav = self._view_plane(name, plane.center)
-            if name not in self._planes or not np.allclose(nav.center, self._planes[name].center, atol=1e-3):
-                self._planes[name] = nav
+            offset = float((plane.center - self._frame.center) @ _NORMALS[name])
+            if name not in self._planes or abs(offset - self._offsets[name]) > 1e-3:
+                self._offsets[name] = offset
+                self._planes[name] = nav = Plane.preset(
+                    name, self._frame.center + offset * _NORMALS[name], width=_SIZE, height=_SIZE,
+                    pixel_mm=self._frame.pixel_mm[name] * self._plane_size / _SIZE)
                 self._images[name].setImage(slice_mri(self._dataset, nav), levels=self._levels, autoLevels=False)
-            self._draw(name, plane)
-
-    def _view_plane(self, name: str, through: np.ndarray) -> Plane:
-        frame = self._frame
-        base = Plane.preset(name, frame.center)
-        center = frame.center + float((through - frame.center) @ base.normal) * base.normal
-        extent = max(frame.pixel_mm.values()) * 256
-        return Plane.preset(name, center, pixel_mm=extent / _SIZE, width=_SIZE, height=_SIZE)
-
-    def _draw(self, name: str, plane: Plane) -> None:
-        nav = self._planes[name]
-        outline, line = self._curves[name]
-        corners = [nav.physical_to_pixel(p) for p in _corners(plane)]
-        corners.append(corners[0])
-        outline.setData([c[1] + 0.5 for c in corners], [c[0] + 0.5 for c in corners])
-        ends = [nav.physical_to_pixel(p) for p in _intersection(plane, nav)]
-        line.setData([e[1] + 0.5 for e in ends], [e[0] + 0.5 for e in ends])
+            nav = self._planes[name]
+            outline, line = self._curves[name]
+            outline.setData(*_to_view(nav, np.vstack([corners, corners[:1]])))
+            line.setData(*_to_view(nav, _intersection(corners, nav, _NORMALS[name])))
 
     def _mouse_clicked(self, event) -> None:
         for name, view in self.views.items():

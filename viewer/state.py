@@ -86,6 +86,7 @@ class ViewerState:
         self.overlay_visible = True
         self.output = "c_hat"
         self.cursor: np.ndarray | None = None
+        self._plane = self._make_plane()
         self.plane_changed = Signal()
         self.window_changed = Signal()
         self.overlay_changed = Signal()
@@ -95,6 +96,9 @@ class ViewerState:
     # --- plane ---------------------------------------------------------------------------------
     def plane(self) -> Plane:
         """The current plane in physical space (the same for every panel and worker)."""
+        return self._plane
+
+    def _make_plane(self) -> Plane:
         return Plane.oblique(self.orientation, self.frame.center, tilt_deg=self.tilt_deg,
                              rotate_deg=self.rotate_deg, offset_mm=self.offset_mm,
                              pixel_mm=self.frame.pixel_mm[self.orientation], width=self.size, height=self.size)
@@ -103,7 +107,8 @@ class ViewerState:
         """A new MRI: recentre on it and keep the orientation and angles."""
         self.frame = frame
         self.offset_mm = 0.0
-        self.plane_changed.emit(self.plane())
+        self._plane = self._make_plane()
+        self.plane_changed.emit(self._plane)
 
     def set_plane(self, *, orientation: str | None = None, tilt_deg: float | None = None,
                   rotate_deg: float | None = None, offset_mm: float | None = None) -> None:
@@ -118,7 +123,8 @@ class ViewerState:
         if new == (self.orientation, self.tilt_deg, self.rotate_deg, self.offset_mm):
             return
         self.orientation, self.tilt_deg, self.rotate_deg, self.offset_mm = new
-        self.plane_changed.emit(self.plane())
+        self._plane = self._make_plane()
+        self.plane_changed.emit(self._plane)
 
     def set_orientation(self, orientation: str) -> None:
         """Switch to a preset through the current plane's centre, angles reset (as Slicer's presets)."""
@@ -141,7 +147,10 @@ class ViewerState:
         return self.frame.offset_limit(self.plane().normal)
 
     def _clamp_offset(self, orientation: str, tilt: float, rotate: float, offset_mm: float) -> float:
-        normal = Plane.oblique(orientation, self.frame.center, tilt_deg=tilt, rotate_deg=rotate).normal
+        if (orientation, tilt, rotate) == (self.orientation, self.tilt_deg, self.rotate_deg):
+            normal = self._plane.normal  # scrolling: the normal has not changed
+        else:
+            normal = Plane.oblique(orientation, self.frame.center, tilt_deg=tilt, rotate_deg=rotate).normal
         limit = self.frame.offset_limit(normal)
         return float(np.clip(offset_mm, -limit, limit))
 

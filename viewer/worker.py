@@ -30,14 +30,20 @@ def describe(exc: BaseException) -> str:
 
 
 class LatestWinsWorker(QObject):
-    """Runs ``function(request)`` on a QThread for the newest submitted request only."""
+    """Runs ``function(request)`` on a QThread for the newest submitted request only.
+
+    ``torch_threads`` sets the worker thread's own torch intra-op threads (the setting is per
+    thread): slicing and metrics run on one, so that on a 2-core machine they do not fight the
+    model's threads.
+    """
 
     finished = pyqtSignal(int, object)  # request id, result
     failed = pyqtSignal(int, str)  # request id, message
     _wake = pyqtSignal()
 
-    def __init__(self, function: Callable[[Any], Any], name: str):
+    def __init__(self, function: Callable[[Any], Any], name: str, torch_threads: int | None = None):
         super().__init__()
+        self._torch_threads = torch_threads
         self._function = function
         self._lock = threading.Lock()
         self._latest: tuple[int, Any] | None = None
@@ -47,6 +53,7 @@ class LatestWinsWorker(QObject):
         self._thread.setObjectName(name)
         self.moveToThread(self._thread)
         self._wake.connect(self._process)
+        self._thread.started.connect(self._configure)
         self._thread.start()
 
     def submit(self, request_id: int, request: Any) -> None:
@@ -60,6 +67,13 @@ class LatestWinsWorker(QObject):
         """True while a request runs or waits."""
         with self._lock:
             return self._running or self._latest is not None
+
+    @pyqtSlot()
+    def _configure(self) -> None:
+        if self._torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._torch_threads)
 
     @pyqtSlot()
     def _process(self) -> None:

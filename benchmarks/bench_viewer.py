@@ -1,0 +1,212 @@
+"""The viewer's live path: launch to the first colorized plane, plane change to colorized plane, UI stalls.
+
+    python benchmarks/bench_viewer.py [--devices cpu cuda] [--planes 100] [--rate 10] [--size default]
+
+For each device:
+- launch: a fresh process runs what ``mricolor view`` runs (imports, window, phantom from a warm
+  cache, default checkpoint or the untrained ``lite`` fallback) until the first colorized plane is
+  on screen; measured from before the process is spawned;
+- a scripted scroll of N planes, twice: *sequential* (each step waits for its colorized plane:
+  pure latency) and *paced* at R planes a second (a wheel: the latest-wins worker skips planes);
+  latency of a plane change = time until the colorized panel shows that plane or a newer one;
+- the longest UI-thread stall during the scrolls: the largest gap between ticks of a 5 ms timer,
+  minus the 5 ms;
+- the reference, in the same run: the model alone on one 256² plane, which is the stall every plane
+  change would cause if the model ran on the UI thread.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+_TICK_MS = 5
+
+
+def _child_launch(device: str, size: str) -> None:
+    """Runs in the spawned process: start the viewer as `viewer.app.run` does, print the time of
+    the first colorized plane (epoch seconds) and exit."""
+    from PyQt6.QtCore import QSettings
+    from PyQt6.QtWidgets import QApplication
+
+    from viewer.main_window import MainWindow
+    from viewer.settings import ViewerSettings
+
+    app = QApplication([])
+    ini = Path(os.environ["MRICOLOR_BENCH_INI"])
+    window = MainWindow(settings=ViewerSettings(QSettings(str(ini), QSettings.Format.IniFormat)))
+    window.resize(1600, 900)
+
+    def first(_rid: int) -> None:
+        print(f"FIRST {time.time():.6f} {window.model.source}", flush=True)
+        app.exit(0)
+    window.colorized_shown.connect(first)
+    window.error_shown.connect(lambda m: (print(f"ERROR {m}", flush=True), app.exit(1)))
+    window.show()
+    window.load_default(0, size)
+    window.load_checkpoint(None, device)
+    sys.exit(app.exec())
+
+
+def launch_seconds(device: str, size: str, tmp: Path) -> tuple[float, str]:
+    env = {**os.environ, "MRICOLOR_BENCH_INI": str(tmp / f"launch-{device}.ini")}
+    start = time.time()
+    out = subprocess.run([sys.executable, __file__, "--child-launch", device, "--size", size], env=env,
+                         capture_output=True, text=True, timeout=600)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith(("FIRST", "ERROR"))), None)
+    if line is None or line.startswith("ERROR"):
+        raise RuntimeError(f"launch failed: {line or out.stderr[-2000:]}")
+    _, stamp, source = line.split(" ", 2)
+    return float(stamp) - start, source
+
+
+class _StallMeter:
+    """Largest gap between ticks of a 5 ms QTimer: how long the UI thread could not respond."""
+
+    def __init__(self):
+        from PyQt6.QtCore import QTimer
+
+        self.timer = QTimer(interval=_TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.last = None
+        self.worst = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self.last is not None:
+            self.worst = max(self.worst, (now - self.last) * 1000 - _TICK_MS)
+        self.last = now
+
+    def start(self) -> None:
+        self.last, self.worst = None, 0.0
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.worst
+
+
+def _wait(app, condition, timeout_s: float = 120.0) -> None:
+    """Run the event loop until ``condition()``, sleeping between events (no busy wait stealing a core)."""
+    from PyQt6.QtCore import QEventLoop
+
+    end = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > end:
+            raise TimeoutError("the viewer did not settle")
+        app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+
+
+def scroll(app, window, planes: int, rate: float | None) -> dict:
+    """Scroll ``planes`` steps (sequentially, or at ``rate`` per second); latencies in ms."""
+    asked: dict[int, float] = {}
+    done: dict[int, float] = {}
+    ui_ms: list[float] = []
+
+    def shown(rid: int) -> None:
+        now = time.perf_counter()
+        for r in asked:
+            if r <= rid and r not in done:
+                done[r] = (now - asked[r]) * 1000
+    window.colorized_shown.connect(shown)
+    runs = window.model_worker.runs
+    state = window.state
+    direction = 1
+    meter = _StallMeter()
+    meter.start()
+    for _ in range(planes):
+        if abs(state.offset_mm + direction * state.frame.step_mm(state.plane().normal)) > state.offset_limit():
+            direction = -direction  # bounce at the end of the volume
+        t0 = time.perf_counter()
+        state.scroll(direction)
+        ui_ms.append((time.perf_counter() - t0) * 1000)
+        asked[window.request_id] = t0
+        if rate is None:
+            _wait(app, lambda: window.request_id in done)
+        else:
+            _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
+    _wait(app, lambda: window.idle)
+    stall = meter.stop()
+    window.colorized_shown.disconnect(shown)
+    latency = np.array([done[r] for r in asked])
+    return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)),
+            "stall": stall, "ui_ms": float(np.max(ui_ms)), "runs": window.model_worker.runs - runs}
+
+
+def model_alone_ms(window, repeats: int = 10) -> float:
+    from viewer import jobs
+
+    request = window.colorize_request(window.state.plane())
+    jobs.colorize(request)
+    return float(np.median([jobs.colorize(request).ms for _ in range(repeats)]))
+
+
+def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Path) -> None:
+    from PyQt6.QtCore import QSettings
+
+    from viewer.main_window import MainWindow
+    from viewer.settings import ViewerSettings
+
+    launch, source = launch_seconds(device, size, tmp)
+    window = MainWindow(settings=ViewerSettings(QSettings(str(tmp / f"{device}.ini"), QSettings.Format.IniFormat)))
+    window.resize(1600, 900)
+    window.show()
+    window.load_default(0, size)
+    window.load_checkpoint(None, device)
+    _wait(app, lambda: window.idle)
+    reference = model_alone_ms(window)
+    sequential = scroll(app, window, planes, None)
+    paced = scroll(app, window, planes, rate)
+    window.close()
+    print(f"\n[{device}] model: {source}; plane {window.state.size}²; phantom size {size!r}")
+    print(f"launch → first colorized plane (warm phantom cache): {launch:6.2f} s")
+    print(f"model alone, one plane (the reference):              {reference:6.1f} ms")
+    for name, r in (("sequential", sequential), (f"paced {rate:g}/s", paced)):
+        print(f"{name:>13} scroll of {planes}: latency median {r['median']:6.1f} ms, p95 {r['p95']:6.1f} ms; "
+              f"model ran {r['runs']} times; longest UI stall {r['stall']:5.1f} ms "
+              f"(UI work per change ≤ {r['ui_ms']:.1f} ms)")
+    worst = max(sequential["stall"], paced["stall"])
+    print(f"UI stall vs model on the UI thread: {worst:.1f} ms vs ≥ {reference:.1f} ms per plane "
+          f"(×{reference / max(worst, 1e-3):.1f} more responsive)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
+    parser.add_argument("--planes", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=10.0, help="planes per second of the paced scroll")
+    parser.add_argument("--size", default="default", choices=("default", "small"), help="phantom size")
+    parser.add_argument("--child-launch", metavar="DEVICE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_launch:
+        _child_launch(args.child_launch, args.size)
+        return
+    import tempfile
+
+    import torch
+    from PyQt6.QtWidgets import QApplication
+
+    from viewer.data import default_dataset
+
+    start = time.perf_counter()
+    default_dataset(0, args.size)  # warms the phantom cache
+    print(f"phantom {args.size!r} ready in {time.perf_counter() - start:.1f} s (cache warm from now on); "
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+    devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    app = QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices:
+            bench_device(app, device, args.size, args.planes, args.rate, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
