@@ -9,16 +9,18 @@ from torch.utils.data import Dataset
 from core.labels import Label, LabelTable
 from core.training.data import PlaneData, first_planes
 
-#: background, muscle, fat, bone: MRI brightness (T1: fat bright, bone dark) and cryosection colour.
+#: background, muscle, fat, bone: MRI brightness (T1: fat bright, cortical bone as dark as air, so an
+#: intensity lookup cannot tell them apart) and cryosection colour.
 LABELS = LabelTable([Label(0, "background", "none", (0, 0, 0)), Label(1, "muscle", "muscular", (170, 60, 50)),
                      Label(2, "fat", "integumentary", (230, 200, 110)), Label(3, "bone", "skeletal", (235, 230, 215))])
-MRI_LEVEL = np.array([0.0, 0.45, 0.9, 0.1], dtype=np.float32)
+MRI_LEVEL = np.array([0.0, 0.45, 0.9, 0.02], dtype=np.float32)
 COLOUR = LABELS.color_lut().astype(np.float32) / 255.0
 
 
 class SyntheticPlanes(Dataset):
-    """Ellipses of three tissues; the cryosection is shifted by up to a pixel (misregistration),
-    the truth is the tissue colour on the MRI's labels. ``nan_at`` poisons one plane's MRI."""
+    """Ellipses of three tissues; the MRI's gain varies by ±15 % from plane to plane, the
+    cryosection is shifted by up to a pixel (misregistration), the truth is the tissue colour on
+    the MRI's labels. ``nan_at`` poisons one plane's MRI."""
 
     def __init__(self, count: int, size: int = 32, seed: int = 0, nan_at: int | None = None):
         self.count, self.size, self.seed, self.nan_at = count, size, seed, nan_at
@@ -41,7 +43,8 @@ class SyntheticPlanes(Dataset):
         rng = np.random.default_rng(self.seed * 100_003 + i)
         labels = self.labels(rng)
         shifted = np.roll(labels, tuple(rng.integers(-1, 2, 2)), axis=(0, 1))
-        mri = np.clip(MRI_LEVEL[labels] + 0.03 * rng.standard_normal(labels.shape), 0, 1).astype(np.float32)
+        gain = rng.uniform(0.85, 1.15)
+        mri = np.clip(gain * MRI_LEVEL[labels] + 0.03 * rng.standard_normal(labels.shape), 0, 1).astype(np.float32)
         if i == self.nan_at:
             mri[0, 0] = np.nan
         cryo = np.clip(COLOUR[shifted] + 0.02 * rng.standard_normal((*labels.shape, 3)), 0, 1).astype(np.float32)

@@ -28,7 +28,7 @@ from core.losses import segmentation_loss
 from core.networks import build_segmentation
 from core.training import distributed
 from core.training.config import RunConfig
-from core.training.data import PlaneData, first_planes
+from core.training.data import PlaneData, first_planes, resize_batch
 from core.training.distributed import Context
 from core.training.loop import FitResult, Schedule, Task, autocast, fit, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
@@ -125,12 +125,15 @@ class DiceReport:
 
 @torch.no_grad()
 def dice_per_class(net: nn.Module, dataset: Dataset, label_table: LabelTable, device: torch.device,
-                   batch_size: int = 8) -> DiceReport:
-    """Dice of ``net``'s predictions on every plane of ``dataset``, per class, pooled over pixels."""
+                   image_size: int | None = None, batch_size: int = 8) -> DiceReport:
+    """Dice of ``net``'s predictions on every plane of ``dataset`` (resized to ``image_size``, the
+    size S trained at), per class, pooled over pixels."""
     k = label_table.num_classes
     intersection, predicted, actual = (torch.zeros(k, dtype=torch.float64) for _ in range(3))
     net.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size):
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
+        if image_size is not None:
+            batch = resize_batch(batch, image_size)
         pred = net(batch["cryo"].to(device)).argmax(1).cpu().flatten()
         true = batch["labels"].flatten()
         intersection += torch.bincount(true[pred == true], minlength=k)[:k].double()
@@ -152,7 +155,7 @@ def train_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
                  description="segmentation")
     report = None
     if ctx.is_main and len(data.test):
-        report = dice_per_class(task.net, data.test, data.label_table, ctx.device)
+        report = dice_per_class(task.net, data.test, data.label_table, ctx.device, t.image_size)
         write_text(Path(out) / "dice.md", report.markdown())
         write_text(Path(out) / "dice.csv", report.csv())
     distributed.barrier(ctx)

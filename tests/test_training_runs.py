@@ -1,0 +1,199 @@
+"""Training runs in-process on synthetic planes (tiny preset, 32 px): exact resume, the stop on a
+non-finite loss, a kill or Ctrl-C in the middle of a checkpoint save, the exported model, the
+evaluation table, and the sync check between processes."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.inference import Colorizer
+from core.networks import build_networks
+from core.training import distributed, state
+from core.training.colorization import train_colorization
+from core.training.config import resolve
+from core.training.distributed import Context, OutOfSyncError
+from core.training.evaluate import CRYO_ROW, LOOKUP_ROW, TRUTH_ROW, evaluate_checkpoints
+from core.training.logging import BASE_COLUMNS, read_log
+from core.training.loop import NonFiniteLossError, ResumableSampler
+from core.training.segmentation import train_segmentation
+from test_training_data import LABELS, SyntheticPlanes, synthetic_data
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+def tiny(**overrides):
+    base = {"image_size": 32, "batch_size": 2, "epochs": 50, "max_steps": 6, "checkpoint_every": 3, "sample_every": 100,
+            "log_every": 1, "ema_decay": 0.9, "serve": "c_hat", "seg_max_steps": 2}
+    return resolve("tiny", overrides={**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def segmentation(tmp_path_factory) -> Path:
+    """A U-Net pre-trained for two steps: enough to exercise the frozen-S path."""
+    out = tmp_path_factory.mktemp("seg")
+    _, result, report = train_segmentation(tiny(), synthetic_data(8, 2), Context(), out)
+    assert (out / "dice.md").is_file() and report is not None
+    assert load_checkpoint(result.export).label_table == LABELS
+    return result.export
+
+
+def _losses(folder: Path) -> dict[int, dict[str, float]]:
+    columns, rows = read_log(folder / "log.csv")
+    return {int(r["step"]): {k: r[k] for k in columns if k not in BASE_COLUMNS} for r in rows}
+
+
+def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, segmentation):
+    """8 planes at batch 2: four steps an epoch, so resuming from step 3 also crosses an epoch."""
+    torch.set_num_threads(1)
+    data = synthetic_data(8, 2)
+    train_colorization(tiny(), data, Context(), tmp_path / "whole", segmentation=segmentation)
+    train_colorization(tiny(max_steps=3), data, Context(), tmp_path / "split", segmentation=segmentation)
+    _, result = train_colorization(tiny(), data, Context(), tmp_path / "split", segmentation=segmentation,
+                                   resume=True)
+    whole, split = _losses(tmp_path / "whole"), _losses(tmp_path / "split")
+    assert sorted(split) == [1, 2, 3, 4, 5, 6] and result.step == 6 and result.epoch == 1
+    for step in (4, 5, 6):
+        for name, value in whole[step].items():
+            assert split[step][name] == pytest.approx(value, abs=1e-6), (step, name)
+    a = load_checkpoint(tmp_path / "whole" / "model.safetensors").weights["g_mc"]
+    b = load_checkpoint(tmp_path / "split" / "model.safetensors").weights["g_mc"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+    colorizer = Colorizer.from_checkpoint(result.export, device="cpu")      # the exported model serves
+    assert colorizer.colorize(torch.rand(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    assert load_checkpoint(result.export).extra["step"] == 6
+    assert (tmp_path / "split" / "config.json").is_file() and (tmp_path / "split" / "loss_curves.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "split" / "samples").iterdir()) == ["step_00000003.png", "step_00000006.png"]
+
+
+def test_non_finite_loss_stops_before_the_step_and_keeps_the_last_good_checkpoint(tmp_path, segmentation):
+    sampler = ResumableSampler(SyntheticPlanes(8), Context(), seed=0)
+    poisoned = list(sampler)[4]                                               # in the batch of step 3
+    data = synthetic_data(8, 2, nan_at=poisoned)
+    cfg = tiny(checkpoint_every=1, max_steps=8)
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint is .*state-00000002\.pt"):
+        train_colorization(cfg, data, Context(), tmp_path, segmentation=segmentation)
+    path, payload = state.load_latest(tmp_path / "checkpoints")
+    assert payload["step"] == 2
+    assert all(torch.isfinite(t).all() for m in payload["modules"].values() for t in m.values())
+
+
+def test_serve_auto_picks_the_output_with_the_lowest_delta_e(tmp_path, segmentation, capsys):
+    _, result = train_colorization(tiny(max_steps=1, serve="auto"), synthetic_data(4, 2), Context(), tmp_path,
+                                   segmentation=segmentation)
+    assert "mean ΔE to the true colorization" in capsys.readouterr().err
+    assert load_checkpoint(result.export).serve in ("c_hat", "c_prime", "fused")
+
+
+def test_ablation_without_segmentation_needs_no_unet(tmp_path):
+    _, result = train_colorization(resolve("tiny", "A3", {"image_size": 32, "batch_size": 2, "max_steps": 1,
+                                                          "serve": "auto"}), synthetic_data(4, 2), Context(), tmp_path)
+    assert load_checkpoint(result.export).networks == ("g_mc", "g_cm", "d_c", "d_m")
+    assert not (tmp_path / "segmentation").exists()
+
+
+# --- interrupted saves -------------------------------------------------------------------------
+CHILD = """
+import sys, time, torch
+from test_training_data import synthetic_data
+from test_training_runs import tiny
+from core.training.colorization import train_colorization
+from core.training.distributed import Context
+
+flag, out, seg = sys.argv[1:4]
+real_save, calls = torch.save, []
+
+def save_then_hang(obj, f):
+    calls.append(1)
+    if len(calls) == 2:                     # the state of step 4: half written, then stuck
+        f.write(b"half a checkpoint")
+        f.flush()
+        open(flag, "w").close()
+        time.sleep(120)
+    real_save(obj, f)
+
+torch.save = save_then_hang
+train_colorization(tiny(max_steps=4, checkpoint_every=2), synthetic_data(8, 2), Context(), out, segmentation=seg)
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_a_save_interrupted_midway_is_never_resumed(tmp_path, segmentation, how):
+    out, flag = tmp_path / "run", tmp_path / "saving"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(flag), str(out), str(segmentation)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.monotonic() < deadline, "the child never reached its second save"
+        time.sleep(0.1)
+    child.send_signal(how)
+    child.wait(timeout=60)
+    ckpts = out / "checkpoints"
+    assert [p.name for p in state.list_states(ckpts)] == ["state-00000002.pt"]
+    leftovers = list(ckpts.glob(".state-*"))
+    assert bool(leftovers) == (how == signal.SIGKILL)                        # Ctrl-C cleans up itself
+    _, result = train_colorization(tiny(max_steps=4, checkpoint_every=2), synthetic_data(8, 2), Context(), out,
+                                   segmentation=segmentation, resume=True)
+    assert result.step == 4 and not list(ckpts.glob(".state-*"))
+    assert sorted(_losses(out)) == [1, 2, 3, 4]
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+def test_evaluation_rows_come_in_order_and_the_references_rank_as_expected(tmp_path):
+    model = build_networks(resolve("tiny").preset.model, num_classes=LABELS.num_classes, seed=0)
+    ckpt = save_checkpoint(tmp_path / "run" / "model.safetensors", model.modules(), model.config,
+                           label_table=LABELS, extra={"image_size": 64})
+    table = evaluate_checkpoints([ckpt], synthetic_data(16, 3, size=64), planes=3)
+    assert list(table.kinds) == [TRUTH_ROW, CRYO_ROW, LOOKUP_ROW, "run ĉ", "run c′", "run fused"]
+    assert table.mean(TRUTH_ROW, "dE") == 0.0 and math.isinf(table.mean(TRUTH_ROW, "PSNR"))
+    assert table.mean(CRYO_ROW, "dE") < table.mean(LOOKUP_ROW, "dE") < table.mean("run ĉ", "dE")
+    assert table.mean(CRYO_ROW, "FSIM") == pytest.approx(1.0) and table.planes == 3
+    md, csv_path = table.write(tmp_path, "table")
+    assert "| *true colorization* (reference) |" in md.read_text() and "ΔE ↓" in md.read_text()
+    assert csv_path.read_text().splitlines()[1].startswith("true colorization,reference,3,")
+
+
+# --- processes out of sync -----------------------------------------------------------------------
+def _diverge(rank: int, port: int, results) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    ctx = distributed.init("cpu")
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 3)
+        distributed.check_in_sync(ctx, {"net": net}, 1)
+        if rank == 1:
+            with torch.no_grad():
+                net.bias.add_(1e-6)
+        try:
+            distributed.check_in_sync(ctx, {"net": net}, 2)
+            results.put((rank, "in sync"))
+        except OutOfSyncError as exc:
+            results.put((rank, str(exc)))
+    finally:
+        distributed.cleanup()
+
+
+def test_the_sync_check_catches_ranks_that_diverge():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.SimpleQueue()
+    mp.start_processes(_diverge, args=(port, results), nprocs=2, start_method="spawn")
+    expected = "step 2: processes hold different weights for net"
+    assert sorted(results.get() for _ in range(2)) == [(0, expected), (1, expected)]
