@@ -122,6 +122,28 @@ class _Slow:
         return self.colorizer.colorize(planes, outputs=outputs)
 
 
+def test_window_level_drag_and_linked_zoom(qtbot, window):
+    window.state.set_window(0.5, 0.5)
+    window.panels.window_dragged.emit(40.0, -20.0)  # right widens the window, up lowers the level
+    assert window.state.window > 0.5 and window.state.level < 0.5
+    assert window.panels.panels["mri"].image.levels == pytest.approx(window.state.levels)
+    mri_view = window.panels.panels["mri"].view
+    mri_view.setRange(xRange=(20, 60), yRange=(30, 70), padding=0)
+    zoomed = np.array(mri_view.viewRange())
+    assert zoomed[0] == pytest.approx((20, 60), abs=0.5) or zoomed[1] == pytest.approx((30, 70), abs=0.5)
+    for key in ("colorized", "cryo"):
+        assert np.array(window.panels.panels[key].view.viewRange()) == pytest.approx(zoomed, abs=0.5)
+
+
+def test_the_model_moves_to_another_device_as_a_copy(model):
+    from viewer.model import on_device
+
+    moved = on_device(model.colorizer, "cpu")
+    assert moved.generator is not model.colorizer.generator
+    planes = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
+    assert np.allclose(moved.colorize(planes), model.colorizer.colorize(planes), atol=1e-6)
+
+
 def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_plane(qtbot, window, model):
     window.set_model(LoadedModel(_Slow(model.colorizer), "slow tiny"))
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)

@@ -130,6 +130,18 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         self._shape = (0, 0)
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self._mouse_moved)
 
+    def resizeEvent(self, event) -> None:
+        """Keep the three columns equally wide, whatever their titles say: linked views with
+        locked aspect ratios show the same region only when their boxes have the same shape."""
+        super().resizeEvent(event)
+        if not hasattr(self, "panels"):  # pyqtgraph resizes once while constructing
+            return
+        left, _, right, _ = self.ci.layout.getContentsMargins()
+        spacing = self.ci.layout.horizontalSpacing() * (len(PANELS) - 1)
+        width = max((self.viewport().width() - left - right - spacing) / len(PANELS) - 1, 10)
+        for column in range(len(PANELS)):
+            self.ci.layout.setColumnFixedWidth(column, width)
+
     # --- content -------------------------------------------------------------------------------
     def _fit(self, shape: tuple[int, int]) -> None:
         """Frame the plane once per plane size; afterwards the user's zoom and pan are kept."""
