@@ -36,15 +36,17 @@ def golden_pair(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     return mri, cryo, col, col @ LUMA
 
 
-def texture(h: int, seed: int, period: float = 9.0) -> np.ndarray:
-    """A grey oriented texture (random-phase gratings plus noise) in [0, 1], for STSIM properties."""
-    rng = np.random.default_rng(seed)
+def texture(h: int, kind: int, instance: int) -> np.ndarray:
+    """A grey texture in [0, 1]: ``kind`` fixes its orientations and periods, ``instance`` the phases and noise.
+
+    Two instances of one kind are the same texture at different positions, as STSIM means it.
+    """
+    kind_rng, rng = np.random.default_rng(kind), np.random.default_rng(1000 + instance)
     yy, xx = np.mgrid[0:h, 0:h].astype(float)
     img = np.zeros((h, h))
-    for _ in range(4):
-        theta, phase = rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
-        f = 2 * np.pi / (period * rng.uniform(0.7, 1.4))
-        img += np.sin(f * (xx * np.cos(theta) + yy * np.sin(theta)) + phase)
+    for theta, period in zip(kind_rng.uniform(0, np.pi, 3), kind_rng.uniform(5, 16, 3)):
+        phase = rng.uniform(0, 2 * np.pi)
+        img += np.sin(2 * np.pi / period * (xx * np.cos(theta) + yy * np.sin(theta)) + phase)
     img += 0.5 * gaussian_filter(rng.standard_normal((h, h)), 1.0)
     return (img - img.min()) / (img.max() - img.min())
 
