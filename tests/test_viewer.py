@@ -278,13 +278,19 @@ def test_window_level_and_recent_files_persist(qtbot, dataset, model, settings, 
     assert str(path) in [a.text() for a in second.recent_menu.actions()][0]
 
 
-def test_dropping_a_file_opens_it(qtbot, window, tmp_path):
-    path = tmp_path / "dropped.nii.gz"
-    write_volume(window.dataset.mri, path)
+def test_dropped_mri_cryosection_and_labels_open_as_one_dataset(qtbot, window, dataset, tmp_path):
+    """As ``mricolor view MRI --cryo C --labels L`` and a drop of the three files do."""
+    paths = {"labels": tmp_path / "body_labels.nii.gz", "cryo": tmp_path / "cryo.nrrd", "mri": tmp_path / "t1.nii.gz"}
+    for kind, path in paths.items():
+        write_volume(getattr(dataset, kind), path)
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths.values()])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                        Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.dataset_changed, timeout=TIMEOUT_MS):
-        window.dropEvent(event)
-    assert window.dataset.name == "dropped.nii.gz" and window.dataset.truth is None
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.tasks.pending == 0 and window.idle, timeout=TIMEOUT_MS)
+    assert window.dataset.name == "t1.nii.gz" and window.dataset.truth is None
+    assert np.array_equal(window.dataset.cryo.array, dataset.cryo.array)
+    assert window.dataset.label_table.name(int(dataset.labels.array.max())) == \
+        dataset.label_table.name(int(dataset.labels.array.max()))
+    _assert_panels_show(window, window.state.plane())

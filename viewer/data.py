@@ -44,10 +44,10 @@ class Dataset:
     def label_table(self) -> LabelTable | None:
         return None if self.labels is None else self.labels.label_table
 
-    def with_volume(self, kind: str, volume: Volume, name: str | None = None) -> "Dataset":
-        """This dataset with one volume replaced; a new MRI drops the phantom's truth (it no longer fits)."""
-        if kind == "mri":
-            return replace(self, mri=volume, truth=None, name=name or self.name)
+    def with_volume(self, kind: str, volume: Volume) -> "Dataset":
+        """This dataset with its cryosection or labels replaced."""
+        if kind not in ("cryo", "labels"):
+            raise ValueError(f"a dataset's {kind} is not replaced: open a new MRI as a new dataset")
         return replace(self, **{kind: volume})
 
 
@@ -60,6 +60,20 @@ def default_dataset(seed: int = 0, size: str = "default") -> Dataset:
     if labels.label_table is None:
         labels = labels.with_array(labels.array, label_table=subject.label_table)
     return Dataset(subject.mri, subject.cryo, labels, subject.true_colorization, name=f"phantom seed {seed} ({size})")
+
+
+def warm(dataset: Dataset) -> Dataset:
+    """Convert every volume to its slicing tensor now, on the loading thread.
+
+    `core.planes.volume_tensor` converts a volume once (a default phantom cryosection takes about
+    a second); done here, the first plane change does not pay for it on a worker.
+    """
+    from core.planes import volume_tensor
+
+    for volume in (dataset.mri, dataset.cryo, dataset.labels, dataset.truth):
+        if volume is not None:
+            volume_tensor(volume)
+    return dataset
 
 
 def _default_table() -> LabelTable:

@@ -21,7 +21,7 @@ from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressDialog,
                              QVBoxLayout, QWidget)
 
-from core.planes import Plane
+from core.planes import Plane, volume_tensor
 from viewer import data, jobs
 from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import export_volume, save_png
@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self._last_model_error: str | None = None
         self._error_boxes: list[QMessageBox] = []
         self._shut_down = False
+        self._exports: list[threading.Event] = []  # cancel flags of running volume exports
 
         # The UI thread only cuts MRI planes: one torch thread each for it, the slicer and the metrics
         # leaves the cores to the model (torch's thread count is per thread; restored on close).
@@ -245,7 +246,7 @@ class MainWindow(QMainWindow):
     def load_default(self, seed: int = 0, size: str = "default") -> None:
         """Load the built-in phantom in the background (cached on disk after the first time)."""
         self.busy_label.setText("loading phantom…")
-        self.tasks.submit(lambda: data.default_dataset(seed, size),
+        self.tasks.submit(lambda: data.warm(data.default_dataset(seed, size)),
                           self.set_dataset,
                           lambda msg: self.show_error(msg, "Could not build the phantom"))
 
@@ -257,7 +258,7 @@ class MainWindow(QMainWindow):
             self.set_model(model)
             if path is not None:
                 self._add_recent("checkpoint", path)
-        self.tasks.submit(lambda: load_model(path, device), done,
+        self.tasks.submit(lambda: load_model(path, device, warm_size=self.state.size), done,
                           lambda msg: self.show_error(msg, "Could not load the checkpoint"))
 
     def open_file(self, kind: str | None, path: str) -> None:
@@ -267,20 +268,21 @@ class MainWindow(QMainWindow):
             self.load_checkpoint(path, self._current_device())
             return
         table = None if self.dataset is None else self.dataset.label_table
-        if kind is None:
-            work = lambda: data.load_any(path, table)  # noqa: E731
-        else:
-            work = lambda: (kind, data.load_volume(kind, path, table))  # noqa: E731
+
+        def load() -> tuple[str, object]:
+            read_as, volume = data.load_any(path, table) if kind is None \
+                else (kind, data.load_volume(kind, path, table))
+            volume_tensor(volume)  # converted here, not on the first plane change
+            return read_as, volume
         self.statusBar().showMessage(f"loading {path}…")
-        self.tasks.submit(work, lambda result: self._volume_loaded(*result, path),
+        self.tasks.submit(load, lambda result: self._volume_loaded(*result, path),
                           lambda msg: self.show_error(msg, "Could not open the file"))
 
     def _volume_loaded(self, kind: str, volume, path: str) -> None:
         self._add_recent(kind, path)
         self.statusBar().showMessage(f"opened {Path(path).name} as {data.KINDS[kind]}", 5000)
-        if kind == "mri":
-            base = self.dataset or data.Dataset(volume)
-            self.set_dataset(base.with_volume("mri", volume, Path(path).name), path)
+        if kind == "mri":  # another body: the cryosection and labels shown so far no longer belong to it
+            self.set_dataset(data.Dataset(volume, name=Path(path).name), path)
             return
         if self.dataset is None:
             self.show_error(f"{path}: open an MRI before a {data.KINDS[kind]}", "No MRI")
@@ -484,16 +486,19 @@ class MainWindow(QMainWindow):
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
         cancel = threading.Event()
+        self._exports.append(cancel)
         dialog.canceled.connect(cancel.set)
         relay = _ProgressRelay(dialog)
         mri, colorizer, output, value_range = (self.dataset.mri, self.model.colorizer, self.state.output,
                                                self.value_range)
 
         def finished(written: Path) -> None:
+            self._exports.remove(cancel)
             dialog.close()
             self.statusBar().showMessage(f"wrote {written}", 8000)
 
         def failed(message: str) -> None:
+            self._exports.remove(cancel)
             dialog.close()
             if cancel.is_set():
                 self.statusBar().showMessage("export cancelled; nothing was written", 8000)
@@ -557,6 +562,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self._metrics_timer.stop()
         self._fps_timer.stop()
+        for cancel in self._exports:
+            cancel.set()
         for worker in (self.model_worker, self.side_worker, self.metrics_worker):
             worker.stop()
         self.tasks.stop()

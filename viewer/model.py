@@ -37,20 +37,26 @@ def available_devices() -> list[str]:
 
 
 def load_model(checkpoint: str | os.PathLike | None = None, device: str | None = None,
-               fallback_preset: str = "lite") -> LoadedModel:
+               fallback_preset: str = "lite", warm_size: int | None = None) -> LoadedModel:
     """Load ``checkpoint`` (None: the shipped default) on ``device``.
 
     An explicit checkpoint that fails raises `InputError` (the user asked for it); a missing
     shipped default falls back to an untrained ``fallback_preset`` model with a notice.
+    ``warm_size`` runs one plane of that size so the first live plane does not pay the
+    one-off kernel set-up (on a CPU the first forward costs several times a later one).
     """
     from core.inference import Colorizer
 
     if checkpoint is not None:
-        return LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint))
-    try:
-        return LoadedModel(Colorizer.from_checkpoint(None, device=device), "default checkpoint")
-    except InputError:
-        return LoadedModel(untrained(fallback_preset, device), f"untrained {fallback_preset}", UNTRAINED_NOTICE)
+        loaded = LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint))
+    else:
+        try:
+            loaded = LoadedModel(Colorizer.from_checkpoint(None, device=device), "default checkpoint")
+        except InputError:
+            loaded = LoadedModel(untrained(fallback_preset, device), f"untrained {fallback_preset}", UNTRAINED_NOTICE)
+    if warm_size:
+        loaded.colorizer.colorize(np.zeros((1, warm_size, warm_size), dtype=np.float32))
+    return loaded
 
 
 def untrained(preset: str = "lite", device: str | None = None, seed: int = 0) -> object:
