@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from core.errors import InputError
 from core.phantom import SIZES, PhantomTransform, generate, make_subject
 from core.phantom.mri import tissue_signal
-from core.phantom.subject import VOLUMES, cache_path
+from core.phantom.subject import VOLUMES, cache_path, save_cached
 from core.phantom.tissues import load_table
 
 ARRAYS = VOLUMES
@@ -195,13 +195,12 @@ def test_transform_grid_inverse_and_storage(subject, tmp_path):
 # --- cache, arguments, CLI --------------------------------------------------------------------------
 def test_cache_round_trip_and_corruption(subject, tmp_path, monkeypatch):
     monkeypatch.setenv("MRICOLOR_CACHE_DIR", str(tmp_path))
-    first = make_subject(0, "small")
-    path = cache_path(0, "small")
-    assert path.is_file() and path.parent.parent == tmp_path
+    path = save_cached(subject)
+    assert path == cache_path(0, "small") and path.is_file() and path.parent.parent == tmp_path
     cached = make_subject(0, "small")
     for name in ARRAYS:
         assert np.array_equal(getattr(cached, name).array, getattr(subject, name).array), name
-        assert getattr(cached, name).same_frame(getattr(first, name))
+        assert getattr(cached, name).same_frame(getattr(subject, name))
     assert cached.label_table == subject.label_table
     assert np.array_equal(cached.transform.rigid, subject.transform.rigid)
     data = path.read_bytes()

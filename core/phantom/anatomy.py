@@ -5,7 +5,7 @@ import numpy as np
 
 from core.phantom import bowel, envelope, head, organs, skeleton
 from core.phantom.body import Body
-from core.phantom.canvas import Canvas
+from core.phantom.canvas import BOWEL_ZONE, Canvas
 from core.phantom.grid import Grid
 
 
@@ -21,9 +21,17 @@ class Anatomy:
         bowel.paint_zone(canvas)
         self.canvas = canvas
         self.zone_slices = bowel.zone_slices(canvas.labels)
+        self.zone = canvas.labels[self.zone_slices] == BOWEL_ZONE
 
-    def labels(self, variant: str) -> np.ndarray:
-        """The full label volume with the bowel loops of ``variant`` ("cryo" or "mri") drawn in."""
-        labels = self.canvas.labels.copy()
-        bowel.paint_bowel(labels, self.zone_slices, self.canvas, variant)
+    def take_labels(self, variant: str) -> np.ndarray:
+        """The label volume with the bowel loops of ``variant`` ("cryo" or "mri") drawn in.
+
+        Hands over the canvas itself (no copy); other variants are drawn over it with `draw`.
+        """
+        labels, self.canvas.labels = self.canvas.labels, None
+        self.draw(labels, variant)
         return labels
+
+    def draw(self, labels: np.ndarray, variant: str) -> None:
+        """Redraw the bowel loops of ``variant`` into ``labels`` in place (nothing else changes)."""
+        bowel.paint_bowel(labels, self.zone_slices, self.zone, self.canvas, variant)

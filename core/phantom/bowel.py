@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.phantom import sdf
+from core.phantom.body import Body
 from core.phantom.canvas import BOWEL_ZONE, Canvas
 from core.phantom.fields import LatticeField, stream
 from core.phantom.landmarks import cavities, spine_at
@@ -19,10 +20,14 @@ LOOP_CORRELATION_MM = 18.0
 WALL_MM = 3.0
 
 
+def _zone_shape(body: Body) -> tuple[np.ndarray, np.ndarray]:
+    return body.organ("bowel", body.pt(0, -18, 725), body.size(112, 66, 105))
+
+
 def paint_zone(canvas: Canvas) -> None:
     """Mark the cavity fat in front of the spine, around and below the organs, for the loops."""
     body = canvas.body
-    c, r = body.organ("bowel", body.pt(0, -18, 725), body.size(112, 66, 105))
+    c, r = _zone_shape(body)
     b = canvas.box(*sdf.bounds(c, r, 2))
     cavity = cavities(body, b)[1] + canvas.thick(4.0) / 2
     y_spine, _, ry, _ = spine_at(body, body.d(b.z))
@@ -38,16 +43,16 @@ def zone_slices(labels: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(slice(int(w[0]), int(w[-1]) + 1) for w in where)
 
 
-def paint_bowel(labels: np.ndarray, slices: tuple[slice, slice, slice], canvas: Canvas, variant: str) -> None:
-    """Fill the zone in ``labels`` (in place) with the loops of ``variant`` ("cryo" or "mri")."""
-    view = labels[slices]
-    zone = view == BOWEL_ZONE
+def paint_bowel(labels: np.ndarray, slices: tuple[slice, slice, slice], zone: np.ndarray, canvas: Canvas,
+                variant: str) -> None:
+    """Fill the zone (mask ``zone`` of the box ``slices``) of ``labels`` in place with the loops of
+    ``variant`` ("cryo" or "mri")."""
     if not zone.any():
         return
+    view = labels[slices]
     grid, ids, body = canvas.grid, canvas.ids, canvas.body
+    lo, hi = sdf.bounds(*_zone_shape(body), 2)  # in mm, so every grid size gets the same loops
     zc, yc, xc = (a[s] for a, s in zip(grid.axes(), slices))
-    lo = np.array([xc[0], yc[0], zc[0]])
-    hi = np.array([xc[-1], yc[-1], zc[-1]])
     fields = [LatticeField.gaussian(stream(canvas.seed, f"bowel.{variant}.{i}"), lo, hi, LOOP_CORRELATION_MM)
               for i in (0, 1)]
     rho = np.hypot(*(f.on_grid(zc, yc, xc) for f in fields))

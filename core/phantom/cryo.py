@@ -20,7 +20,7 @@ from core.phantom.body import FOV_HI, FOV_LO
 from core.phantom.fields import LatticeField, stream
 from core.phantom.grid import Grid
 
-SLAB = 32
+SLAB = 16
 STAIN, GRAIN, SLICE_JITTER = 0.08, 0.06, 0.02
 # per tissue: mottle, fibre, marrow speckle, fat lobule septa (relative amplitudes)
 TEXTURE = {
@@ -44,7 +44,7 @@ TEXTURE = {
 }
 MARROW_TINT = np.array([0.10, 0.28, 0.26], dtype=np.float32)   # speckle +1: yellow marrow, −1: red
 SEPTUM_TINT = np.array([-0.06, -0.16, 0.02], dtype=np.float32)  # fibrous septa: paler, pinker than fat
-FIBRE_MM = (1.5, 1.5, 14.0)
+FIBRE_MM = (2.0, 2.0, 14.0)
 LOBULE_MM = 7.0
 
 

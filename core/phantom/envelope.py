@@ -22,7 +22,7 @@ from core.phantom.grid import Box
 from core.phantom.landmarks import TRUNK_BOTTOM, TRUNK_KNOTS, TRUNK_TOP, arm_nodes
 
 SKIN_MM = 2.0
-SLAB = 48  # z slices processed at once (bounded memory)
+SLAB = 24  # z slices processed at once (bounded memory)
 SEPTA_MM = 30.0
 
 

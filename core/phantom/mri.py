@@ -32,7 +32,7 @@ WITHIN_TISSUE = 0.03
 PSF_FRACTION = 0.55  # Gaussian σ of the point-spread function, as a fraction of the MRI spacing
 BIAS = (0.10, 0.20)
 NOISE = (0.02, 0.05)  # Rician σ as a fraction of the muscle signal
-SLAB = 48
+SLAB = 24
 
 
 def tissue_signal(table: LabelTable, seed: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from core.phantom.grid import Grid
 from core.phantom.warp import PhantomTransform
 
-CHUNK = 12  # MRI slices per chunk
+CHUNK = 6  # MRI slices per chunk (bounds the temporary index arrays)
 
 
 class GridPoints:
@@ -42,23 +42,32 @@ class GridPoints:
         return volume.reshape(-1)[self.nearest_index]
 
     def linear(self, volume: np.ndarray) -> np.ndarray:
-        """Trilinear interpolation (float32) of a scalar (z, y, x) volume."""
+        """Trilinear interpolation of a (z, y, x) or interleaved (z, y, x, c) volume.
+
+        Float volumes give float32; integer volumes (RGB uint8) are rounded back to their dtype.
+        """
+        channels = volume.shape[3] if volume.ndim == 4 else 1
         flat = volume.reshape(-1)
-        out = np.zeros(len(self.nearest_index), dtype=np.float32)
+        out = np.zeros((len(self.nearest_index), channels), dtype=np.float32)
         for index, w in self._corners:
-            out += flat[index] * w
-        return out
+            for c in range(channels):
+                out[:, c] += flat[index * channels + c if channels > 1 else index] * w
+        if np.issubdtype(volume.dtype, np.integer):
+            info = np.iinfo(volume.dtype)
+            out = np.clip(np.rint(out), info.min, info.max).astype(volume.dtype)
+        return out if volume.ndim == 4 else out[:, 0]
 
 
 def resample_to_mri(transform: PhantomTransform, mri_grid: Grid, cryo_grid: Grid,
                     nearest: list[np.ndarray], linear: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Scalar cryosection-grid volumes seen through the transform, on the MRI grid.
+    """Cryosection-grid volumes seen through the transform, on the MRI grid, chunk by chunk.
 
-    Returns (nearest-neighbour results in their own dtype, trilinear results as float32).
+    Returns (nearest-neighbour results, trilinear results); see `GridPoints.linear` for dtypes.
     """
     shape = mri_grid.shape
     near_out = [np.empty(shape, dtype=v.dtype) for v in nearest]
-    lin_out = [np.empty(shape, dtype=np.float32) for _ in linear]
+    lin_out = [np.empty(shape + v.shape[3:], dtype=v.dtype if np.issubdtype(v.dtype, np.integer) else np.float32)
+               for v in linear]
     zc, yc, xc = mri_grid.axes()
     for z0 in range(0, shape[0], CHUNK):
         zs = slice(z0, min(z0 + CHUNK, shape[0]))
@@ -67,5 +76,5 @@ def resample_to_mri(transform: PhantomTransform, mri_grid: Grid, cryo_grid: Grid
         for src, dst in zip(nearest, near_out):
             dst[zs] = pts.nearest(src).reshape(chunk)
         for src, dst in zip(linear, lin_out):
-            dst[zs] = pts.linear(src).reshape(chunk)
+            dst[zs] = pts.linear(src).reshape(chunk + src.shape[3:])
     return near_out, lin_out

@@ -1,8 +1,8 @@
 """A phantom subject (MRI, cryosection, labels, the truth) and its on-disk cache.
 
-Generation order: labels (twice: the cryosection's bowel and the MRI's), the cryosection
-rendered from the MRI-bowel labels and resampled through the transform as the true
-colorization, the MRI signal resampled the same way, then the cryosection's own bowel slabs
+Generation order: labels with the MRI's bowel loops; the cryosection rendered from them and
+resampled through the transform as the true colorization, and the MRI signal resampled the same
+way; then the cryosection's own bowel loops drawn over the same labels and their slabs
 re-rendered. Subjects are cached as one ``.npz`` per (phantom version, seed, size) in the
 user's cache directory; a file that fails to load or check is regenerated, never trusted.
 """
@@ -87,19 +87,17 @@ def generate(seed: int, size: str = "default") -> Subject:
     table = load_table()
     cryo_grid, mri_grid = grids(size)
     anatomy = Anatomy(cryo_grid, tissue_ids(table), Body.draw(seed), seed)
-    labels = anatomy.labels("cryo")
-    mri_source = anatomy.labels("mri")
+    labels = anatomy.take_labels("mri")  # first the MRI's bowel: the MRI and the truth are made from it
     centre = (np.array(FOV_LO) + np.array(FOV_HI)) / 2
     transform = PhantomTransform.draw(seed, centre, (MRI_FOV_LO, MRI_FOV_HI), (np.array(FOV_LO) - 10, np.array(FOV_HI) + 10))
 
     renderer = CryoRenderer(cryo_grid, table, seed)
-    rgb = renderer.render(mri_source)
-    signal = mri_sim.signal_volume(mri_source, cryo_grid, table, seed, SIZES[size].mri_mm)
-    channels = [np.ascontiguousarray(rgb[..., c]) for c in range(3)]
-    (mri_labels,), (clean, *colour) = resample_to_mri(transform, mri_grid, cryo_grid, [mri_source], [signal, *channels])
-    del signal, mri_source, channels
+    rgb = renderer.render(labels)
+    signal = mri_sim.signal_volume(labels, cryo_grid, table, seed, SIZES[size].mri_mm)
+    (mri_labels,), (clean, true_colour) = resample_to_mri(transform, mri_grid, cryo_grid, [labels], [signal, rgb])
+    del signal
+    anatomy.draw(labels, "cryo")  # then the cryosection's own bowel, and its colours there
     renderer.render(labels, out=rgb, z_range=anatomy.zone_slices[0])
-    true_colour = np.stack([np.clip(c + np.float32(0.5), 0, 255).astype(np.uint8) for c in colour], axis=-1)
     mri = mri_sim.acquire(clean, mri_grid, mri_labels != 0, table, seed)
     return Subject(seed, size, mri=mri_grid.volume(mri), cryo=cryo_grid.volume(rgb),
                    labels=cryo_grid.volume(labels, table), mri_labels=mri_grid.volume(mri_labels, table),
@@ -150,27 +148,31 @@ def _from_arrays(data: dict[str, np.ndarray], seed: int, size: str) -> Subject:
     return Subject(seed, size, label_table=table, transform=transform, **vols)
 
 
-def _load(path: Path, seed: int, size: str) -> Subject | None:
-    """The cached subject, or None if the file is missing or unusable in any way."""
+def load_cached(seed: int, size: str) -> Subject | None:
+    """The cached subject, or None if its file is missing or unusable in any way (then it warns)."""
+    path = cache_path(seed, size)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return _from_arrays({k: npz[k] for k in npz.files}, seed, size)
+            return _from_arrays({k: npz[k] for k in npz.files}, int(seed), size)
     except Exception as exc:  # noqa: BLE001 - any failure means the file cannot be trusted
         warnings.warn(f"phantom cache {path} is unreadable ({type(exc).__name__}: {exc}); regenerating",
                       stacklevel=3)
         return None
 
 
-def _save(subject: Subject, path: Path) -> None:
+def save_cached(subject: Subject) -> Path:
+    """Write ``subject`` to its cache file atomically (a failure to write only warns)."""
     from core.atomic import atomic_path
 
+    path = cache_path(subject.seed, subject.size)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **_to_arrays(subject))
     except OSError as exc:
         warnings.warn(f"could not cache the phantom in {path} ({exc})", stacklevel=3)
+    return path
 
 
 def make_subject(seed: int = 0, size: str = "default", cache: bool = True) -> Subject:
@@ -182,10 +184,8 @@ def make_subject(seed: int = 0, size: str = "default", cache: bool = True) -> Su
     seed = int(seed)
     if not cache:
         return generate(seed, size)
-    path = cache_path(seed, size)
-    subject = _load(path, seed, size)
+    subject = load_cached(seed, size)
     if subject is None:
         subject = generate(seed, size)
-        _save(subject, path)
+        save_cached(subject)
     return subject
-
