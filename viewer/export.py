@@ -1,4 +1,4 @@
-"""Exports: the three panels as one PNG, and the whole MRI volume colorized.
+"""Exports: the three panels as one PNG, and the whole MRI volume colorized (`colorize_volume` has no Qt).
 
 Both write atomically (a temporary name renamed into place), so a cancelled or failed export
 never leaves half a file. The volume export runs on a worker thread, slice batch by slice batch,
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import QProgressDialog
 
 from core.atomic import atomic_path
 from core.errors import InputError
@@ -24,6 +26,29 @@ _BATCH = 8
 
 class Cancelled(Exception):
     """The user cancelled an export; nothing was written."""
+
+
+class ExportProgress(QProgressDialog):
+    """The progress dialog of a volume export, with the cancel flag the export thread checks.
+
+    ``report`` may be called from the export thread: the value reaches the dialog through a
+    queued signal, since widgets are touched on the UI thread only.
+    """
+
+    progressed = pyqtSignal(int)
+
+    def __init__(self, parent=None):
+        super().__init__("Colorizing the volume…", "Cancel", 0, 1000, parent)
+        self.setWindowTitle("Export colorized volume")
+        self.setMinimumDuration(0)
+        self.setAutoClose(False)
+        self.setAutoReset(False)
+        self.cancel = threading.Event()
+        self.canceled.connect(self.cancel.set)
+        self.progressed.connect(self.setValue)
+
+    def report(self, fraction: float) -> None:
+        self.progressed.emit(int(fraction * 1000))
 
 
 def save_png(widget, path: str | os.PathLike) -> Path:

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import torch
-from PyQt6.QtCore import QByteArray, QObject, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressDialog,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtCore import QByteArray, Qt, QTimer, pyqtSignal
+from PyQt6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from core.planes import Plane, volume_tensor
 from viewer import data, jobs
 from viewer.controls import DisplayControls, Legend, PlaneControls
-from viewer.export import export_volume, save_png
+from viewer.export import ExportProgress, export_volume, save_png
+from viewer.menus import CHECKPOINT_SUFFIXES, build_menus, fill_recent
 from viewer.metrics_panel import MetricsPanel
 from viewer.model import (LoadedModel, available_devices, device_name, load_model, on_device, outputs_of,
                           served_output)
@@ -32,13 +29,12 @@ from viewer.navigator import Navigator
 from viewer.panels import ImagePanels
 from viewer.settings import ViewerSettings
 from viewer.state import OUTPUTS, ViewerState
+from viewer.status import StatusBar
 from viewer.worker import BackgroundTasks, LatestWinsWorker
 
 log = logging.getLogger("mricolor.viewer")
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 _METRICS_DELAY_MS = 150
-_VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm *.npy *.npz *.raw);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -73,7 +69,6 @@ class MainWindow(QMainWindow):
         self.side = jobs.SidePlanes(None, None, ())
         self._latest: tuple[int, Plane, np.ndarray] | None = None
         self._lut_index: np.ndarray | None = None
-        self._frame_times: deque[float] = deque(maxlen=120)
         self._last_model_error: str | None = None
         self._error_boxes: list[QMessageBox] = []
         self._shut_down = False
@@ -95,14 +90,12 @@ class MainWindow(QMainWindow):
         self.metrics_worker.failed.connect(lambda _r, msg: self.metrics.set_status(f"metrics failed: {msg}"))
 
         self._build_widgets()
-        self._build_menus()
+        self.recent_menu = build_menus(self)
+        fill_recent(self, self.recent_menu, self.settings.recent())
         self._connect_state()
         self._restore_layout()
         self._metrics_timer = QTimer(self, singleShot=True, interval=_METRICS_DELAY_MS)
         self._metrics_timer.timeout.connect(self._submit_metrics)
-        self._fps_timer = QTimer(self, interval=500)
-        self._fps_timer.timeout.connect(self._update_fps)
-        self._fps_timer.start()
         if model is not None:
             self.set_model(model)
         if dataset is not None:
@@ -141,56 +134,14 @@ class MainWindow(QMainWindow):
         self.resizeDocks(docks, [280] * len(docks), Qt.Orientation.Vertical)
         self.resizeDocks(docks, [300, 420, 330, 200, 330], Qt.Orientation.Horizontal)
 
-        self.busy_label, self.device_label, self.ms_label, self.fps_label = (QLabel() for _ in range(4))
-        for label in (self.busy_label, self.device_label, self.ms_label, self.fps_label):
-            self.statusBar().addPermanentWidget(label)
-        self.busy_label.setText("loading…")
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
 
         self.panels.hovered.connect(self._on_hover)
         self.panels.scrolled.connect(self.state.scroll)
         self.panels.window_dragged.connect(self._on_window_drag)
         self.navigator.clicked.connect(self.state.move_through)
         self.display.device_chosen.connect(self._on_device_chosen)
-
-    def _action(self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        for kind, name in data.KINDS.items():
-            self._action(file_menu, f"Open {name}…", lambda k=kind: self._open_dialog(k),
-                         QKeySequence.StandardKey.Open if kind == "mri" else None)
-        self._action(file_menu, "Open checkpoint…", lambda: self._open_dialog("checkpoint"))
-        self.recent_menu = file_menu.addMenu("Open recent")
-        self._action(file_menu, "Open built-in phantom", self.load_default)
-        file_menu.addSeparator()
-        self._action(file_menu, "Export panels as PNG…", self._export_png_dialog, "Ctrl+E")
-        self._action(file_menu, "Export colorized volume…", self._export_volume_dialog, "Ctrl+Shift+E")
-        file_menu.addSeparator()
-        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
-        view_menu = bar.addMenu("&View")
-        for i, name in enumerate(("axial", "coronal", "sagittal")):
-            self._action(view_menu, name.capitalize(), lambda n=name: self.state.set_orientation(n), str(i + 1))
-        view_menu.addSeparator()
-        for text, steps, keys in (("Next plane", 1, ("Up", "Right")), ("Previous plane", -1, ("Down", "Left")),
-                                  ("Forward 10 planes", 10, ("PgUp",)), ("Back 10 planes", -10, ("PgDown",))):
-            action = self._action(view_menu, text, lambda s=steps: self.state.scroll(s))
-            action.setShortcuts([QKeySequence(k) for k in keys])
-        self._action(view_menu, "Reset zoom", self.panels.reset_zoom, "R")
-        self._action(view_menu, "Toggle label overlay",
-                     lambda: self.state.set_overlay(visible=not self.state.overlay_visible), "G")
-        view_menu.addSeparator()
-        for dock in self.docks.values():
-            view_menu.addAction(dock.toggleViewAction())
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "Mouse and keys", self._show_help, "F1")
-        self._rebuild_recent_menu()
 
     def _connect_state(self) -> None:
         self.state.plane_changed.connect(self._on_plane_changed)
@@ -230,10 +181,10 @@ class MainWindow(QMainWindow):
         self.model = model
         device = device_name(model.colorizer)
         self.display.set_device(device)
-        self.device_label.setText(f"device: {device}")
+        self.status.set_device(device)
         self.panels.set_notice("colorized", model.notice or "")
         if model.notice:
-            self.statusBar().showMessage(f"{model.source}: {model.notice}", 10000)
+            self.status.showMessage(f"{model.source}: {model.notice}", 10000)
         offered = outputs_of(model.colorizer)
         self.display.set_outputs(offered)
         output = self.state.output if keep_output and self.state.output in offered else served_output(model.colorizer)
@@ -245,14 +196,14 @@ class MainWindow(QMainWindow):
 
     def load_default(self, seed: int = 0, size: str = "default") -> None:
         """Load the built-in phantom in the background (cached on disk after the first time)."""
-        self.busy_label.setText("loading phantom…")
+        self.status.set_busy("loading phantom…")
         self.tasks.submit(lambda: data.warm(data.default_dataset(seed, size)),
                           self.set_dataset,
                           lambda msg: self.show_error(msg, "Could not build the phantom"))
 
     def load_checkpoint(self, path: str | None = None, device: str | None = None) -> None:
         """Load a checkpoint (None: the shipped default, or an untrained model with a notice)."""
-        self.busy_label.setText("loading model…")
+        self.status.set_busy("loading model…")
 
         def done(model: LoadedModel) -> None:
             self.set_model(model)
@@ -274,13 +225,13 @@ class MainWindow(QMainWindow):
                 else (kind, data.load_volume(kind, path, table))
             volume_tensor(volume)  # converted here, not on the first plane change
             return read_as, volume
-        self.statusBar().showMessage(f"loading {path}…")
+        self.status.showMessage(f"loading {path}…")
         self.tasks.submit(load, lambda result: self._volume_loaded(*result, path),
                           lambda msg: self.show_error(msg, "Could not open the file"))
 
     def _volume_loaded(self, kind: str, volume, path: str) -> None:
         self._add_recent(kind, path)
-        self.statusBar().showMessage(f"opened {Path(path).name} as {data.KINDS[kind]}", 5000)
+        self.status.showMessage(f"opened {Path(path).name} as {data.KINDS[kind]}", 5000)
         if kind == "mri":  # another body: the cryosection and labels shown so far no longer belong to it
             self.set_dataset(data.Dataset(volume, name=Path(path).name), path)
             return
@@ -299,7 +250,7 @@ class MainWindow(QMainWindow):
         if self.model is None or device_name(self.model.colorizer).split(":")[0] == device:
             return
         model = self.model
-        self.busy_label.setText(f"moving the model to {device}…")
+        self.status.set_busy(f"moving the model to {device}…")
 
         def failed(message: str) -> None:
             self.display.set_device(device_name(self.model.colorizer))
@@ -323,7 +274,7 @@ class MainWindow(QMainWindow):
             request = self.colorize_request(plane, self.mri_plane)
             self._latest = (rid, plane, request.mri01)
             self.model_worker.submit(rid, request)
-            self.busy_label.setText("colorizing…")
+            self.status.set_busy("colorizing…")
         if self.shown["metrics"]:
             self.metrics.set_status("out of date — updating when the plane settles")
 
@@ -349,16 +300,15 @@ class MainWindow(QMainWindow):
         self.shown["colorized"] = rid
         self.colorized_rgb = result.rgb
         self.panels.set_rgb("colorized", result.rgb)
-        self._frame_times.append(time.perf_counter())
-        self.ms_label.setText(f"{result.ms:.0f} ms/plane")
+        self.status.frame_shown(result.ms)
         self._last_model_error = None
         if rid == self.request_id:
-            self.busy_label.setText("up to date")
+            self.status.set_busy("up to date")
             self._metrics_timer.start()
         self.colorized_shown.emit(rid)
 
     def _on_model_failed(self, rid: int, message: str) -> None:
-        self.busy_label.setText("colorization failed")
+        self.status.set_busy("colorization failed")
         if message != self._last_model_error:  # one box per distinct failure, not one per plane
             self._last_model_error = message
             self.show_error(message, "Colorization failed")
@@ -383,11 +333,6 @@ class MainWindow(QMainWindow):
     def _on_output_changed(self, output: str) -> None:
         self.panels.set_title("colorized", f"colorized {OUTPUTS[output]}")
         self._on_plane_changed(self.state.plane())
-
-    def _update_fps(self) -> None:
-        now = time.perf_counter()
-        recent = sum(1 for t in self._frame_times if now - t <= 1.0)
-        self.fps_label.setText(f"{recent} fps" if recent else "– fps")
 
     @property
     def idle(self) -> bool:
@@ -428,26 +373,9 @@ class MainWindow(QMainWindow):
         return "  ·  ".join(parts)
 
     # --- files ---------------------------------------------------------------------------------
-    def _open_dialog(self, kind: str) -> None:
-        name = "checkpoint" if kind == "checkpoint" else data.KINDS[kind]
-        filters = "Checkpoints (*.pt *.pth *.ckpt *.safetensors);;All files (*)" if kind == "checkpoint" \
-            else _VOLUME_FILTER
-        path, _ = QFileDialog.getOpenFileName(self, f"Open {name}", "", filters)
-        if path:
-            self.open_file(kind, path)
-
     def _add_recent(self, kind: str, path: str) -> None:
         self.settings.add_recent(kind, str(path))
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent()
-        for kind, path in recent:
-            label = "checkpoint" if kind == "checkpoint" else data.KINDS.get(kind, kind)
-            self._action(self.recent_menu, f"{Path(path).name}  ({label})  {path}",
-                         lambda k=kind, p=path: self.open_file(k, p))
-        self.recent_menu.setEnabled(bool(recent))
+        fill_recent(self, self.recent_menu, self.settings.recent())
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -464,78 +392,48 @@ class MainWindow(QMainWindow):
     def export_png(self, path: str) -> Path:
         """The three panels as one PNG, as they are on screen."""
         written = save_png(self.panels, path)
-        self.statusBar().showMessage(f"saved {written}", 5000)
+        self.status.showMessage(f"saved {written}", 5000)
         return written
 
-    def _export_png_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export panels", "mricolor-panels.png", "PNG (*.png)")
-        if path:
-            try:
-                self.export_png(path)
-            except (OSError, ValueError) as exc:
-                self.show_error(str(exc), "Export failed")
-
-    def export_volume(self, path: str) -> QProgressDialog | None:
+    def export_volume(self, path: str) -> ExportProgress | None:
         """Colorize the whole MRI in the background, with a cancellable progress dialog."""
         if self.dataset is None or self.model is None:
             self.show_error("nothing to export yet: the MRI and the model are still loading", "Export")
             return None
-        dialog = QProgressDialog("Colorizing the volume…", "Cancel", 0, 1000, self)
-        dialog.setWindowTitle("Export colorized volume")
-        dialog.setMinimumDuration(0)
-        dialog.setAutoClose(False)
-        dialog.setAutoReset(False)
-        cancel = threading.Event()
-        self._exports.append(cancel)
-        dialog.canceled.connect(cancel.set)
-        relay = _ProgressRelay(dialog)
+        dialog = ExportProgress(self)
+        self._exports.append(dialog.cancel)
         mri, colorizer, output, value_range = (self.dataset.mri, self.model.colorizer, self.state.output,
                                                self.value_range)
 
         def finished(written: Path) -> None:
-            self._exports.remove(cancel)
+            self._exports.remove(dialog.cancel)
             dialog.close()
-            self.statusBar().showMessage(f"wrote {written}", 8000)
+            self.status.showMessage(f"wrote {written}", 8000)
 
         def failed(message: str) -> None:
-            self._exports.remove(cancel)
+            self._exports.remove(dialog.cancel)
             dialog.close()
-            if cancel.is_set():
-                self.statusBar().showMessage("export cancelled; nothing was written", 8000)
+            if dialog.cancel.is_set():
+                self.status.showMessage("export cancelled; nothing was written", 8000)
             else:
                 self.show_error(message, "Export failed")
-        self.tasks.submit(lambda: export_volume(mri, colorizer, output, value_range, path, relay.report, cancel),
-                          finished, failed)
+        self.tasks.submit(lambda: export_volume(mri, colorizer, output, value_range, path, dialog.report,
+                                                dialog.cancel), finished, failed)
         dialog.show()
         return dialog
 
-    def _export_volume_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export colorized volume", "colorized.nii.gz",
-                                              "NIfTI (*.nii.gz *.nii);;MetaImage (*.mha);;NRRD (*.nrrd)")
-        if path:
-            self.export_volume(path)
-
-    # --- errors, help, persistence -------------------------------------------------------------
+    # --- errors, persistence -------------------------------------------------------------
     def show_error(self, message: str, title: str = "Error") -> None:
         """Show a non-blocking message box (the viewer stays usable) and log the message."""
         log.error("%s: %s", title, message)
         self.last_error = message
-        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        self.status.showMessage(f"{title}: {message}", 10000)
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.finished.connect(lambda _r, b=box: self._error_boxes.remove(b) if b in self._error_boxes else None)
         self._error_boxes.append(box)
         box.show()
         self.error_shown.emit(message)
-
-    def _show_help(self) -> None:
-        QMessageBox.information(self, "Mouse and keys", (
-            "Wheel, ↑/↓, Page Up/Down: move the plane along its normal\n"
-            "Ctrl+wheel or right-drag: zoom   ·   middle- or Shift+drag: pan   ·   R: reset zoom\n"
-            "Left-drag on the MRI: window (horizontal) and level (vertical)\n"
-            "1 / 2 / 3: axial / coronal / sagittal   ·   G: label overlay\n"
-            "Click in the navigator: move the plane through that point\n"
-            "Drop files on the window to open them"))
 
     def _remember_window(self) -> None:
         if self.dataset_key:
@@ -561,7 +459,7 @@ class MainWindow(QMainWindow):
         self.settings.set_value("overlay_opacity", self.state.opacity)
         self.settings.sync()
         self._metrics_timer.stop()
-        self._fps_timer.stop()
+        self.status.stop()
         for cancel in self._exports:
             cancel.set()
         for worker in (self.model_worker, self.side_worker, self.metrics_worker):
@@ -573,15 +471,3 @@ class MainWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
 
-
-class _ProgressRelay(QObject):
-    """Carries progress from the export thread to the dialog (widgets are touched on the UI thread only)."""
-
-    progressed = pyqtSignal(int)
-
-    def __init__(self, dialog: QProgressDialog):
-        super().__init__(dialog)
-        self.progressed.connect(dialog.setValue)
-
-    def report(self, fraction: float) -> None:
-        self.progressed.emit(int(fraction * 1000))
