@@ -294,3 +294,20 @@ def test_dropped_mri_cryosection_and_labels_open_as_one_dataset(qtbot, window, d
     assert window.dataset.label_table.name(int(dataset.labels.array.max())) == \
         dataset.label_table.name(int(dataset.labels.array.max()))
     _assert_panels_show(window, window.state.plane())
+
+
+def test_view_command_screenshots_the_default_and_refuses_missing_files(tmp_path, monkeypatch):
+    """``python -m viewer --screenshot`` end to end (small phantom), and a missing file's one-line error."""
+    import subprocess
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the log goes there
+    out = tmp_path / "shot.png"
+    run = subprocess.run([sys.executable, "-m", "viewer", "--phantom-size", "small", "--size", "128",
+                          "--screenshot", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with Image.open(out) as image:
+        assert image.size == (1600, 900) and np.asarray(image.convert("RGB")).std() > 10
+    missing = subprocess.run([sys.executable, "-m", "viewer", str(tmp_path / "nope.nii.gz")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope.nii.gz" in missing.stderr and "Traceback" not in missing.stderr

@@ -6,7 +6,9 @@ default checkpoint. Mouse and keys: F1 in the viewer.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +29,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up on --screenshot after this many seconds (exit status 1)")
 
 
+def _check_display(screenshot: bool) -> None:
+    """Without a display Qt aborts the process with a misleading message about xcb libraries:
+    render off screen for ``--screenshot``, and otherwise say what to do."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if screenshot:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return
+    from core.errors import InputError
+
+    raise InputError("display", "no display to open the window on: run it in a desktop session, "
+                                "under xvfb-run, or with QT_QPA_PLATFORM=offscreen")
+
+
 def run(args: argparse.Namespace) -> int:
     from core.errors import InputError
 
     if args.size < 16 or args.size % 4:
         raise InputError("--size", f"must be a multiple of 4 and at least 16, got {args.size}")
+    for option, path in (("MRI", args.mri), ("--cryo", args.cryo), ("--labels", args.labels),
+                         ("--checkpoint", args.checkpoint)):
+        if path is not None and not Path(path).exists():
+            raise InputError(path, f"{option} file or folder not found")
+    _check_display(bool(args.screenshot))
     from viewer.app import run as run_app
 
     return run_app(args)
