@@ -25,7 +25,7 @@ from core.volume import Volume  # noqa: E402
 
 PIXEL_MM = 2.0
 AXIAL_Z = (1640.0, 1330.0, 1210.0, 1110.0, 1040.0, 900.0)  # head, chest ×2, abdomen ×2, pelvis
-HALF_WIDTH_MM = 270.0
+HALF_WIDTH_MM, HALF_DEPTH_MM = 270.0, 150.0  # crop to the body
 
 
 def sample(volume: Volume, points: np.ndarray, order: int) -> np.ndarray:
@@ -102,7 +102,8 @@ def main() -> int:
     x0, x1 = max(lo[0], -HALF_WIDTH_MM), min(hi[0], HALF_WIDTH_MM)
     coronal = plane(x0, x1, lo[2], hi[2], (1, 20.0), (0, 2))
     save(montage([panels(subject, coronal)], titles), args.out / "phantom_coronal.png")
-    rows = [panels(subject, plane(x0, x1, lo[1], hi[1], (2, z), (0, 1))[::-1]) for z in AXIAL_Z]
+    y0, y1 = max(lo[1], -HALF_DEPTH_MM), min(hi[1], HALF_DEPTH_MM)
+    rows = [panels(subject, plane(x0, x1, y0, y1, (2, z), (0, 1))[::-1]) for z in AXIAL_Z]
     save(montage(rows, titles), args.out / "phantom_axial.png")
     return 0
 

@@ -86,18 +86,5 @@ class Grid:
         """Consecutive z slices of at most ``thickness`` voxels covering the grid (chunked processing)."""
         return [slice(z, min(z + thickness, self.shape[0])) for z in range(0, self.shape[0], thickness)]
 
-    def voxel_centres(self, z_slice: slice) -> np.ndarray:
-        """Physical (x, y, z) of every voxel centre in the slices ``z_slice``: (nz, ny, nx, 3) float64."""
-        zc, yc, xc = self.axes()
-        z, y, x = np.meshgrid(zc[z_slice], yc, xc, indexing="ij")
-        return np.stack([x, y, z], axis=-1)
-
     def volume(self, array: np.ndarray, label_table=None) -> Volume:
         return Volume(array, spacing=self.spacing, origin=self.origin, direction=np.eye(3), label_table=label_table)
-
-    @classmethod
-    def of(cls, volume: Volume) -> "Grid":
-        """The grid of an axis-aligned volume."""
-        if not np.allclose(volume.direction, np.eye(3)):
-            raise ValueError("phantom grids have identity direction")
-        return cls(tuple(volume.array.shape[:3]), tuple(volume.spacing.tolist()), tuple(volume.origin.tolist()))

@@ -102,14 +102,11 @@ def paint_head(canvas: Canvas) -> None:
     period = np.float32(max(7.0, 3 * canvas.voxel))
     cb_depth = depth[in_cerebellum]
     pts = np.stack([np.broadcast_to(c, in_cerebellum.shape)[in_cerebellum] for c in box.points], axis=-1)
-    phase = np.sin(2 * np.pi * (cb_depth + 2.5 * folia_field.at(pts)) / period)
+    folia = np.sin(2 * np.pi * (cb_depth + 2.5 * folia_field.at(pts)) / period)
     cb_label = np.where(cb_depth > 0.45 * cb_radii[2], ids["white_matter"], ids["grey_matter"]).astype(np.uint8)
-    cb_label[(np.abs(phase) < 0.3) & (cb_depth > 0.5 * period)] = ids["white_matter"]
+    cb_label[(np.abs(folia) < 0.3) & (cb_depth > 0.5 * period)] = ids["white_matter"]
     label[in_cerebellum] = cb_label
-
-    canvas.paint(box, "white_matter", inside & (label == ids["white_matter"]))
-    canvas.paint(box, "grey_matter", inside & (label == ids["grey_matter"]))
-    canvas.paint(box, "csf", inside & (label == ids["csf"]))
+    canvas.labels[box.slices][inside] = label[inside]
     _paint_ventricles(canvas)
     _paint_brainstem(canvas)
     _paint_face(canvas)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from core.phantom import sdf
-from core.phantom.body import Body
 from core.phantom.canvas import Canvas
 from core.phantom.landmarks import CAVITY_KNOTS, SPINE_KNOTS, arm_nodes, level_at, section, spine_at
 
