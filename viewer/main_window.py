@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         self.status = StatusBar()
         self.setStatusBar(self.status)
 
-        self.panels.hovered.connect(self._on_hover)
+        self.panels.hovered.connect(self.point_at)
         self.panels.scrolled.connect(self.state.scroll)
         self.panels.window_dragged.connect(self._on_window_drag)
         self.navigator.clicked.connect(self.state.move_through)
@@ -351,7 +351,8 @@ class MainWindow(QMainWindow):
         step = max(self.value_range[1] - self.value_range[0], 1e-6) / 256.0
         self.state.set_window(self.state.window + dx * step, self.state.level + dy * step)
 
-    def _on_hover(self, row: float, col: float) -> None:
+    def point_at(self, row: float, col: float) -> None:
+        """Crosshair and readout at plane pixel (row, col) — the mouse, or a script (nan hides them)."""
         if self.dataset is None or self.mri_plane is None or np.isnan(row):
             self.panels.set_crosshair(None, None)
             self.state.set_cursor(None)
