@@ -94,6 +94,20 @@ def test_orientation_and_scrolling_update_all_panels_consistently(qtbot, window)
     _assert_panels_show(window, window.state.plane())
 
 
+def _wheel(window: MainWindow, notches: int) -> None:
+    """A real wheel event over the middle of the MRI panel (up = positive)."""
+    from PyQt6.QtCore import QPoint
+    from PyQt6.QtGui import QWheelEvent
+    from PyQt6.QtWidgets import QApplication
+
+    view = window.panels.panels["mri"].view
+    pos = window.panels.mapFromScene(view.sceneBoundingRect().center())
+    event = QWheelEvent(QPointF(pos), QPointF(window.panels.viewport().mapToGlobal(pos)), QPoint(0, 0),
+                        QPoint(0, 120 * notches), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(window.panels.viewport(), event)
+
+
 def test_keys_wheel_and_slider_scroll_the_plane(qtbot, window):
     start = window.state.offset_mm
     step = window.state.frame.step_mm(window.state.plane().normal)
@@ -102,7 +116,7 @@ def test_keys_wheel_and_slider_scroll_the_plane(qtbot, window):
     assert window.state.offset_mm == pytest.approx(start + step)
     qtbot.keyClick(window.panels, Qt.Key.Key_PageDown)
     assert window.state.offset_mm == pytest.approx(start - 9 * step)
-    window.panels.panels["mri"].view.scrolled.emit(2.0)  # two wheel notches up
+    _wheel(window, notches=2)
     assert window.state.offset_mm == pytest.approx(start - 7 * step)
     window.plane_controls.offset.slider.setValue(50)  # slider is in tenths of a mm
     assert window.state.offset_mm == pytest.approx(5.0)
@@ -201,8 +215,11 @@ def test_export_writes_a_png_and_a_colorized_volume(qtbot, window, tmp_path):
         assert image.size[0] > 300 and image.size[1] > 100
         assert np.asarray(image.convert("RGB")).std() > 5
     target = tmp_path / "colorized.nii.gz"
+    cancelled = window.export_volume(str(tmp_path / "cancelled.nii.gz"))
+    cancelled.canceled.emit()  # what the Cancel button sends
     dialog = window.export_volume(str(target))
     qtbot.waitUntil(lambda: target.exists() and not dialog.isVisible(), timeout=60_000)
+    assert not (tmp_path / "cancelled.nii.gz").exists() and window.last_error is None
     volume = read_volume(target, expect="rgb")
     assert volume.array.shape == (*window.dataset.mri.array.shape, 3)
     assert volume.same_frame(window.dataset.mri)

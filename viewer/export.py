@@ -43,8 +43,8 @@ class ExportProgress(QProgressDialog):
         self.setMinimumDuration(0)
         self.setAutoClose(False)
         self.setAutoReset(False)
-        self.cancel = threading.Event()
-        self.canceled.connect(self.cancel.set)
+        self.cancelled = threading.Event()
+        self.canceled.connect(self.cancelled.set)
         self.progressed.connect(self.setValue)
 
     def report(self, fraction: float) -> None:

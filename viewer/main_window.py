@@ -402,24 +402,24 @@ class MainWindow(QMainWindow):
             self.show_error("nothing to export yet: the MRI and the model are still loading", "Export")
             return None
         dialog = ExportProgress(self)
-        self._exports.append(dialog.cancel)
+        self._exports.append(dialog.cancelled)
         mri, colorizer, output, value_range = (self.dataset.mri, self.model.colorizer, self.state.output,
                                                self.value_range)
 
         def finished(written: Path) -> None:
-            self._exports.remove(dialog.cancel)
+            self._exports.remove(dialog.cancelled)
             dialog.close()
             self.status.showMessage(f"wrote {written}", 8000)
 
         def failed(message: str) -> None:
-            self._exports.remove(dialog.cancel)
+            self._exports.remove(dialog.cancelled)
             dialog.close()
-            if dialog.cancel.is_set():
+            if dialog.cancelled.is_set():
                 self.status.showMessage("export cancelled; nothing was written", 8000)
             else:
                 self.show_error(message, "Export failed")
         self.tasks.submit(lambda: export_volume(mri, colorizer, output, value_range, path, dialog.report,
-                                                dialog.cancel), finished, failed)
+                                                dialog.cancelled), finished, failed)
         dialog.show()
         return dialog
 
