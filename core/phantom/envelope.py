@@ -22,8 +22,10 @@ from core.phantom.grid import Box
 from core.phantom.landmarks import TRUNK_BOTTOM, TRUNK_KNOTS, TRUNK_TOP, arm_nodes
 
 SKIN_MM = 2.0
+ROUGHNESS_MM = 3.0    # amplitude of the low-frequency wobble of the muscle outline
+FAT_VARIATION = 0.4   # relative variation of the fat thickness along the body
+SEPTA_MM = 30.0       # correlation length of the field whose zero set gives the fat septa
 SLAB = 24  # z slices processed at once (bounded memory)
-SEPTA_MM = 30.0
 
 
 @dataclass
@@ -114,8 +116,9 @@ def paint_envelope(canvas: Canvas) -> None:
             share = part.fat(b) if callable(part.fat) else np.float32(part.fat)
             lean[local], h = sdf.smooth_union(part.distance(b), lean[local], part.blend_mm)
             fat[local] += (share - fat[local]) * h
-        lean += np.float32(3.0) * roughness.on_grid(zc[zs], yc, xc)
-        fat *= np.float32(body.fat_mm) * np.maximum(np.float32(0.2), 1 + np.float32(0.4) * fat_mod.on_grid(zc[zs], yc, xc))
+        lean += np.float32(ROUGHNESS_MM) * roughness.on_grid(zc[zs], yc, xc)
+        variation = 1 + np.float32(FAT_VARIATION) * fat_mod.on_grid(zc[zs], yc, xc)
+        fat *= np.float32(body.fat_mm) * np.maximum(np.float32(0.2), variation)
         outer = lean - fat
         labels = np.where(lean <= 0, ids["muscle"], ids["fat"]).astype(np.uint8)
         in_septum = np.abs(septa.on_grid(zc[zs], yc, xc)) < septum_level
