@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.request_id = 0
         self.shown = {"side": 0, "colorized": 0, "metrics": 0}
+        self._floor = 0  # the oldest request whose results may still be shown
         self.mri_plane: np.ndarray | None = None
         self.colorized_rgb: np.ndarray | None = None
         self.side = jobs.SidePlanes(None, None, ())
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         """Show a new dataset: frame it, restore its window/level (remembered per ``key``, by default
         its name), recut every panel."""
         self._remember_window()
+        self._invalidate()
         self.dataset, self.dataset_key = dataset, key or dataset.name
         self.value_range = data.model_range(dataset.mri)
         presets = data.window_presets(dataset.mri)
@@ -178,6 +180,7 @@ class MainWindow(QMainWindow):
 
     def set_model(self, model: LoadedModel, keep_output: bool = False) -> None:
         """Use a new model; it shows the output its checkpoint declares unless ``keep_output``."""
+        self._invalidate()
         self.model = model
         device = device_name(model.colorizer)
         self.display.set_device(device)
@@ -238,6 +241,7 @@ class MainWindow(QMainWindow):
         if self.dataset is None:
             self.show_error(f"{path}: open an MRI before a {data.KINDS[kind]}", "No MRI")
             return
+        self._invalidate()
         self.dataset = self.dataset.with_volume(kind, volume)
         self._side_volumes_changed()
         self.navigator.set_dataset(self.dataset, self.state.frame, self.state.levels, self.state.size)
@@ -286,7 +290,7 @@ class MainWindow(QMainWindow):
                                     self.state.output, self.dataset.mri, plane)
 
     def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
-        if rid < self.shown["side"]:
+        if rid < max(self.shown["side"], self._floor):
             return
         self.shown["side"] = rid
         self.side = side
@@ -295,7 +299,7 @@ class MainWindow(QMainWindow):
         self.legend.show_ids(side.present)
 
     def _on_colorized(self, rid: int, result: jobs.Colorized) -> None:
-        if rid < self.shown["colorized"]:
+        if rid < max(self.shown["colorized"], self._floor):
             return
         self.shown["colorized"] = rid
         self.colorized_rgb = result.rgb
@@ -330,7 +334,13 @@ class MainWindow(QMainWindow):
         self.metrics.show_values(values)
         self.metrics_shown.emit(rid)
 
+    def _invalidate(self) -> None:
+        """Results of requests made so far belong to another dataset, model or output: never show them,
+        even where nothing newer has arrived yet."""
+        self._floor = self.request_id + 1
+
     def _on_output_changed(self, output: str) -> None:
+        self._invalidate()
         self.panels.set_title("colorized", f"colorized {OUTPUTS[output]}")
         self._on_plane_changed(self.state.plane())
 

@@ -47,6 +47,14 @@ def _to_view(nav: Plane, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d @ nav.u / nav.pixel_mm + nav.width / 2, d @ nav.v / nav.pixel_mm + nav.height / 2
 
 
+def _set_curve(curve: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+    """Update a curve only when it moved (an axial scroll leaves the axial view's outline in place)."""
+    old_x, old_y = curve.getData()
+    if old_x is not None and old_x.shape == x.shape and np.allclose(old_x, x) and np.allclose(old_y, y):
+        return
+    curve.setData(x, y)
+
+
 class Navigator(pg.GraphicsLayoutWidget):
     """Three orthogonal MRI views with the current plane drawn in; emits ``clicked(point_mm)``."""
 
@@ -102,9 +110,9 @@ class Navigator(pg.GraphicsLayoutWidget):
                     pixel_mm=self._frame.pixel_mm[name] * self._plane_size / _SIZE)
                 self._images[name].setImage(slice_mri(self._dataset, nav), levels=self._levels, autoLevels=False)
             nav = self._planes[name]
-            outline, line = self._curves[name]
-            outline.setData(*_to_view(nav, np.vstack([corners, corners[:1]])))
-            line.setData(*_to_view(nav, _intersection(corners, nav, _NORMALS[name])))
+            for curve, points in zip(self._curves[name], (np.vstack([corners, corners[:1]]),
+                                                          _intersection(corners, nav, _NORMALS[name]))):
+                _set_curve(curve, *_to_view(nav, points))
 
     def _mouse_clicked(self, event) -> None:
         for name, view in self.views.items():

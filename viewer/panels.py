@@ -128,6 +128,7 @@ class ImagePanels(pg.GraphicsLayoutWidget):
             panel.view.sigResized.connect(self._place_texts)
             panel.view.sigRangeChanged.connect(self._place_texts)
         self._shape = (0, 0)
+        self._letters: dict[str, str] = {}
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self._mouse_moved)
 
     def resizeEvent(self, event) -> None:
@@ -200,6 +201,9 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         overlay.setVisible(visible)
 
     def set_letters(self, letters: dict[str, str]) -> None:
+        if letters == self._letters:  # scrolling keeps them; re-laying out 12 texts is not free
+            return
+        self._letters = dict(letters)
         for panel in self.panels.values():
             for edge, text in letters.items():
                 panel.letters[edge].setText(text)
