@@ -74,7 +74,7 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, out: Path, tim
         window.colorized_shown.disconnect(first_colorized)
         size = window.state.size
         window.point_at(size / 2, size / 2)  # show the crosshair and the readout too
-        if window.dataset is not None and window.shown["metrics"] == 0:
+        if window.dataset is not None and window.dataset.cryo is not None and window.shown["metrics"] == 0:
             window.metrics_shown.connect(lambda _r: QTimer.singleShot(300, lambda: save(0)))
             QTimer.singleShot(_METRICS_WAIT_MS, lambda: save(0))
         else:
