@@ -55,7 +55,7 @@ def image_batch(x: np.ndarray | torch.Tensor, name: str) -> tuple[torch.Tensor, 
     if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
         raise InputError(name, f"values must lie in [0, 1], got [{lo:.6g}, {hi:.6g}]"
                                " (divide 8-bit images by 255; map [-1, 1] outputs with (x + 1) / 2)")
-    return t.clamp(0.0, 1.0), batched
+    return (t.clamp(0.0, 1.0) if lo < 0 or hi > 1 else t), batched
 
 
 def image_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,

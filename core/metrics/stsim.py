@@ -32,7 +32,7 @@ import torch
 
 from core.errors import InputError
 from core.metrics._filters import gaussian_valid, window_sums_6_7
-from core.metrics._validate import as_result, image_pair, require_size
+from core.metrics._validate import as_result, image_pair, luma, require_size
 
 HEIGHT, ORIENTATIONS = 3, 4
 C = 0.001
@@ -79,9 +79,8 @@ def stsim_terms(x: torch.Tensor, y: torch.Tensor, cross: bool = True) -> tuple[t
     batched arithmetic on many-megabyte tensors.
     """
     if x.shape[1] == 3:
-        x, y = _luma255(x), _luma255(y)
-    else:
-        x, y = x * 255.0, y * 255.0
+        x, y = luma(x), luma(y)
+    x, y = x * 255.0, y * 255.0
     singles, crosses = [], []
     for i in range(x.shape[0]):
         pyr = steerable_pyramid(torch.cat([x[i:i + 1], y[i:i + 1]]), undecimated=cross)
@@ -136,34 +135,33 @@ def _pyramid_bank(h: int, w: int, device: str, dtype: torch.dtype) -> dict:
     linear interpolation), because pyrtools is the test oracle; level l's masks are the full-grid
     masks restricted to the centred frequency region that l decimations keep.
     """
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+
+    def tensor(mask: np.ndarray) -> torch.Tensor:
+        mask = np.fft.ifftshift(mask, axes=(-2, -1))
+        return torch.as_tensor(mask, device=device).to(complex_dtype if np.iscomplexobj(mask) else dtype)
+
     log_rad, angle = _polar_grid(h, w)
     x_rcos, y_rcos = _raised_cosine()
     y_rcos = np.sqrt(y_rcos)
     yi_rcos = np.sqrt(1.0 - y_rcos ** 2)
     x_cosn, y_cosn = _angular_table()
-    lowpass = np.interp(log_rad, x_rcos, yi_rcos)  # cumulative low-pass, full grid
-    bank = {"highpass": _shifted(np.interp(log_rad, x_rcos, y_rcos)), "levels": [], "undecimated": []}
-    r0, r1, c0, c1 = 0, h, 0, w
-    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    highpass = tensor(np.interp(log_rad, x_rcos, y_rcos))
+    lowpass = np.interp(log_rad, x_rcos, yi_rcos)  # cumulative low-pass on the full grid
+    region, levels, undecimated = (0, h, 0, w), [], []
     for level in range(HEIGHT):
         x_rcos = x_rcos - 1.0
-        full = [(-1j) ** (ORIENTATIONS - 1) * lowpass * np.interp(log_rad, x_rcos, y_rcos)
-                * np.interp(angle, x_cosn + math.pi * b / ORIENTATIONS, y_cosn) for b in range(ORIENTATIONS)]
-        bank["levels"].append(((r0, r1, c0, c1), np.stack([_shifted(f[r0:r1, c0:c1]) for f in full])))
+        bands = np.stack([(-1j) ** (ORIENTATIONS - 1) * lowpass * np.interp(log_rad, x_rcos, y_rcos)
+                          * np.interp(angle, x_cosn + math.pi * b / ORIENTATIONS, y_cosn) for b in range(ORIENTATIONS)])
+        r0, r1, c0, c1 = region
+        levels.append((region, tensor(bands[:, r0:r1, c0:c1])))
         if level:
-            bank["undecimated"].append(np.stack([_shifted(f) for f in full]))
-        r0, r1, c0, c1 = _next_region(r0, r1, c0, c1)
+            undecimated.append(tensor(bands))
+        region = _next_region(*region)
         lowpass = lowpass * np.interp(log_rad, x_rcos, yi_rcos)
-    bank["lowpass_region"] = (r0, r1, c0, c1)
-    bank["lowpass"] = _shifted(lowpass[r0:r1, c0:c1])
-
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, device=device).to(complex_dtype if np.iscomplexobj(a) else dtype)
-
-    return {"highpass": tensor(bank["highpass"]),
-            "levels": [(region, tensor(f)) for region, f in bank["levels"]],
-            "undecimated": tensor(np.stack(bank["undecimated"])),
-            "lowpass_region": bank["lowpass_region"], "lowpass": tensor(bank["lowpass"])}
+    r0, r1, c0, c1 = region
+    return {"highpass": highpass, "levels": levels, "undecimated": torch.stack(undecimated),
+            "lowpass_region": region, "lowpass": tensor(lowpass[r0:r1, c0:c1])}
 
 
 def _polar_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,15 +201,6 @@ def _next_region(r0: int, r1: int, c0: int, c1: int) -> tuple[int, int, int, int
         return first, first + lo
     (r0, r1), (c0, c1) = axis(r0, r1), axis(c0, c1)
     return r0, r1, c0, c1
-
-
-def _shifted(mask: np.ndarray) -> np.ndarray:
-    return np.fft.ifftshift(mask)
-
-
-def _luma255(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-    return (x * w).sum(dim=1, keepdim=True)
 
 
 def _power(band: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from core.errors import InputError
 from core.labels import LabelTable
 from core.metrics._validate import image_batch, image_pair, require_size
 from core.metrics.color import batch_colorfulness
+from core.metrics.fsim import MIN_SIZE as FSIM_MIN_SIZE
 from core.metrics.fsim import fsim_both
 from core.metrics.ssim import ms_ssim_scales, ssim_and_ms_ssim
 from core.metrics.stsim import MIN_SIZE as STSIM_MIN_SIZE
@@ -56,7 +57,7 @@ def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tens
     col, ref, _ = image_pair(colorized, cryo, ("colorized", "cryo"))
     if ref.shape[1] != 3:
         raise InputError("cryo", "the cryosection plane must be RGB")
-    require_size(col, max(STSIM_MIN_SIZE, 32), "table_row", "the windows of STSIM and FSIM")
+    require_size(col, max(STSIM_MIN_SIZE, FSIM_MIN_SIZE), "table_row", "the windows of STSIM and FSIM")
 
     cf, cf_cryo = batch_colorfulness(col), batch_colorfulness(ref)
     ssim_value, ms_value = ssim_and_ms_ssim(grey, col_luma)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.color import deltaE_ciede2000, rgb2lab
 
 from core.errors import InputError
 from core.metrics._validate import image_pair
@@ -27,6 +26,8 @@ def delta_e(a: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor,
     of the same plane size: a dict {label id: mean ΔE over that label's pixels}, covering every label
     present; in a batch each value is a tensor (N,) with NaN for planes where the label is absent.
     """
+    from skimage.color import deltaE_ciede2000, rgb2lab  # 0.4 s to import: only truth metrics need it
+
     x, y, batched = _rgb_pair(a, truth)
     lab_x, lab_y = (rgb2lab(t.permute(0, 2, 3, 1).double().cpu().numpy(), channel_axis=-1) for t in (x, y))
     error = deltaE_ciede2000(lab_x, lab_y, channel_axis=-1)
