@@ -2,7 +2,8 @@
 
 Inputs: numpy images in [0, 1], H×W (grey) or H×W×3 (RGB), giving Python floats; or torch batches
 (N, C, H, W) with C = 1 or 3, on any device, giving tensors (N,). An RGB side compared with a grey
-side is reduced to BT.601 luma. Bad input (mismatched shapes, NaN/Inf, values outside [0, 1],
+side is reduced to BT.601 luma. float64 input is computed in float64 (reference precision, about
+3× slower on a CPU), everything else in float32, the viewer's and training's path. Bad input (mismatched shapes, NaN/Inf, values outside [0, 1],
 planes too small for a metric, wrong channel counts) raises ``core.errors.InputError``.
 
 Conventions and the independent references each metric is tested against are in
