@@ -155,8 +155,18 @@ def _read_log(folder: str) -> str:
 
 
 def displacement_field(itk: Any, transform: Any, moving: Volume) -> DisplacementField:
-    """The transform sampled on its fixed (registration) grid: d(p) = T(p) − p in mm."""
-    image = itk.transformix_deformation_field(to_itk(itk, moving), transform)
+    """The transform sampled on its fixed (registration) grid: d(p) = T(p) − p in mm.
+
+    Transformix also writes the field to its output folder (the working directory by default),
+    so it is pointed at a temporary one.
+    """
+    with tempfile.TemporaryDirectory(prefix="mricolor-transformix-") as scratch:
+        transformix = itk.TransformixFilter.New(to_itk(itk, moving), transform_parameter_object=transform)
+        transformix.SetComputeDeformationField(True)
+        transformix.SetLogToConsole(False)
+        transformix.SetOutputDirectory(scratch)
+        transformix.UpdateLargestPossibleRegion()
+        image = transformix.GetOutputDeformationField()
     vectors = np.asarray(itk.array_from_image(image), dtype=np.float32)
     frame = Volume(vectors, spacing=tuple(image.GetSpacing()), origin=tuple(image.GetOrigin()),
                    direction=itk.array_from_matrix(image.GetDirection()))

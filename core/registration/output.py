@@ -27,7 +27,7 @@ import numpy as np
 from core.atomic import write_text
 from core.errors import InputError
 from core.io import write_volume
-from core.registration.params import ParameterMap, format_parameter_map, read_parameter_file
+from core.registration.params import TRANSFORM_KEYS, ParameterMap, format_parameter_map, read_parameter_file
 from core.volume import Volume
 
 TRANSFORM_DIR = "transform"
@@ -83,7 +83,7 @@ def read_transform(folder: str | os.PathLike) -> list[ParameterMap]:
     files = sorted(root.glob("TransformParameters.*.txt"), key=lambda p: int(p.name.split(".")[1]))
     if not files:
         raise InputError(root, "holds no TransformParameters.N.txt files (not a registration folder?)")
-    return [read_parameter_file(p) for p in files]
+    return [read_parameter_file(p, TRANSFORM_KEYS) for p in files]
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

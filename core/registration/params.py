@@ -22,6 +22,8 @@ DEFAULT_STAGES = ("rigid", "bspline")
 
 #: Keys every stage needs; elastix would otherwise fail with a message about a missing component.
 REQUIRED_KEYS = ("Transform", "Metric", "Optimizer", "Registration")
+#: Keys every transform file (elastix's output) holds.
+TRANSFORM_KEYS = ("Transform", "TransformParameters")
 
 _ENTRY = re.compile(r"^\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*(.*)\)\s*$")
 _TOKEN = re.compile(r'"([^"]*)"|(\S+)')
@@ -56,11 +58,11 @@ def parse_parameter_text(text: str, source: str = "parameter file") -> Parameter
     return out
 
 
-def check_parameter_map(pmap: ParameterMap, source: str) -> ParameterMap:
-    """Refuse a map elastix could not run, with a message that names the missing key."""
-    missing = [k for k in REQUIRED_KEYS if k not in pmap]
+def check_parameter_map(pmap: ParameterMap, source: str, required: tuple[str, ...] = REQUIRED_KEYS) -> ParameterMap:
+    """Refuse a map elastix could not run, with a message that names the missing keys."""
+    missing = [k for k in required if k not in pmap]
     if missing:
-        raise InputError(source, f"lacks {', '.join(missing)}; every stage needs {', '.join(REQUIRED_KEYS)}")
+        raise InputError(source, f"lacks {', '.join(missing)}; it needs {', '.join(required)}")
     for key in ("MaximumNumberOfIterations", "NumberOfResolutions", "NumberOfSpatialSamples"):
         for value in pmap.get(key, []):
             if not value.isdigit() or int(value) < 1:
@@ -68,8 +70,8 @@ def check_parameter_map(pmap: ParameterMap, source: str) -> ParameterMap:
     return pmap
 
 
-def read_parameter_file(path: str | os.PathLike) -> ParameterMap:
-    """Read and check one elastix parameter file."""
+def read_parameter_file(path: str | os.PathLike, required: tuple[str, ...] = REQUIRED_KEYS) -> ParameterMap:
+    """Read and check one elastix parameter file (``required``: keys it must define)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "parameter file not found")
@@ -77,7 +79,7 @@ def read_parameter_file(path: str | os.PathLike) -> ParameterMap:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(p, f"cannot be read as text ({exc})") from None
-    return check_parameter_map(parse_parameter_text(text, str(p)), str(p))
+    return check_parameter_map(parse_parameter_text(text, str(p)), str(p), required)
 
 
 def load_stages(paths: list[str | os.PathLike] | None = None,
