@@ -244,7 +244,6 @@ class MainWindow(QMainWindow):
         self._invalidate()
         self.dataset = self.dataset.with_volume(kind, volume)
         self._side_volumes_changed()
-        self.navigator.set_dataset(self.dataset, self.state.frame, self.state.levels, self.state.size)
         self._on_plane_changed(self.state.plane())
 
     def _current_device(self) -> str | None:
@@ -267,18 +266,18 @@ class MainWindow(QMainWindow):
         if self.dataset is None:
             return
         self.mri_plane = jobs.slice_mri(self.dataset, plane)
-        self.panels.set_mri(self.mri_plane, self.state.levels)
-        self.panels.set_letters(plane.orientation_letters())
-        self.navigator.set_plane(plane)
         self.request_id += 1
         rid = self.request_id
-        self.side_worker.submit(rid, (self.dataset, plane))
         self._metrics_timer.stop()
-        if self.model is not None:
+        if self.model is not None:  # the model first: it is the slowest part of the way to the screen
             request = self.colorize_request(plane, self.mri_plane)
             self._latest = (rid, plane, request.mri01)
             self.model_worker.submit(rid, request)
             self.status.set_busy("colorizing…")
+        self.side_worker.submit(rid, (self.dataset, plane))
+        self.panels.set_mri(self.mri_plane, self.state.levels)
+        self.panels.set_letters(plane.orientation_letters())
+        self.navigator.set_plane(plane)
         if self.shown["metrics"]:
             self.metrics.set_status("out of date — updating when the plane settles")
 

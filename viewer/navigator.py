@@ -1,10 +1,10 @@
-"""A small navigator: axial, coronal and sagittal views of the MRI with the current plane drawn in.
+"""A small navigator: axial, coronal and sagittal localizers of the MRI with the current plane drawn in.
 
-Each view is cut through the current plane's centre; the plane appears as its intersection line
-(bold) and as the outline of its field of view projected onto the view (thin), so a tilted plane
-shows its tilt. Clicking a view moves the current plane along its normal through the clicked
-point, the navigation idiom of Slicer's slice intersections. Views are 128² cuts, re-cut only
-when their own position changes (scrolling an axial plane re-cuts the axial view alone).
+Like a radiologist's scout images, the three views are cut once per MRI, through the body's
+centre, so scrolling costs no slicing here; the current plane appears as its intersection line
+with each view (bold) and as the outline of its field of view projected onto it (thin), so a
+tilted plane shows its tilt. Clicking a view moves the current plane along its normal through
+the clicked point, the navigation idiom of Slicer's slice intersections.
 """
 from __future__ import annotations
 
@@ -65,12 +65,7 @@ class Navigator(pg.GraphicsLayoutWidget):
         self.setBackground("k")
         self.setMinimumHeight(140)
         self.ci.layout.setSpacing(2)
-        self._dataset: Dataset | None = None
-        self._frame: Frame | None = None
-        self._levels = (0.0, 1.0)
-        self._plane_size = 256
         self._planes: dict[str, Plane] = {}
-        self._offsets: dict[str, float] = {}
         self.views: dict[str, pg.ViewBox] = {}
         self._images: dict[str, pg.ImageItem] = {}
         self._curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
@@ -87,29 +82,20 @@ class Navigator(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
 
     def set_dataset(self, dataset: Dataset, frame: Frame, levels: tuple[float, float], plane_size: int) -> None:
-        """Show ``dataset`` framed as the panels frame planes of ``plane_size`` pixels."""
-        self._dataset, self._frame, self._levels, self._plane_size = dataset, frame, levels, plane_size
-        self._planes.clear()
+        """Cut the three localizers, framed as the panels frame planes of ``plane_size`` pixels."""
+        for name, image in self._images.items():
+            self._planes[name] = nav = Plane.preset(name, frame.center, width=_SIZE, height=_SIZE,
+                                                    pixel_mm=frame.pixel_mm[name] * plane_size / _SIZE)
+            image.setImage(slice_mri(dataset, nav), levels=levels, autoLevels=False)
 
     def set_levels(self, levels: tuple[float, float]) -> None:
-        self._levels = levels
         for image in self._images.values():
             image.setLevels(levels)
 
     def set_plane(self, plane: Plane) -> None:
-        """Re-cut the views that moved and redraw the plane's line and outline in all three."""
-        if self._dataset is None or self._frame is None:
-            return
+        """Draw the plane's intersection line and projected outline in the three views."""
         corners = _corners(plane)
-        for name in ORIENTATIONS:
-            offset = float((plane.center - self._frame.center) @ _NORMALS[name])
-            if name not in self._planes or abs(offset - self._offsets[name]) > 1e-3:
-                self._offsets[name] = offset
-                self._planes[name] = nav = Plane.preset(
-                    name, self._frame.center + offset * _NORMALS[name], width=_SIZE, height=_SIZE,
-                    pixel_mm=self._frame.pixel_mm[name] * self._plane_size / _SIZE)
-                self._images[name].setImage(slice_mri(self._dataset, nav), levels=self._levels, autoLevels=False)
-            nav = self._planes[name]
+        for name, nav in self._planes.items():
             for curve, points in zip(self._curves[name], (np.vstack([corners, corners[:1]]),
                                                           _intersection(corners, nav, _NORMALS[name]))):
                 _set_curve(curve, *_to_view(nav, points))
