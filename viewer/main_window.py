@@ -35,6 +35,8 @@ from viewer.worker import BackgroundTasks, LatestWinsWorker
 log = logging.getLogger("mricolor.viewer")
 
 _METRICS_DELAY_MS = 150
+#: Scheduling niceness of the workers: below the UI thread, the metrics last (reference/viewer.md §3.1).
+_WORKER_NICE = {"model": 3, "side": 5, "metrics": 10}
 
 
 class MainWindow(QMainWindow):
@@ -80,9 +82,12 @@ class MainWindow(QMainWindow):
         self._ui_torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         self.tasks = BackgroundTasks()
-        self.side_worker = LatestWinsWorker(lambda r: jobs.slice_side(*r), "mricolor-slicer", torch_threads=1)
-        self.model_worker = LatestWinsWorker(jobs.colorize, "mricolor-model")
-        self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics", torch_threads=1)
+        nice = _WORKER_NICE
+        self.side_worker = LatestWinsWorker(lambda r: jobs.slice_side(*r), "mricolor-slicer", torch_threads=1,
+                                            nice=nice["side"])
+        self.model_worker = LatestWinsWorker(jobs.colorize, "mricolor-model", nice=nice["model"])
+        self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics", torch_threads=1,
+                                               nice=nice["metrics"])
         self.side_worker.finished.connect(self._on_side)
         self.model_worker.finished.connect(self._on_colorized)
         self.metrics_worker.finished.connect(self._on_metrics)

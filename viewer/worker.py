@@ -10,6 +10,7 @@ when one leaves a slot, so they come back as ``failed`` with a readable message.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,16 +35,19 @@ class LatestWinsWorker(QObject):
 
     ``torch_threads`` sets the worker thread's own torch intra-op threads (the setting is per
     thread): slicing and metrics run on one, so that on a 2-core machine they do not fight the
-    model's threads.
+    model's threads. ``nice`` lowers the thread's scheduling priority (Linux, where niceness is
+    per thread and inherited by the threads torch starts from it), so that the UI thread wins the
+    cores whenever it has work: the UI never waits for a worker.
     """
 
     finished = pyqtSignal(int, object)  # request id, result
     failed = pyqtSignal(int, str)  # request id, message
     _wake = pyqtSignal()
 
-    def __init__(self, function: Callable[[Any], Any], name: str, torch_threads: int | None = None):
+    def __init__(self, function: Callable[[Any], Any], name: str, torch_threads: int | None = None,
+                 nice: int = 0):
         super().__init__()
-        self._torch_threads = torch_threads
+        self._torch_threads, self._nice = torch_threads, nice
         self._function = function
         self._lock = threading.Lock()
         self._latest: tuple[int, Any] | None = None
@@ -70,6 +74,11 @@ class LatestWinsWorker(QObject):
 
     @pyqtSlot()
     def _configure(self) -> None:
+        if self._nice and hasattr(os, "setpriority"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            except OSError:  # not Linux-like per-thread niceness: run at normal priority
+                pass
         if self._torch_threads is not None:
             import torch
 
