@@ -132,6 +132,26 @@ def load_any(path: str | os.PathLike, current: LabelTable | None = None) -> tupl
 
 
 # --- framing ------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Framing:
+    """What the viewer derives from an MRI once per load, on the loading thread (a few hundred ms
+    on the default phantom, too long for the UI thread): plane framing, model input range, W/L presets."""
+
+    frame: Frame
+    value_range: tuple[float, float]
+    presets: dict[str, tuple[float, float]]
+
+
+def framing(mri: Volume, size: int = 256) -> Framing:
+    mask = body_mask(mri)
+    return Framing(frame_for(mri, size, mask), model_range(mri, mask), window_presets(mri))
+
+
+def prepared(dataset: Dataset, size: int = 256) -> tuple[Dataset, Framing]:
+    """A dataset ready to show: volumes converted for slicing (`warm`) and its MRI framed."""
+    return warm(dataset), framing(dataset.mri, size)
+
+
 def _corners(volume: Volume, lo_index: np.ndarray, hi_index: np.ndarray) -> np.ndarray:
     """The 8 physical corners of the index box [lo, hi] (x, y, z)."""
     idx = np.array([[(lo_index, hi_index)[b][k] for k, b in enumerate(bits)]
@@ -139,19 +159,21 @@ def _corners(volume: Volume, lo_index: np.ndarray, hi_index: np.ndarray) -> np.n
     return volume.index_to_physical(idx)
 
 
-def frame_for(volume: Volume, size: int = 256) -> Frame:
+def _bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index box (x, y, z) of the true voxels, from the mask's projections on each axis."""
+    ranges = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in (2, 1, 0)]
+    return (np.array([r[0] for r in ranges], dtype=float), np.array([r[-1] for r in ranges], dtype=float))
+
+
+def frame_for(volume: Volume, size: int = 256, mask: np.ndarray | None = None) -> Frame:
     """Centre on the body and pick, per orientation, the pixel size that shows all of it.
 
-    The body is the MRI's foreground (Otsu); an empty or all-foreground volume falls back to the
-    whole grid.
+    The body is the MRI's foreground (Otsu, unless ``mask`` is given); an empty or all-foreground
+    volume falls back to the whole grid.
     """
     grid_lo, grid_hi = np.zeros(3), np.asarray(volume.size_xyz, dtype=np.float64) - 1
-    mask = body_mask(volume)
-    if mask.any() and not mask.all():
-        zyx = np.argwhere(mask)
-        lo, hi = zyx.min(axis=0)[::-1].astype(float), zyx.max(axis=0)[::-1].astype(float)
-    else:
-        lo, hi = grid_lo, grid_hi
+    mask = body_mask(volume) if mask is None else mask
+    lo, hi = _bounding_box(mask) if mask.any() and not mask.all() else (grid_lo, grid_hi)
     body = _corners(volume, lo, hi)
     center = body.mean(axis=0)
     pixel_mm = {}
@@ -163,23 +185,13 @@ def frame_for(volume: Volume, size: int = 256) -> Frame:
                  mm_to_index=mm_to_index)
 
 
-def intensity_range(volume: Volume, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
-    """Percentiles of the MRI (on a subsample: this runs once per load, on every voxel it is slow)."""
-    sample = volume.array[::2, ::2, ::2].astype(np.float32).ravel()
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(sample, [low, high])
-    return float(lo), float(hi if hi > lo else lo + 1.0)
-
-
-def model_range(volume: Volume) -> tuple[float, float]:
+def model_range(volume: Volume, mask: np.ndarray | None = None) -> tuple[float, float]:
     """The MRI values mapped to the model's 0 and 1: zero and the 99.5th percentile inside the body.
 
     The phantom's MRI is scaled this way (`core.phantom.mri`) and the models are trained on it, so
     any other MRI is brought to the same convention before it reaches the model.
     """
-    mask = body_mask(volume)
+    mask = body_mask(volume) if mask is None else mask
     body = volume.array[mask] if mask.any() else volume.array.ravel()
     high = float(np.percentile(body[::max(1, body.size // 2_000_000)], 99.5))
     return 0.0, high if high > 0 else 1.0
@@ -187,13 +199,19 @@ def model_range(volume: Volume) -> tuple[float, float]:
 
 def window_presets(volume: Volume) -> dict[str, tuple[float, float]]:
     """Named (window, level) settings: percentile auto-levels as Slicer offers, and the full range."""
+    sample = volume.array[::2, ::2, ::2].astype(np.float32).ravel()
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        sample = np.array([0.0, 1.0], dtype=np.float32)
+    named = {"auto (0.5–99.5 %)": (0.5, 99.5), "wide (0.1–99.9 %)": (0.1, 99.9),
+             "narrow (5–95 %)": (5.0, 95.0), "full range": (0.0, 100.0)}
+    values = np.percentile(sample, [p for pair in named.values() for p in pair])
     out = {}
-    for name, (low, high) in {"auto (0.5–99.5 %)": (0.5, 99.5), "wide (0.1–99.9 %)": (0.1, 99.9),
-                              "narrow (5–95 %)": (5.0, 95.0), "full range": (0.0, 100.0)}.items():
-        lo, hi = intensity_range(volume, low, high)
+    for i, name in enumerate(named):
+        lo, hi = float(values[2 * i]), float(values[2 * i + 1])
+        hi = hi if hi > lo else lo + 1.0
         out[name] = (hi - lo, (hi + lo) / 2)
     return out
-
 
 
 def label_at(labels: Volume, point_mm) -> int | None:

@@ -18,6 +18,7 @@ from PyQt6.QtCore import QByteArray, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from core.planes import Plane, volume_tensor
+from core.volume import Volume
 from viewer import data, jobs
 from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import ExportProgress, export_volume, save_png
@@ -158,18 +159,19 @@ class MainWindow(QMainWindow):
         self.panels.set_title("colorized", f"colorized {OUTPUTS[self.state.output]}")
 
     # --- dataset and model ---------------------------------------------------------------------
-    def set_dataset(self, dataset: data.Dataset, key: str | None = None) -> None:
-        """Show a new dataset: frame it, restore its window/level (remembered per ``key``, by default
-        its name), recut every panel."""
+    def set_dataset(self, dataset: data.Dataset, key: str | None = None,
+                    framing: data.Framing | None = None) -> None:
+        """Show a new dataset: frame it (``framing`` computed on a loading thread, else here), restore
+        its window/level (remembered per ``key``, by default its name), recut every panel."""
+        framing = framing or data.framing(dataset.mri, self.state.size)
         self._remember_window()
         self._invalidate()
         self.dataset, self.dataset_key = dataset, key or dataset.name
-        self.value_range = data.model_range(dataset.mri)
-        presets = data.window_presets(dataset.mri)
-        self.display.set_presets(presets)
-        window, level = self.settings.window_level(self.dataset_key) or next(iter(presets.values()))
+        self.value_range = framing.value_range
+        self.display.set_presets(framing.presets)
+        window, level = self.settings.window_level(self.dataset_key) or next(iter(framing.presets.values()))
         self.state.set_window(window, level)
-        frame = data.frame_for(dataset.mri, self.state.size)
+        frame = framing.frame
         self.navigator.set_dataset(dataset, frame, self.state.levels, self.state.size)
         self._side_volumes_changed()
         self.panels.set_title("mri", f"MRI — {dataset.name}")
@@ -205,8 +207,8 @@ class MainWindow(QMainWindow):
     def load_default(self, seed: int = 0, size: str = "default") -> None:
         """Load the built-in phantom in the background (cached on disk after the first time)."""
         self.status.set_busy("loading phantom…")
-        self.tasks.submit(lambda: data.warm(data.default_dataset(seed, size)),
-                          self.set_dataset,
+        self.tasks.submit(lambda: data.prepared(data.default_dataset(seed, size), self.state.size),
+                          lambda ready: self.set_dataset(ready[0], framing=ready[1]),
                           lambda msg: self.show_error(msg, "Could not build the phantom"))
 
     def load_checkpoint(self, path: str | None = None, device: str | None = None) -> None:
@@ -228,20 +230,20 @@ class MainWindow(QMainWindow):
             return
         table = None if self.dataset is None else self.dataset.label_table
 
-        def load() -> tuple[str, object]:
+        def load() -> tuple[str, Volume, data.Framing | None]:
             read_as, volume = data.load_any(path, table) if kind is None \
                 else (kind, data.load_volume(kind, path, table))
             volume_tensor(volume)  # converted here, not on the first plane change
-            return read_as, volume
+            return read_as, volume, data.framing(volume, self.state.size) if read_as == "mri" else None
         self.status.showMessage(f"loading {path}…")
         self.tasks.submit(load, lambda result: self._volume_loaded(*result, path),
                           lambda msg: self.show_error(msg, "Could not open the file"))
 
-    def _volume_loaded(self, kind: str, volume, path: str) -> None:
+    def _volume_loaded(self, kind: str, volume: Volume, framing: data.Framing | None, path: str) -> None:
         self._add_recent(kind, path)
         self.status.showMessage(f"opened {Path(path).name} as {data.KINDS[kind]}", 5000)
         if kind == "mri":  # another body: the cryosection and labels shown so far no longer belong to it
-            self.set_dataset(data.Dataset(volume, name=Path(path).name), path)
+            self.set_dataset(data.Dataset(volume, name=Path(path).name), path, framing)
             return
         if self.dataset is None:
             self.show_error(f"{path}: open an MRI before a {data.KINDS[kind]}", "No MRI")
