@@ -50,7 +50,7 @@ class ModelConfig:
     cryosection (A4) or nothing, in which case no U-Net is built (A2, A3).
     """
 
-    widths: tuple[int, int, int] = (32, 64, 128)
+    widths: tuple[int, int, int] = (16, 64, 128)
     multiscale_widths: tuple[int, int, int] = (16, 32, 64)
     n_blocks: int = 4
     se_reduction: int = 16
