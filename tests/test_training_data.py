@@ -1,13 +1,19 @@
 """A small synthetic plane dataset for the training tests, and tests of ``core.training.data``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
 
+from core.dataset import Manifest, PlaneDataset, PlaneSettings, SubjectEntry
+from core.dataset.manifest import draw_planes, plane_arrays, subject_seed
+from core.io import write_volume
 from core.labels import Label, LabelTable
-from core.training.data import PlaneData, first_planes
+from core.training.data import PlaneData, first_planes, open_data, resize_batch
+from core.volume import Volume
 
 #: background, muscle, fat, bone: MRI brightness (T1: fat bright, cortical bone as dark as air, so an
 #: intensity lookup cannot tell them apart) and cryosection colour.
@@ -52,6 +58,31 @@ class SyntheticPlanes(Dataset):
                 "labels": torch.from_numpy(shifted), "truth": torch.from_numpy(COLOUR[labels]).permute(2, 0, 1)}
 
 
+def write_dataset(root: Path, subjects: tuple[str, ...] = ("train", "test"), planes: int = 8, size: int = 32) -> Path:
+    """A dataset folder as ``mricolor prepare`` lays it out, without registration: per subject a
+    cylinder of the synthetic tissues (MRI, cryosection shifted a voxel, labels, truth) and
+    ``planes`` random planes through it."""
+    settings = PlaneSettings(width=size, height=size, pixel_mm=30.0 / size, min_foreground=0.3)
+    entries, columns = [], []
+    for i, split in enumerate(subjects):
+        section = SyntheticPlanes(1, 40, seed=10 + i).labels(np.random.default_rng(i))
+        labels = np.repeat(section[None], 40, axis=0).astype(np.int16)
+        frame = Volume(np.zeros(labels.shape, np.float32), spacing=(1.0, 1.0, 1.0))
+        volumes = {"mri": frame.with_array(MRI_LEVEL[labels]), "labels": frame.with_array(labels, LABELS),
+                   "cryo": frame.with_array(LABELS.color_lut()[np.roll(labels, 1, axis=2)]),
+                   "truth": frame.with_array(LABELS.color_lut()[labels])}
+        paths = {}
+        for kind, volume in volumes.items():
+            paths[kind] = f"subjects/s{i}/{kind}.nii.gz"
+            write_volume(volume, root / paths[kind])
+        entries.append(SubjectEntry(f"s{i}", split, paths))
+        drawn = draw_planes(volumes["cryo"], labels != 0, planes, subject_seed(0, i), settings)
+        columns.append((np.full(planes, i), np.full(planes, split), *plane_arrays(drawn)))
+    LABELS.write(root / "labels.csv")
+    Manifest(root, 0, "subject", settings, entries, *(np.concatenate(c) for c in zip(*columns))).save()
+    return root
+
+
 def synthetic_data(train: int = 16, test: int = 4, size: int = 32, nan_at: int | None = None) -> PlaneData:
     return PlaneData(SyntheticPlanes(train, size, seed=0, nan_at=nan_at), SyntheticPlanes(test, size, seed=1),
                      LABELS, source="synthetic")
@@ -71,3 +102,12 @@ def test_first_planes_stacks_and_truth_is_detected():
     assert data.has_truth
     with pytest.raises(ValueError):
         first_planes(SyntheticPlanes(0), 2)
+
+
+def test_open_data_reads_a_prepared_folder_and_resizes(tmp_path):
+    data = open_data(write_dataset(tmp_path / "ds"))
+    assert len(data.train) == 8 and len(data.test) == 8 and data.label_table == LABELS and data.has_truth
+    assert isinstance(data.train, PlaneDataset)
+    batch = resize_batch(first_planes(data.test, 2), 16)
+    assert batch["mri"].shape == (2, 1, 16, 16) and batch["labels"].dtype == torch.int64
+    assert set(batch["labels"].unique().tolist()) <= {0, 1, 2, 3}

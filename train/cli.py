@@ -91,9 +91,15 @@ def run_config(args: argparse.Namespace, kind: str, out: Path, ablation: str | N
     if args.resume and stored.is_file():
         data = json.loads(stored.read_text(encoding="utf-8"))
         data.pop("run", None)
-        fixed = sorted(k for k in overrides if k.rpartition(".")[2] not in SCHEDULE_KEYS)
-        if fixed:
-            raise InputError("--resume", f"cannot change {', '.join(fixed)} of a run in progress "
+
+        def current(key: str) -> Any:
+            section, _, name = key.rpartition(".")
+            return data.get(section or "train", {}).get(name)
+
+        changed = sorted(k for k, v in overrides.items()
+                         if k.rpartition(".")[2] not in SCHEDULE_KEYS and current(k) != v)
+        if changed:
+            raise InputError("--resume", f"cannot change {', '.join(changed)} of a run in progress "
                                          f"(only {', '.join(SCHEDULE_KEYS)}); start a new --out instead")
         return RunConfig.from_dict(data, str(stored)).with_overrides(overrides)
     return resolve(args.preset, ablation, overrides)

@@ -36,15 +36,25 @@ class PlaneData:
         return len(self.test) > 0 and "truth" in self.test[0]
 
 
+#: Training needs the three images; the test planes also carry the truth and the MRI's own labels
+#: (per-tissue colour error) where the dataset has them (phantom subjects).
+TRAIN_FIELDS = ("mri", "cryo", "labels")
+TEST_FIELDS = ("mri", "cryo", "labels", "truth", "mri_labels")
+
+
 def open_data(path: str | os.PathLike, seed: int = 0) -> PlaneData:
     """The train and test splits of a prepared dataset folder (or its ``dataset.json``)."""
-    from core.dataset.manifest import Manifest
-    from core.dataset.torch_dataset import PlaneDataset
+    from core.dataset import Manifest, PlaneDataset
 
     manifest = Manifest.load(path)
     table = LabelTable.read(manifest.root / (manifest.label_table or "labels.csv"))
-    return PlaneData(PlaneDataset(manifest, "train", seed=seed), PlaneDataset(manifest, "test", seed=seed),
-                     table, source=str(manifest.root))
+
+    def split(name: str, wanted: tuple[str, ...]) -> PlaneDataset:
+        subjects = set(manifest.plane_subject[manifest.indices(name)].tolist())
+        fields = tuple(f for f in wanted if all(f in manifest.subjects[s].volumes for s in subjects))
+        return PlaneDataset(manifest, name, fields=fields, seed=seed)
+
+    return PlaneData(split("train", TRAIN_FIELDS), split("test", TEST_FIELDS), table, source=str(manifest.root))
 
 
 def resize_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
