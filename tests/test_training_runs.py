@@ -17,6 +17,7 @@ import torch
 import torch.multiprocessing as mp
 
 from core.checkpoint import load_checkpoint, save_checkpoint
+from core.errors import InputError
 from core.inference import Colorizer
 from core.networks import build_networks
 from core.training import distributed, state
@@ -88,6 +89,8 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_the_last_good_checkpoin
     path, payload = state.load_latest(tmp_path / "checkpoints")
     assert payload["step"] == 2
     assert all(torch.isfinite(t).all() for m in payload["modules"].values() for t in m.values())
+    with pytest.raises(InputError, match="continue it with --resume"):                # never overwritten
+        train_colorization(cfg, data, Context(), tmp_path, segmentation=segmentation)
 
 
 def test_serve_auto_picks_the_output_with_the_lowest_delta_e(tmp_path, segmentation, capsys):

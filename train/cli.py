@@ -13,15 +13,21 @@ Several machines (run on every node, same endpoint; node ranks 0..N-1)::
     torchrun --nnodes=2 --nproc_per_node=4 --node_rank=0 --rdzv_id=job1 --rdzv_backend=c10d \\
         --rdzv_endpoint=HOST0:29500 -m train colorization --data DATASET --out runs/paper --preset paper
 
-The data folder must be readable at the same path on every node; only global rank 0 writes to
-``--out``. ``--batch-size`` is per process: the global batch is it × the number of processes.
+The data folder must be readable at the same path on every node, and ``--out`` too for
+``--resume`` (every rank reads the checkpoint); only global rank 0 writes. ``--batch-size`` is per
+process: the global batch is it × the number of processes.
+
+Exit status: 0 done, 2 bad input (one line on stderr), 3 stopped on a non-finite loss (the last
+good checkpoint is kept and named), 130 interrupted (Ctrl-C or SIGTERM; resume with --resume).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,10 +151,28 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Install ``_terminate`` for the duration of a command (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 130 interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    with _sigterm_as_interrupt():
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from core.training.loop import NonFiniteLossError
 
     try:

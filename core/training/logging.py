@@ -1,6 +1,6 @@
 """What a researcher watches during a run, written by rank 0 only: a progress bar with the
-running losses and throughput, ``log.csv`` (one row every ``log_every`` steps) and TensorBoard
-scalars under ``tensorboard/``.
+running losses and throughput (or, when stderr is not a terminal, one line per logged step),
+``log.csv`` (one row every ``log_every`` steps) and TensorBoard scalars under ``tensorboard/``.
 
 The CSV is a stream: rows are appended and flushed as they come (rewriting the whole file
 atomically every few steps would cost more than the step on long runs). A process killed
@@ -94,6 +94,9 @@ class RunLog:
             self._open(list(row))
         self._writer.writerow({k: _format(k, row.get(k, math.nan)) for k in self._writer.fieldnames})
         self._file.flush()
+        if self._bar is None or self._bar.disable:
+            shown = " ".join(f"{k} {v:.4g}" for k, v in losses.items())
+            self.message(f"step {step} epoch {epoch}: {shown} | {samples_per_s:.2f} samples/s")
         if self._tb is not None:
             for name, value in losses.items():
                 self._tb.add_scalar(f"loss/{name}", value, step)

@@ -194,17 +194,20 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
 
     step, epoch, offset, last_state = 0, 0, 0, None
     torch.manual_seed(seed + ctx.rank)
-    if resume:
-        latest = state.load_latest(ckpt_dir, ctx.device) if ctx.is_main else None
-        found = distributed.broadcast_object(ctx, latest[0] if latest else None)
-        if found is not None:
-            payload = latest[1] if ctx.is_main else state.load_state(found, ctx.device)
-            task.load_state_dict(payload)
-            step, epoch, offset = payload["step"], payload["epoch"], payload["batch_in_epoch"]
-            rng = payload["rng"]
-            if len(rng) == ctx.world_size:
-                state.restore_rng(rng[ctx.rank])
-            last_state = found
+    latest = state.load_latest(ckpt_dir, ctx.device) if ctx.is_main and resume else None
+    occupied = ctx.is_main and not resume and bool(state.list_states(ckpt_dir))
+    found, occupied = distributed.broadcast_object(ctx, (latest[0] if latest else None, occupied))
+    if occupied:
+        raise InputError(out, "already holds the checkpoints of a run: continue it with --resume, or choose "
+                              "another --out")
+    if found is not None:
+        payload = latest[1] if ctx.is_main else state.load_state(found, ctx.device)
+        task.load_state_dict(payload)
+        step, epoch, offset = payload["step"], payload["epoch"], payload["batch_in_epoch"]
+        rng = payload["rng"]
+        if len(rng) == ctx.world_size:
+            state.restore_rng(rng[ctx.rank])
+        last_state = found
     task.distribute(ctx)
     write_config(ctx, out, cfg, {"kind": task.kind, "world_size": ctx.world_size, "batch_per_process":
                                  schedule.batch_size, "global_batch": global_batch, "device": str(ctx.device),
@@ -213,6 +216,8 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     log = RunLog(ctx, out, total_steps=total, start_step=step, description=description)
     if last_state is not None:
         log.message(f"resumed from {last_state} (step {step}, epoch {epoch})")
+    elif resume:
+        log.message(f"no checkpoint in {ckpt_dir}: starting from scratch")
     log.message(f"{task.kind}: {total} steps, {ctx.world_size} process(es) × batch {schedule.batch_size} "
                 f"= global batch {global_batch}, {steps_per_epoch} steps per epoch, device {ctx.device}")
 
