@@ -144,7 +144,8 @@ def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages
             trace = metric_trace(_read_log(logdir))
         results.append(StageResult(name, seconds, trace, method.GetTransformParameterObject()))
         if progress:
-            summary = f"metric {trace[0]['first']:.4f} → {trace[-1]['last']:.4f}" if trace else "no metric trace"
+            summary = (f"metric {trace[-1]['first']:.4f} → {trace[-1]['last']:.4f} at the finest resolution"
+                       if trace else "no metric trace")
             progress(f"stage {number}/{len(stages)}: {name} done in {seconds:.1f} s ({summary})")
     return results
 

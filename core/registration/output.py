@@ -98,7 +98,7 @@ def report_text(report: dict) -> str:
              f"checks and warping {sec['check_and_warp']:.1f} s) on {report['threads']} thread(s)"]
     for stage in report["stages"]:
         trace = stage["metric"]
-        metric = (f"metric {trace[0]['first']:.4f} → {trace[-1]['last']:.4f} over {len(trace)} resolutions"
+        metric = ("metric per resolution " + ", ".join(f"{r['first']:.3f} → {r['last']:.3f}" for r in trace)
                   if trace else "no metric trace")
         lines.append(f"  {stage['name']}: {stage['seconds']:.1f} s, {metric}")
     sim, body, deform = report["similarity"], report["body_dice"], report["deformation"]

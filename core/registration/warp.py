@@ -21,26 +21,51 @@ from core.volume import Volume
 _CHUNK_POINTS = 1 << 21
 
 
-def _normalised(frame: Volume, points: np.ndarray) -> torch.Tensor:
-    """grid_sample coordinates (align_corners=True) of physical points (n, 3) in ``frame``."""
-    index = frame.physical_to_index(points)
+def _to_grid(frame: Volume) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, b) with ``A @ p + b`` the grid_sample coordinate (align_corners=True) of physical point p."""
+    m = frame.physical_to_index_matrix()
     norm = 2.0 / np.maximum(np.asarray(frame.size_xyz, dtype=np.float64) - 1, 1)
-    return torch.from_numpy((index * norm - 1).astype(np.float32))
+    return (torch.from_numpy((m[:3, :3] * norm[:, None]).astype(np.float32)),
+            torch.from_numpy((m[:3, 3] * norm - 1).astype(np.float32)))
+
+
+def _grid_sample(tensor: torch.Tensor, coords: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
+    """Values (n, C) of a (1, C, Z, Y, X) tensor at grid_sample coordinates (n, 3).
+
+    The points are split over as many batch elements as torch has threads (the volume is
+    expanded, not copied): the 3-D CPU kernel parallelises over the batch only.
+    """
+    n = len(coords)
+    parts = max(1, min(torch.get_num_threads(), n))
+    per = -(-n // parts)
+    if per * parts != n:
+        coords = torch.cat([coords, coords.new_zeros((per * parts - n, 3))])
+    out = F.grid_sample(tensor.expand(parts, -1, -1, -1, -1), coords.view(parts, 1, 1, per, 3), mode=mode,
+                        padding_mode=padding, align_corners=True)  # (parts, C, 1, 1, per)
+    return out[:, :, 0, 0].permute(0, 2, 1).reshape(parts * per, -1)[:n]
+
+
+def _affine(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``points @ a.T + b`` for (n, 3) points, as three broadcast multiply-adds (a thin matmul is slow)."""
+    return points[:, :1] * a[:, 0] + points[:, 1:2] * a[:, 1] + points[:, 2:] * a[:, 2] + b
 
 
 def sample_at(tensor: torch.Tensor, frame: Volume, points: np.ndarray, mode: str = "bilinear",
               padding: str = "zeros") -> np.ndarray:
     """Values (n, C) of a (1, C, Z, Y, X) tensor laid on ``frame``'s grid at physical points (n, 3)."""
-    grid = _normalised(frame, points.reshape(-1, 3)).view(1, 1, 1, -1, 3)
-    out = F.grid_sample(tensor, grid, mode=mode, padding_mode=padding, align_corners=True)
-    return out[0, :, 0, 0].T.numpy()
+    a, b = _to_grid(frame)
+    coords = _affine(torch.from_numpy(np.asarray(points, dtype=np.float64).reshape(-1, 3).astype(np.float32)), a, b)
+    return _grid_sample(tensor, coords, mode, padding).numpy()
 
 
 def _as_tensor(volume: Volume) -> torch.Tensor:
-    """(1, C, Z, Y, X) float32 of a volume's raw values (no uint8 scaling: values are kept)."""
-    arr = np.ascontiguousarray(volume.array, dtype=np.float32)
-    t = torch.from_numpy(arr)
-    return (t.permute(3, 0, 1, 2) if arr.ndim == 4 else t[None]).unsqueeze(0)
+    """(1, C, Z, Y, X) float32 of a volume's raw values (no uint8 scaling: values are kept).
+
+    Multi-channel volumes keep their channels-last memory layout, so ``grid_sample`` reads all
+    channels of a voxel from one cache line.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(volume.array, dtype=np.float32))
+    return t[None].permute(0, 4, 1, 2, 3) if t.ndim == 4 else t[None, None]
 
 
 @dataclass(eq=False)
@@ -70,23 +95,32 @@ class DisplacementField:
         """``moving`` (a moving-space volume) resampled onto ``reference``'s grid through the field.
 
         Labels (or ``nearest=True``) use nearest neighbour; images are trilinear and keep their
-        dtype (uint8 is rounded back). Outside the moving volume: 0.
+        dtype (uint8 is rounded back). Outside the moving volume: 0. Runs in float32 torch, slab
+        by slab, so whole-body cryosection grids (tens of millions of voxels) take seconds.
         """
         nearest = moving.is_labels if nearest is None else nearest
         source = _as_tensor(moving)
         shape = reference.array.shape[:3]
         channels = moving.array.shape[3:] if moving.is_rgb else ()
-        out = np.empty(shape + channels, dtype=np.float32)
-        flat = out.reshape(-1, *channels) if channels else out.reshape(-1)
+        out = torch.empty((int(np.prod(shape)), moving.channels), dtype=torch.float32)
+        m = torch.from_numpy(reference.index_to_physical_matrix().astype(np.float32))
+        field_a, field_b = _to_grid(self.frame)
+        moving_a, moving_b = _to_grid(moving)
+        # fixed points and their field / moving coordinates are affine in the voxel index, so each
+        # is a broadcast sum of per-axis terms instead of a per-voxel matrix product
+        steps = [torch.arange(n, dtype=torch.float32)[:, None] * m[:3, k] for k, n in enumerate(shape[::-1])]
+        x_part = steps[0][None, None]
+        y_part = steps[1][None, :, None]
         plane = shape[1] * shape[2]
         step = max(1, _CHUNK_POINTS // plane)
         for z0 in range(0, shape[0], step):
             z1 = min(z0 + step, shape[0])
-            zz, yy, xx = np.meshgrid(np.arange(z0, z1), np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
-            points = reference.index_to_physical(np.stack([xx, yy, zz], axis=-1).reshape(-1, 3))
-            values = sample_at(source, moving, self.map_points(points), mode="nearest" if nearest else "bilinear")
-            flat[z0 * plane:z1 * plane] = values if channels else values[:, 0]
-        return reference.with_array(_restore_dtype(out, moving.array.dtype), label_table=moving.label_table)
+            p = (x_part + y_part + (steps[2][z0:z1] + m[:3, 3])[:, None, None]).reshape(-1, 3)
+            q = p + _grid_sample(self._tensor, _affine(p, field_a, field_b), "bilinear", "border")
+            out[z0 * plane:z1 * plane] = _grid_sample(source, _affine(q, moving_a, moving_b),
+                                                      "nearest" if nearest else "bilinear", "zeros")
+        values = out.numpy().reshape(shape + channels)
+        return reference.with_array(_restore_dtype(values, moving.array.dtype), label_table=moving.label_table)
 
     def jacobian_determinant(self) -> np.ndarray:
         """det(∂q/∂p) on the field's grid: ≤ 0 where the mapping folds, ≈ 1 where it is rigid."""
