@@ -73,16 +73,23 @@ class SubjectSlicer:
                        for f, v in volumes.items() if v.is_labels}
 
     def cut(self, planes: list[Plane]) -> dict[str, torch.Tensor]:
-        """Every field of ``planes``: images (n, C, H, W) float32, labels (n, H, W) int64."""
-        grid = _grid(self.frame, planes, self.device)
+        """Every field of ``planes``: images (n, C, H, W) float32, labels (n, H, W) int64.
+
+        Each plane is its own batch element (the volume is expanded, not copied), because the
+        3-D ``grid_sample`` CPU kernel parallelises over the batch only.
+        """
+        grid = _grid(self.frame, planes, self.device)[0].unsqueeze(1)  # (n, 1, H, W, 3)
+        n = len(planes)
         out: dict[str, torch.Tensor] = {}
         if self.channels:
-            cut = F.grid_sample(self.images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+            cut = F.grid_sample(self.images.expand(n, -1, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                                align_corners=True)[:, :, 0]
             for f, sl in self.channels.items():
-                out[f] = cut[sl].permute(1, 0, 2, 3).contiguous()
+                out[f] = cut[:, sl].contiguous()
         for f, volume in self.labels.items():
-            cut = F.grid_sample(volume, grid, mode="nearest", padding_mode="zeros", align_corners=True)[0, 0]
-            out[f] = cut.round().long()
+            cut = F.grid_sample(volume.expand(n, -1, -1, -1, -1), grid, mode="nearest", padding_mode="zeros",
+                                align_corners=True)
+            out[f] = cut[:, 0, 0].long()
         return out
 
 
