@@ -6,9 +6,11 @@ For each device:
 - launch: a fresh process runs what ``mricolor view`` runs (imports, window, phantom from a warm
   cache, default checkpoint or the untrained ``lite`` fallback) until the first colorized plane is
   on screen; measured from before the process is spawned;
-- a scripted scroll of N planes, twice: *sequential* (each step waits for its colorized plane:
-  pure latency) and *paced* at R planes a second (a wheel: the latest-wins worker skips planes);
-  latency of a plane change = time until the colorized panel shows that plane or a newer one;
+- a scripted scroll of N planes, twice: *sequential* (each step waits until the viewer is idle
+  again: pure latency of a full-resolution plane) and *paced* at R planes a second (a wheel: the latest-wins worker
+  skips planes, and changes closer than 150 ms are previewed at half resolution); latency of a
+  plane change = time until the colorized panel shows that plane or a newer one; *settle* = time
+  from the last change until the full-resolution plane (and the cryosection) is on screen;
 - the longest UI-thread stall during the scrolls: the largest gap between ticks of a 5 ms timer,
   minus the 5 ms;
 - the reference, in the same run: the model alone on one 256² plane, which is the stall every plane
@@ -131,23 +133,30 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
         ui_ms.append((time.perf_counter() - t0) * 1000)
         asked[window.request_id] = t0
         if rate is None:
-            _wait(app, lambda: window.request_id in done)
+            _wait(app, lambda: window.idle)
         else:
             _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
     _wait(app, lambda: window.idle)
+    settle = (time.perf_counter() - t0) * 1000
     stall = meter.stop()
     window.colorized_shown.disconnect(shown)
     latency = np.array([done[r] for r in asked])
-    return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)),
+    return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)), "settle": settle,
             "stall": stall, "ui_ms": float(np.max(ui_ms)), "runs": window.model_worker.runs - runs}
 
 
-def model_alone_ms(window, repeats: int = 10) -> float:
-    from viewer import jobs
-
+def model_alone_ms(app, window, repeats: int = 10) -> float:
+    """The model on one full plane, in the viewer's own model thread with nothing else running:
+    median of ``repeats`` runs of the worker's own timing."""
+    times: list[float] = []
+    collect = lambda _rid, result: times.append(result.ms)  # noqa: E731
+    window.model_worker.finished.connect(collect)
     request = window.colorize_request(window.state.plane())
-    jobs.colorize(request)
-    return float(np.median([jobs.colorize(request).ms for _ in range(repeats)]))
+    for i in range(repeats + 1):
+        window.model_worker.submit(-1, request)  # an id below any on screen: never displayed
+        _wait(app, lambda: len(times) > i)
+    window.model_worker.finished.disconnect(collect)
+    return float(np.median(times[1:]))
 
 
 def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Path) -> None:
@@ -162,17 +171,18 @@ def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Pat
     window.show()
     window.load_default(0, size)
     window.load_checkpoint(None, device)
-    _wait(app, lambda: window.idle)
-    reference = model_alone_ms(window)
+    _wait(app, lambda: window.idle and window.shown["metrics"] == window.request_id)
+    reference = model_alone_ms(app, window)
     sequential = scroll(app, window, planes, None)
     paced = scroll(app, window, planes, rate)
     window.close()
-    print(f"\n[{device}] model: {source}; plane {window.state.size}²; phantom size {size!r}")
+    print(f"\n[{device}] model: {source}; plane {window.state.size}²; phantom size {size!r}; "
+          f"load average now {os.getloadavg()[0]:.1f}")
     print(f"launch → first colorized plane (warm phantom cache): {launch:6.2f} s")
     print(f"model alone, one plane (the reference):              {reference:6.1f} ms")
     for name, r in (("sequential", sequential), (f"paced {rate:g}/s", paced)):
-        print(f"{name:>13} scroll of {planes}: latency median {r['median']:6.1f} ms, p95 {r['p95']:6.1f} ms; "
-              f"model ran {r['runs']} times; longest UI stall {r['stall']:5.1f} ms "
+        print(f"{name:>13} scroll of {planes}: latency median {r['median']:6.1f} ms, p95 {r['p95']:6.1f} ms, "
+              f"settle {r['settle']:6.1f} ms; model ran {r['runs']} times; longest UI stall {r['stall']:5.1f} ms "
               f"(UI work per change ≤ {r['ui_ms']:.1f} ms)")
     worst = max(sequential["stall"], paced["stall"])
     print(f"UI stall vs model on the UI thread: {worst:.1f} ms vs ≥ {reference:.1f} ms per plane "
@@ -200,7 +210,7 @@ def main() -> None:
     start = time.perf_counter()
     default_dataset(0, args.size)  # warms the phantom cache
     print(f"phantom {args.size!r} ready in {time.perf_counter() - start:.1f} s (cache warm from now on); "
-          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     app = QApplication([])
     with tempfile.TemporaryDirectory() as tmp:

@@ -161,8 +161,9 @@ def test_the_model_moves_to_another_device_as_a_copy(model):
 def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_plane(qtbot, window, model):
     window.set_model(LoadedModel(_Slow(model.colorizer), "slow tiny"))
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
-    shown = []
+    shown, previews = [], []
     window.colorized_shown.connect(shown.append)
+    window.model_worker.finished.connect(lambda _rid, result: previews.append(result.preview))
     runs_before = window.model_worker.runs
     start = time.perf_counter()
     for _ in range(50):
@@ -173,6 +174,7 @@ def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_pla
     # one run in flight when the burst starts, then at most one per 100 ms of burst, then the last plane
     assert runs <= min(15, burst_s / 0.1 + 2), f"the model ran {runs} times for 50 plane changes in {burst_s:.2f} s"
     assert shown == sorted(shown) and shown[-1] == window.request_id  # never went backwards
+    assert any(previews) and not previews[-1]  # half-resolution while scrolling, the full plane at rest
     assert np.array_equal(window.panels.panels["colorized"].image.image,
                           _expected_colorized(window, window.state.plane()))
 

@@ -180,3 +180,16 @@ def test_inside_marks_the_pixels_within_the_grid():
     got = inside(mri, plane)
     assert got.shape == (80, 96) and 0 < expected.sum() < expected.size
     assert np.mean(got == expected) > 0.999  # float32 rounding at the very edge only
+
+
+def test_a_preview_colorizes_at_half_resolution_and_fills_the_plane():
+    from viewer.jobs import ColorizeRequest, colorize
+
+    mri, _ = _volumes()
+    plane = Plane.preset("axial", mri.center, pixel_mm=1.0, width=64, height=48)
+    mri01 = np.random.default_rng(0).random((48, 64), dtype=np.float32)
+    full = colorize(ColorizeRequest(mri01, _Doubler(), "c_hat", mri, plane))
+    preview = colorize(ColorizeRequest(mri01, _Doubler(), "c_hat", mri, plane, preview=True))
+    assert preview.preview and preview.rgb.shape == full.rgb.shape == (48, 64, 3)
+    assert np.array_equal(preview.rgb[0::2, 0::2], preview.rgb[1::2, 1::2])  # 2×2 blocks
+    assert abs(preview.rgb[..., 0].mean() - full.rgb[..., 0].mean()) < 2  # the same plane, coarser

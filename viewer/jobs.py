@@ -74,30 +74,45 @@ def slice_side(dataset: Dataset, plane: Plane) -> SidePlanes:
 @dataclass(frozen=True)
 class ColorizeRequest:
     """One plane for the model: the MRI plane in [0, 1], the model and which output to show, and
-    the MRI and plane so that pixels outside the MRI's grid are shown black, as in the MRI panel."""
+    the MRI and plane so that pixels outside the MRI's grid are shown black, as in the MRI panel.
+
+    ``preview`` runs the model at half resolution (a quarter of the work) while the user scrolls;
+    the full plane follows when the plane rests.
+    """
 
     mri01: np.ndarray
     colorizer: object
     output: str
     mri: Volume
     plane: Plane
+    preview: bool = False
 
 
 @dataclass(frozen=True)
 class Colorized:
-    rgb: np.ndarray  # (H, W, 3) uint8
+    rgb: np.ndarray  # (H, W, 3) uint8, always at the plane's full size
     ms: float
+    preview: bool = False
 
 
 def colorize(request: ColorizeRequest) -> Colorized:
     """Run the model on one plane; the time is the model's alone (what the status bar shows)."""
     from viewer.model import colorize_planes
 
+    mri01 = request.mri01
+    if request.preview:  # 2×2 means in, nearest-neighbour out: the preview is visibly coarse, never wrong
+        h, w = (n - n % 2 for n in mri01.shape)
+        mri01 = mri01[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
     start = time.perf_counter()
-    rgb = colorize_planes(request.colorizer, request.mri01[None], request.output)[0]
+    rgb = colorize_planes(request.colorizer, mri01[None], request.output)[0]
     ms = (time.perf_counter() - start) * 1000.0
+    if request.preview:
+        full = np.zeros((*request.mri01.shape, 3), dtype=np.float32)
+        up = rgb.repeat(2, axis=0).repeat(2, axis=1)
+        full[:up.shape[0], :up.shape[1]] = up
+        rgb = full
     rgb[~inside(request.mri, request.plane)] = 0.0
-    return Colorized(to_uint8(rgb), ms)
+    return Colorized(to_uint8(rgb), ms, request.preview)
 
 
 @dataclass(frozen=True)

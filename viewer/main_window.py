@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ from viewer.worker import BackgroundTasks, LatestWinsWorker
 log = logging.getLogger("mricolor.viewer")
 
 _METRICS_DELAY_MS = 150
+#: Plane changes closer together than this are a scroll: the model previews them at half
+#: resolution and renders the full plane once the plane has rested this long.
+_SCROLL_MS = 150
 #: Scheduling niceness of the workers: below the UI thread, the metrics last (reference/viewer.md §3.1).
 _WORKER_NICE = {"model": 3, "side": 5, "metrics": 10}
 
@@ -70,6 +74,8 @@ class MainWindow(QMainWindow):
         self._floor = 0  # the oldest request whose results may still be shown
         self.mri_plane: np.ndarray | None = None
         self.colorized_rgb: np.ndarray | None = None
+        self.preview_shown = False  # the colorized panel shows a half-resolution preview
+        self._last_change = 0.0
         self.side = jobs.SidePlanes(None, None, ())
         self._latest: tuple[int, Plane, np.ndarray] | None = None
         self._lut_index: np.ndarray | None = None
@@ -103,6 +109,8 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self._metrics_timer = QTimer(self, singleShot=True, interval=_METRICS_DELAY_MS)
         self._metrics_timer.timeout.connect(self._submit_metrics)
+        self._refine_timer = QTimer(self, singleShot=True, interval=_SCROLL_MS)
+        self._refine_timer.timeout.connect(self._refine)
         if model is not None:
             self.set_model(model)
         if dataset is not None:
@@ -272,15 +280,19 @@ class MainWindow(QMainWindow):
     def _on_plane_changed(self, plane: Plane) -> None:
         if self.dataset is None:
             return
+        now = time.perf_counter()
+        scrolling, self._last_change = (now - self._last_change) * 1000 < _SCROLL_MS, now
         self.mri_plane = jobs.slice_mri(self.dataset, plane)
         self.request_id += 1
         rid = self.request_id
         self._metrics_timer.stop()
         if self.model is not None:  # the model first: it is the slowest part of the way to the screen
-            request = self.colorize_request(plane, self.mri_plane)
+            request = self.colorize_request(plane, self.mri_plane, preview=scrolling)
             self._latest = (rid, plane, request.mri01)
             self.model_worker.submit(rid, request)
             self.status.set_busy("colorizing…")
+            if scrolling:
+                self._refine_timer.start()
         self.side_worker.submit(rid, (self.dataset, plane))
         self.panels.set_mri(self.mri_plane, self.state.levels)
         self.panels.set_letters(plane.orientation_letters())
@@ -288,12 +300,20 @@ class MainWindow(QMainWindow):
         if self.shown["metrics"]:
             self.metrics.set_status("out of date — updating when the plane settles")
 
-    def colorize_request(self, plane: Plane, mri_plane: np.ndarray | None = None) -> jobs.ColorizeRequest:
+    def _refine(self) -> None:
+        """The plane has rested: replace the half-resolution preview by the full plane (same request id)."""
+        if self.model is None or self._latest is None:
+            return
+        rid, plane, _ = self._latest
+        self.model_worker.submit(rid, self.colorize_request(plane, self.mri_plane))
+
+    def colorize_request(self, plane: Plane, mri_plane: np.ndarray | None = None,
+                         preview: bool = False) -> jobs.ColorizeRequest:
         """What the model worker gets for ``plane`` (its MRI cut is made here unless given)."""
         if mri_plane is None:
             mri_plane = jobs.slice_mri(self.dataset, plane)
         return jobs.ColorizeRequest(jobs.to_unit(mri_plane, self.value_range), self.model.colorizer,
-                                    self.state.output, self.dataset.mri, plane)
+                                    self.state.output, self.dataset.mri, plane, preview)
 
     def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
         if rid < max(self.shown["side"], self._floor):
@@ -309,10 +329,11 @@ class MainWindow(QMainWindow):
             return
         self.shown["colorized"] = rid
         self.colorized_rgb = result.rgb
+        self.preview_shown = result.preview
         self.panels.set_rgb("colorized", result.rgb)
         self.status.frame_shown(result.ms)
         self._last_model_error = None
-        if rid == self.request_id:
+        if rid == self.request_id and not result.preview:
             self.status.set_busy("up to date")
             self._metrics_timer.start()
         self.colorized_shown.emit(rid)
@@ -355,6 +376,7 @@ class MainWindow(QMainWindow):
         """True when every panel shows the newest plane and no worker has anything to do."""
         return (self.dataset is not None and self.model is not None and self.tasks.pending == 0
                 and self.shown["colorized"] == self.request_id and self.shown["side"] == self.request_id
+                and not (self.preview_shown or self._refine_timer.isActive())
                 and not (self.model_worker.busy or self.side_worker.busy))
 
     # --- display -------------------------------------------------------------------------------
@@ -476,6 +498,7 @@ class MainWindow(QMainWindow):
         self.settings.set_value("overlay_opacity", self.state.opacity)
         self.settings.sync()
         self._metrics_timer.stop()
+        self._refine_timer.stop()
         self.status.stop()
         for cancel in self._exports:
             cancel.set()
