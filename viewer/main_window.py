@@ -331,7 +331,7 @@ class MainWindow(QMainWindow):
         self.colorized_rgb = result.rgb
         self.preview_shown = result.preview
         self.panels.set_rgb("colorized", result.rgb)
-        self.status.frame_shown(result.ms)
+        self.status.frame_shown(result.ms, result.preview)
         self._last_model_error = None
         if rid == self.request_id and not result.preview:
             self.status.set_busy("up to date")

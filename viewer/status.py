@@ -19,7 +19,7 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         self.busy, self.device, self.ms, self.fps = (QLabel() for _ in range(4))
         for label, sample in ((self.busy, "colorization failed"), (self.device, "device: cuda:0"),
-                              (self.ms, "0000 ms/plane"), (self.fps, "00 fps")):
+                              (self.ms, "0000 ms/plane (½ res)"), (self.fps, "00 fps")):
             label.setMinimumWidth(label.fontMetrics().horizontalAdvance(sample) + 8)
             self.addPermanentWidget(label)
         self.busy.setText("loading…")
@@ -35,10 +35,11 @@ class StatusBar(QStatusBar):
     def set_device(self, device: str) -> None:
         self.device.setText(f"device: {device}")
 
-    def frame_shown(self, ms: float) -> None:
-        """A colorized plane reached the screen; the model took ``ms`` for it."""
+    def frame_shown(self, ms: float, preview: bool = False) -> None:
+        """A colorized plane reached the screen; the model took ``ms`` for it (at half resolution
+        for a ``preview``)."""
         self._shown.append(time.perf_counter())
-        self.ms.setText(f"{ms:.0f} ms/plane")
+        self.ms.setText(f"{ms:.0f} ms/plane" + (" (½ res)" if preview else ""))
 
     def _update_fps(self) -> None:
         now = time.perf_counter()
