@@ -35,6 +35,13 @@ def test_row_holds_the_paper_metrics_on_the_paper_pairs():
     assert all(isinstance(v, float) for v in row.values())
 
 
+def test_without_cryosection_the_columns_that_need_it_are_absent():
+    mri, col, cryo = planes()
+    row = table_row(mri, col, None, truth=cryo)
+    assert list(row) == ["CF", "SSIM", "MS-SSIM", "MS-SSIM_scales", "dE", "PSNR"]
+    assert row["SSIM"] == pytest.approx(ssim(mri, col))
+
+
 def test_truth_columns_per_tissue_with_names():
     mri, col, cryo = planes()
     labels = np.digitize(mri, [0.5]).astype(np.int64)

@@ -14,6 +14,7 @@ Column names (stable: the evaluate command writes them to CSV):
   CF_cryo, |dCF|, MS-SSIM_scales, FSIM_lum, STSIM-1 — companions;
   dE, PSNR, dE[<tissue>], PSNR[<tissue>] — truth metrics (when a truth plane is given);
   dCF_dataset — added by ``aggregate``: |mean CF_cryo − mean CF| over all planes (no std).
+Without a cryosection plane the columns comparing with it are absent.
 """
 from __future__ import annotations
 
@@ -28,25 +29,29 @@ from core.metrics._validate import image_batch, image_pair, require_size
 from core.metrics.color import batch_colorfulness
 from core.metrics.fsim import MIN_SIZE as FSIM_MIN_SIZE
 from core.metrics.fsim import fsim_both
+from core.metrics.ssim import WINDOW as SSIM_WINDOW
 from core.metrics.ssim import ms_ssim_scales, ssim_and_ms_ssim
 from core.metrics.stsim import MIN_SIZE as STSIM_MIN_SIZE
 from core.metrics.stsim import stsim_terms
 from core.metrics.truth import delta_e, psnr
 
 PAPER_COLUMNS = ("CF", "dCF", "SSIM", "MS-SSIM", "STSIM", "FSIM")
+COMPANION_COLUMNS = ("CF_cryo", "|dCF|", "MS-SSIM_scales", "FSIM_lum", "STSIM-1")
 
 Value = float | np.ndarray
 
 
 def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tensor,
-              cryo: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor | None = None,
+              cryo: np.ndarray | torch.Tensor | None, truth: np.ndarray | torch.Tensor | None = None,
               labels: np.ndarray | torch.Tensor | None = None,
               label_table: LabelTable | None = None) -> dict[str, Value]:
     """All Table-I metrics for one set of planes: floats for numpy planes, arrays (N,) for (N, C, H, W) batches.
 
     ``mri`` is the grey network input (H×W, or (N, 1, H, W)); ``colorized``, ``cryo`` and ``truth`` are RGB
     in [0, 1]; ``labels`` (integer, same plane size) splits the truth metrics per tissue, named from
-    ``label_table`` when given (else "label <id>"). Columns as in the module docstring.
+    ``label_table`` when given (else "label <id>"). Columns as in the module docstring; without a
+    cryosection (an MRI opened alone) the columns that compare with it (dCF, STSIM, FSIM and their
+    companions) are left out rather than guessed.
     """
     col, batched = image_batch(colorized, "colorized")
     if col.shape[1] != 3:
@@ -54,29 +59,37 @@ def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tens
     grey, col_luma, _ = image_pair(mri, colorized, ("mri", "colorized"))
     if grey.shape[1] != 1:
         raise InputError("mri", "the MRI plane must be grey (one channel)")
-    col, ref, _ = image_pair(colorized, cryo, ("colorized", "cryo"))
-    if ref.shape[1] != 3:
-        raise InputError("cryo", "the cryosection plane must be RGB")
-    require_size(col, max(STSIM_MIN_SIZE, FSIM_MIN_SIZE), "table_row", "the windows of STSIM and FSIM")
-
-    cf, cf_cryo = batch_colorfulness(col), batch_colorfulness(ref)
+    if labels is not None and truth is None:
+        raise InputError("labels", "per-tissue metrics need the true colorization (truth=...)")
+    require_size(col, SSIM_WINDOW, "table_row", "the SSIM window")
+    cf = batch_colorfulness(col)
     ssim_value, ms_value = ssim_and_ms_ssim(grey, col_luma)
-    fsim_lum, fsim_col = fsim_both(col, ref, chromatic=True)
-    single, cross = stsim_terms(col, ref)
-    row = {"CF": cf, "dCF": cf_cryo - cf, "SSIM": ssim_value, "MS-SSIM": ms_value,
-           "STSIM": torch.cat([single, cross], dim=1).mean(dim=1), "FSIM": fsim_col,
-           "CF_cryo": cf_cryo, "|dCF|": (cf_cryo - cf).abs(),
-           "MS-SSIM_scales": torch.full_like(cf, ms_ssim_scales(*col.shape[-2:])),
-           "FSIM_lum": fsim_lum, "STSIM-1": single.mean(dim=1)}
+    values = {"CF": cf, "SSIM": ssim_value, "MS-SSIM": ms_value,
+              "MS-SSIM_scales": torch.full_like(cf, ms_ssim_scales(*col.shape[-2:]))}
+    if cryo is not None:
+        values.update(_cryosection_columns(col, cryo, cf))
     if truth is not None:
-        row["dE"], row["PSNR"] = delta_e(col, truth), psnr(col, truth)
+        values["dE"], values["PSNR"] = delta_e(col, truth), psnr(col, truth)
         if labels is not None:
             for name, metric in (("dE", delta_e), ("PSNR", psnr)):
                 for label_id, value in metric(col, truth, labels).items():
-                    row[f"{name}[{_tissue(label_id, label_table)}]"] = value
-    elif labels is not None:
-        raise InputError("labels", "per-tissue metrics need the true colorization (truth=...)")
-    return {key: _plain(value, batched) for key, value in row.items()}
+                    values[f"{name}[{_tissue(label_id, label_table)}]"] = value
+    ordered = [k for k in (*PAPER_COLUMNS, *COMPANION_COLUMNS) if k in values]
+    ordered += [k for k in values if k not in ordered]
+    return {key: _plain(values[key], batched) for key in ordered}
+
+
+def _cryosection_columns(col: torch.Tensor, cryo: np.ndarray | torch.Tensor, cf: torch.Tensor) -> dict:
+    """ΔCF, STSIM and FSIM of the colorized plane against the cryosection, with their companions."""
+    col, ref, _ = image_pair(col, cryo, ("colorized", "cryo"))
+    if ref.shape[1] != 3:
+        raise InputError("cryo", "the cryosection plane must be RGB")
+    require_size(col, max(STSIM_MIN_SIZE, FSIM_MIN_SIZE), "table_row", "the windows of STSIM and FSIM")
+    cf_cryo = batch_colorfulness(ref)
+    fsim_lum, fsim_col = fsim_both(col, ref, chromatic=True)
+    single, cross = stsim_terms(col, ref)
+    return {"dCF": cf_cryo - cf, "STSIM": torch.cat([single, cross], dim=1).mean(dim=1), "FSIM": fsim_col,
+            "CF_cryo": cf_cryo, "|dCF|": (cf_cryo - cf).abs(), "FSIM_lum": fsim_lum, "STSIM-1": single.mean(dim=1)}
 
 
 def aggregate(rows: Iterable[Mapping[str, Value]]) -> dict[str, tuple[float, float]]:
