@@ -100,6 +100,12 @@ def test_serve_auto_picks_the_output_with_the_lowest_delta_e(tmp_path, segmentat
     assert load_checkpoint(result.export).serve in ("c_hat", "c_prime", "fused")
 
 
+def test_a_unet_of_another_architecture_is_refused(tmp_path, segmentation):
+    cfg = resolve("lite", overrides={"image_size": 32, "batch_size": 2})
+    with pytest.raises(InputError, match="pre-trained with another architecture"):
+        train_colorization(cfg, synthetic_data(4, 2), Context(), tmp_path, segmentation=segmentation)
+
+
 def test_ablation_without_segmentation_needs_no_unet(tmp_path):
     _, result = train_colorization(resolve("tiny", "A3", {"image_size": 32, "batch_size": 2, "max_steps": 1,
                                                           "serve": "auto"}), synthetic_data(4, 2), Context(), tmp_path)

@@ -53,6 +53,9 @@ def _sha256(path: Path) -> str:
 def load_segmentation(nets: Networks, path: str | Path, num_classes: int) -> dict[str, str]:
     """Put the pre-trained U-Net from ``path`` into ``nets`` and freeze it; returns its record."""
     ckpt = load_checkpoint(path)
+    if (ckpt.config.unet_widths, ckpt.config.upsample) != (nets.config.unet_widths, nets.config.upsample):
+        raise InputError(ckpt.path, "this U-Net was pre-trained with another architecture than the preset's "
+                                    "(unet_widths, upsample): pre-train it with the same preset")
     seg = ckpt.build("seg")
     if seg.num_classes != num_classes:
         raise InputError(ckpt.path, f"U-Net predicts {seg.num_classes} classes, the data has {num_classes}")
