@@ -93,16 +93,22 @@ class PlaneControls(QWidget):
         layout.addLayout(row)
         layout.addLayout(form)
         layout.addStretch(1)
+        self._shown: tuple | None = None
         state.plane_changed.connect(self.sync)
         self.sync(state.plane())
 
     def sync(self, _plane: Plane | None = None) -> None:
+        """Mirror the state; while scrolling only the offset changes, so only it is touched
+        (updating Qt widgets costs milliseconds on every plane change otherwise)."""
         state = self.state
-        self.buttons.button(list(ORIENTATIONS).index(state.orientation)).setChecked(True)
-        self.tilt.set_value(state.tilt_deg)
-        self.rotate.set_value(state.rotate_deg)
-        limit = state.offset_limit()
-        self.offset.set_range(-limit, limit)
+        orientation = (state.frame, state.orientation, state.tilt_deg, state.rotate_deg)
+        if orientation != self._shown:
+            self._shown = orientation
+            self.buttons.button(list(ORIENTATIONS).index(state.orientation)).setChecked(True)
+            self.tilt.set_value(state.tilt_deg)
+            self.rotate.set_value(state.rotate_deg)
+            limit = state.offset_limit()
+            self.offset.set_range(-limit, limit)
         self.offset.set_value(state.offset_mm)
 
 
