@@ -132,8 +132,8 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
         state.scroll(direction)
         ui_ms.append((time.perf_counter() - t0) * 1000)
         asked[window.request_id] = t0
-        if rate is None:
-            _wait(app, lambda: window.idle)
+        if rate is None:  # rest past the scroll threshold too, so every step is a full plane, no preview
+            _wait(app, lambda: window.idle and time.perf_counter() >= t0 + 0.2)
         else:
             _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
     _wait(app, lambda: window.idle)
