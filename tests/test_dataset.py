@@ -20,6 +20,7 @@ from core.errors import InputError
 from core.io import read_volume, write_volume
 from core.labels import Label, LabelTable
 from core.planes import sample
+from core.registration.params import default_parameter_file
 from core.volume import Volume
 
 TABLE = LabelTable([Label(0, "background", "", (20, 20, 25)), Label(1, "body", "", (200, 150, 120)),
@@ -220,6 +221,25 @@ def test_prepare_command_refuses_bad_arguments(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "ds"), "--phantom", "--subjects", "0-1", "--test-subjects", "1"]) == 2
     assert "in both the training and the test" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+def test_prepare_one_real_body_splits_by_plane(tmp_path, capsys):
+    vols = body_volumes(0)
+    paths = {k: write_volume(v, tmp_path / f"{k}.nii.gz") for k, v in vols.items()}
+    out = tmp_path / "ds"
+    rigid = str(default_parameter_file("rigid"))
+    assert main(["prepare", str(out), "--mri", str(paths["mri"]), "--cryo", str(paths["cryo"]), "--labels",
+                 str(paths["labels"]), "--planes", "30", "--plane-size", "32", "--pixel-mm", "2", "--params", rigid,
+                 "--set", "MaximumNumberOfIterations=48", "--set", "NumberOfResolutions=2", "--threads", "2"]) == 0
+    manifest = Manifest.load(out)
+    assert manifest.split_by == "plane" and [s.split for s in manifest.subjects] == ["mixed"]
+    assert len(manifest.indices("test")) == 6 and len(manifest.indices("train")) == 24
+    for name in ("mri", "cryo", "labels", "mask"):
+        assert (out / "subjects" / "body" / f"{name}.nii.gz").is_file()
+    assert (out / "subjects" / "body" / "registration" / "TransformParameters.0.txt").is_file()
+    batch = PlaneDataset(out, "test").__getitems__(range(6))
+    assert batch["mri"].max() <= 1 and batch["labels"].max() == 2
+    assert "24 training and 6 test planes" in capsys.readouterr().out
 
 
 @pytest.mark.slow

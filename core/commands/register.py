@@ -27,9 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                               "(default: their .labels.csv sidecars)")
     parser.add_argument("--threads", type=int, help="CPU threads for elastix (default: all available)")
     parser.add_argument("--spacing", type=float, metavar="MM",
-                        help="registration grid spacing in mm (default: the MRI's finest spacing)")
+                        help="registration grid spacing in mm (default: the MRI's coarsest spacing)")
     parser.add_argument("--init", choices=("frames", "center"), default="frames",
                         help="frames: trust both volumes' physical frames; center: align centres of gravity first")
+    parser.add_argument("--no-moving-mask", action="store_true",
+                        help="let elastix sample the MRI outside its body too (the MRI body mask is found by "
+                             "thresholding; use this when that fails)")
     parser.add_argument("--force", action="store_true",
                         help="write the result even when it fails the quality checks (the report lists why)")
 
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             if not volume.is_labels:
                 raise InputError(path, "has no label table: give --label-table or a <name>.labels.csv sidecar")
     result = register(mri, cryo, stages=stages, mask=mask, threads=args.threads, registration_spacing=args.spacing,
-                      init=args.init, mri_labels=mri_labels, labels=labels, strict=not args.force, progress=say)
+                      init=args.init, mri_labels=mri_labels, labels=labels, strict=not args.force,
+                      moving_mask=not args.no_moving_mask, progress=say)
     extra = {"mri_labels_registered": result.warp(mri_labels)} if mri_labels is not None else None
     say(f"writing {args.out}")
     save_result(result, args.out, extra)

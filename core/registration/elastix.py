@@ -114,11 +114,17 @@ class StageResult:
 
 
 def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages: list[ParameterMap],
-               progress=None) -> list[StageResult]:
-    """Run ``stages`` one after another (each started from the previous), returning each stage's result."""
+               progress=None, moving_mask: np.ndarray | None = None) -> list[StageResult]:
+    """Run ``stages`` one after another (each started from the previous), returning each stage's result.
+
+    ``mask`` (fixed grid) limits where elastix samples; ``moving_mask`` (moving grid), when given,
+    drops samples that land outside the MRI's body.
+    """
     fixed_image = to_itk(itk, fixed)
     moving_image = to_itk(itk, moving)
     mask_image = to_itk(itk, fixed.with_array(mask.astype(np.uint8), label_table=None), dtype=np.uint8)
+    moving_mask_image = (None if moving_mask is None else
+                         to_itk(itk, moving.with_array(moving_mask.astype(np.uint8), label_table=None), dtype=np.uint8))
     results: list[StageResult] = []
     for number, pmap in enumerate(stages, start=1):
         name = pmap["Transform"][0].replace("Transform", "").lower() or f"stage {number}"
@@ -128,6 +134,8 @@ def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages
             method = itk.ElastixRegistrationMethod.New(fixed_image, moving_image)
             method.SetParameterObject(_parameter_object(itk, [pmap]))
             method.SetFixedMask(mask_image)
+            if moving_mask_image is not None:
+                method.SetMovingMask(moving_mask_image)
             method.SetLogToConsole(False)
             method.SetLogToFile(True)
             method.SetOutputDirectory(logdir)
