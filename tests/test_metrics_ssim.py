@@ -58,6 +58,20 @@ def test_ms_ssim_matches_pytorch_msssim_at_256():
     np.testing.assert_allclose(ms_ssim(x.float(), y.float()).numpy(), expected.numpy(), atol=1e-5)
 
 
+# piq.multi_scale_ssim(mri, luma) on crops (rows, cols) of golden_pair(256), scale_weights=w[:L] for
+# L < 5 and piq's defaults for L = 5; odd sides are replicate-padded at the top/left before pooling
+PIQ_ODD_CROPS = {(0, 101, 0, 77): (3, 0.8067695830282297), (3, 200, 5, 170): (5, 0.809592697206067)}
+
+
+@pytest.mark.parametrize("crop", list(PIQ_ODD_CROPS))
+def test_ms_ssim_matches_piq_on_odd_sizes(crop):
+    mri, _, col, _ = golden_pair(256)
+    r0, r1, c0, c1 = crop
+    levels, expected = PIQ_ODD_CROPS[crop]
+    assert ms_ssim_scales(r1 - r0, c1 - c0) == levels
+    assert ms_ssim(mri[r0:r1, c0:c1], col[r0:r1, c0:c1]) == pytest.approx(expected, abs=1e-9)
+
+
 def test_identity_and_symmetry():
     mri, _, col, _ = golden_pair(64)
     assert ssim(mri, mri) == pytest.approx(1.0, abs=1e-12)

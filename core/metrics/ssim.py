@@ -7,11 +7,11 @@ piq and pyiqa give; torchmetrics pads and differs (reference/metrics.md §5.2).
 
 MS-SSIM at 128 and 64 px cannot use five scales with an 11-px window, so it uses as many as fit,
 L = max{L : 10·2^(L−1) + 1 ≤ min(H, W)} (5 at 256, 4 at 128, 3 at 64), with the standard weights
-w[:L] renormalised to sum 1: piq's ``multi_scale_ssim(scale_weights=w[:L] / Σ w[:L])``. With all five
-scales the standard weights are used as published (they sum to 1.0001), as every library does. Between scales the
-planes are 2×2-averaged; an odd side is first replicate-padded at the bottom/right (piq's choice;
-pytorch_msssim zero-pads, which darkens the border). RGB–RGB pairs average the channel scores;
-RGB–grey pairs use luma.
+w[:L] renormalised to sum 1: piq's ``multi_scale_ssim(scale_weights=w[:L])``. With all five scales
+the standard weights are used as published (they sum to 1.0001), as every library does. Between
+scales the planes are 2×2-averaged after piq's replicate padding of odd sizes (pytorch_msssim
+zero-pads instead, which darkens the border). RGB–RGB pairs average the channel scores; RGB–grey
+pairs use luma.
 """
 from __future__ import annotations
 
@@ -84,8 +84,9 @@ def _ssim_cs(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 
 def _halve(x: torch.Tensor) -> torch.Tensor:
-    """2×2 average, replicate-padding an odd side first."""
-    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    """2×2 average as piq does it: if either side is odd, replicate one row and one column at the
+    top and left first (a remaining odd side then loses its last sample)."""
+    pad = max(x.shape[-2] % 2, x.shape[-1] % 2)
+    if pad:
+        x = F.pad(x, (pad, 0, pad, 0), mode="replicate")
     return F.avg_pool2d(x, 2)
