@@ -40,13 +40,17 @@ def bench_registration(seed: int, size: str, threads: int) -> dict:
     return result.report
 
 
-def throughput(cut, n_batches: int) -> float:
-    """Slices per second of ``cut(batch_index)`` over ``n_batches`` batches (after one warm-up)."""
+def throughput(cut, n_batches: int) -> tuple[float, float]:
+    """(slices per second of wall time, CPU ms per batch) of ``cut(batch_index)`` over ``n_batches``.
+
+    The CPU time shows what an idle machine would do when the benchmark shares its cores.
+    """
     cut(0)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for b in range(n_batches):
         cut(b + 1)
-    return n_batches * BATCH / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return n_batches * BATCH / wall, 1000 * cpu / n_batches
 
 
 def bench_loading(seed: int, size: str, threads: int, n_batches: int, workers: int) -> None:
@@ -64,16 +68,21 @@ def bench_loading(seed: int, size: str, threads: int, n_batches: int, workers: i
         ds = PlaneDataset(root, "train").preload()
         order = np.random.default_rng(0).permutation(len(ds))
         batches = [order[i * BATCH:(i + 1) * BATCH].tolist() for i in range(len(ds) // BATCH)]
-        fused = throughput(lambda b: ds.__getitems__(batches[b % len(batches)]), n_batches)
         volumes = [read_volume(ds.manifest.volume_path(0, f)) for f in ("mri", "cryo", "labels")]
 
         def per_volume(b: int) -> None:
             for volume in volumes:
                 sample(volume, ds.planes(batches[b % len(batches)]))
 
-        reference = throughput(per_volume, max(2, n_batches // 4))
-        print(f"on-the-fly cut, batch {BATCH} at 256×256 (mri+cryo+labels), {threads} threads: "
-              f"{fused:.0f} slices/s; one sample() per volume: {reference:.0f} slices/s (×{fused / reference:.1f})")
+        reference, reference_cpu = throughput(per_volume, max(2, n_batches // 4))
+        print(f"reference, one core.planes.sample() per volume (mri, cryo, labels): {reference:.0f} slices/s, "
+              f"{reference_cpu:.0f} ms CPU per batch")
+        for fields in (("mri", "cryo"), ("mri", "cryo", "labels")):
+            cutter = PlaneDataset(root, "train", fields=fields).preload()
+            rate, cpu = throughput(lambda b: cutter.__getitems__(batches[b % len(batches)]), n_batches)
+            print(f"on-the-fly fused cut of {'+'.join(fields)}, batch {BATCH} at 256×256, {threads} threads: "
+                  f"{rate:.0f} slices/s (×{rate / reference:.1f} the reference), {cpu:.0f} ms CPU per batch "
+                  f"= {threads * 1000 * BATCH / cpu:.0f} slices/s on {threads} idle cores")
         loader = DataLoader(ds, batch_sampler=SubjectBatchSampler(ds, BATCH, seed=0),
                             collate_fn=PlaneDataset.collate, num_workers=workers, persistent_workers=workers > 0)
         next(iter(loader))  # start the workers

@@ -26,10 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     real.add_argument("--test-fraction", type=float, default=0.2, help="share of planes held out for testing")
     planes = parser.add_argument_group("planes")
     planes.add_argument("--planes", type=int, default=12000, help="planes in total, spread evenly over bodies")
+    # the defaults of core.dataset.manifest.PlaneSettings, not imported here: it would pull in torch
     planes.add_argument("--plane-size", type=int, default=256, help="pixels per side (default 256)")
     planes.add_argument("--pixel-mm", type=float, default=1.5, help="pixel size in mm (default 1.5)")
     planes.add_argument("--min-foreground", type=float, default=0.4,
-                        help="reject planes with less of the body than this (default 0.4)")
+                        help="reject planes with less of the body than this share (default 0.4)")
     planes.add_argument("--seed", type=int, default=0, help="seed of the planes and the split")
     reg = parser.add_argument_group("registration")
     reg.add_argument("--params", nargs="+", metavar="FILE", help="elastix parameter files, one per stage")
