@@ -11,7 +11,8 @@ second decoder. On CUDA both run with bf16 autocast, as training does.
     python benchmarks/bench_training.py --quick    # fewer repeats, paper at batch 1 only
 
 Timings are the median and best of the repeats after one warm-up step; on a shared machine the
-best is the closer estimate of the step's own cost.
+best is the closer estimate of the step's own cost, and ``--threads 1`` avoids the collapse of
+multi-threaded kernels when other jobs hold the cores.
 """
 from __future__ import annotations
 
@@ -140,7 +141,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats; paper only at batch 1 on the CPU")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per configuration")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     with tempfile.TemporaryDirectory() as tmp:
