@@ -36,13 +36,21 @@ def _faces(array: np.ndarray) -> np.ndarray:
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 6-connected component of ``mask`` with its internal holes filled."""
+    """The largest 6-connected component of ``mask`` with its internal holes filled.
+
+    Holes are the background components that do not touch the volume's faces (two labelling
+    passes; ``binary_fill_holes`` dilates from the faces one voxel per pass, which takes tens of
+    seconds on a whole-body grid).
+    """
     labels, n = ndi.label(mask)
     if n == 0:
         return mask.astype(bool)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    return ndi.binary_fill_holes(labels == sizes.argmax())
+    body = labels == sizes.argmax()
+    outside, _ = ndi.label(~body)
+    touching = np.unique(_faces(outside))
+    return ~np.isin(outside, touching[touching > 0])
 
 
 def cryo_body_mask(cryo: Volume, min_fraction: float = 0.02) -> np.ndarray:

@@ -95,7 +95,8 @@ def report_text(report: dict) -> str:
     sec = report["seconds"]
     lines = [f"registration: {'OK' if report['checks']['passed'] else 'FAILED QUALITY CHECKS'}",
              f"time: {sec['total']:.1f} s (import itk {sec['import_itk']:.1f} s, elastix {sec['registration']:.1f} s, "
-             f"checks and warping {sec['check_and_warp']:.1f} s) on {report['threads']} thread(s)"]
+             f"checks and warping {sec['check_and_warp']:.1f} s) on {report['threads']} thread(s), "
+             f"{sec['cpu']:.0f} s of CPU time"]
     for stage in report["stages"]:
         trace = stage["metric"]
         metric = ("metric per resolution " + ", ".join(f"{r['first']:.3f} → {r['last']:.3f}" for r in trace)

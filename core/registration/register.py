@@ -185,6 +185,7 @@ def register(mri: Volume, cryo: Volume, *, stages: list[ParameterMap] | None = N
     if init not in INIT_MODES:
         raise InputError("init", f"must be one of {INIT_MODES}, got {init!r}")
     clock = {"start": time.perf_counter()}
+    cpu_start = time.process_time()
     check_modalities(mri, cryo)
     if labels is not None and not labels.same_frame(cryo, atol=1e-3):
         raise InputError("labels", "must lie on the cryosection grid (they are compared with the registered MRI labels)")
@@ -237,7 +238,7 @@ def register(mri: Volume, cryo: Volume, *, stages: list[ParameterMap] | None = N
     clock["end"] = time.perf_counter()
     report["seconds"] = {"prepare": clock["prepared"] - clock["start"], "import_itk": clock["itk"] - clock["prepared"],
                          "registration": clock["stages"] - clock["itk"], "check_and_warp": clock["end"] - clock["stages"],
-                         "total": clock["end"] - clock["start"]}
+                         "total": clock["end"] - clock["start"], "cpu": time.process_time() - cpu_start}
     problems = quality_problems(report, limits)
     report["checks"] = {"passed": not problems, "problems": problems}
     if problems and strict:
