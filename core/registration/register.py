@@ -119,8 +119,8 @@ def _body_dice(field: DisplacementField, mri: Volume, mri_mask: np.ndarray, grid
     return measures.dice_per_label(warped, mask.astype(np.int16), ids=[1])[1]
 
 
-def _nmi(field: DisplacementField, mri_tensor_volume: Volume, grid: Volume, mask: np.ndarray) -> float:
-    warped = field.warp(mri_tensor_volume, grid).array
+def _nmi(field: DisplacementField, moving: Volume, grid: Volume, mask: np.ndarray) -> float:
+    warped = field.warp(moving, grid).array
     return measures.normalised_mutual_information(grid.array[mask], warped[mask])
 
 
