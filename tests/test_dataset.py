@@ -242,6 +242,40 @@ def test_prepare_one_real_body_splits_by_plane(tmp_path, capsys):
     assert "24 training and 6 test planes" in capsys.readouterr().out
 
 
+def agreement_with_mri_grid_labels(subject, plane, cut_labels: torch.Tensor) -> float:
+    """Share of a cryosection-space label slice equal to the phantom's MRI-grid labels at the same
+    tissue: each pixel carried into MRI space by the phantom's true transform, read nearest-neighbour."""
+    mri_points = subject.transform.cryo_to_mri(plane.points().reshape(-1, 3))
+    index = np.rint(subject.mri_labels.physical_to_index(mri_points)).astype(int)
+    inside = np.all((index >= 0) & (index < subject.mri_labels.size_xyz), axis=1)
+    expect = np.zeros(len(index), np.int64)
+    expect[inside] = subject.mri_labels.array[index[inside, 2], index[inside, 1], index[inside, 0]]
+    return float((cut_labels.reshape(-1).numpy() == expect).mean())
+
+
+def test_phantom_slices_line_up_with_the_mri_grid_labels(tmp_path):
+    from core.phantom import make_subject
+
+    subject = make_subject(0, "small")
+    paths = {"mri": "mri.nii.gz", "cryo": "cryo.nii.gz", "labels": "labels.nii.gz"}
+    write_volume(subject.cryo.with_array(subject.cryo.array[..., 1].astype(np.float32) / 255), tmp_path / paths["mri"])
+    write_volume(subject.cryo, tmp_path / paths["cryo"])
+    write_volume(subject.labels, tmp_path / paths["labels"])
+    settings = PlaneSettings(64, 64, 5.0, 0.4)
+    planes = draw_planes(subject.cryo, subject.labels.array != 0, 12, 0, settings)
+    manifest = Manifest(tmp_path, 0, "subject", settings, [SubjectEntry("phantom-0", "train", paths)],
+                        np.zeros(12, np.int64), np.full(12, "train"), *plane_arrays(planes))
+    manifest.save()
+    ds = PlaneDataset(tmp_path, "train")
+    batch = ds.__getitems__(range(12))
+    scores = [agreement_with_mri_grid_labels(subject, manifest.plane(i), batch["labels"][i]) for i in range(12)]
+    # equal up to nearest-neighbour edges (5 mm vs 7.5×7.5×10 mm voxels) and the re-drawn bowel
+    assert min(scores) > 0.75 and np.mean(scores) > 0.85
+    shifted = [agreement_with_mri_grid_labels(subject, manifest.plane(i).translated(15.0), batch["labels"][i])
+               for i in range(12)]
+    assert np.mean(shifted) < np.mean(scores) - 0.05  # the check can tell a 15 mm misalignment
+
+
 @pytest.mark.slow
 def test_prepare_phantom_end_to_end_slices_line_up(tmp_path):
     from core.phantom import make_subject
@@ -260,13 +294,6 @@ def test_prepare_phantom_end_to_end_slices_line_up(tmp_path):
     subject = make_subject(0, "small")
     for row in range(len(ds)):
         plane = manifest.plane(int(ds.positions[row]))
-        # the plane carried into MRI space by the phantom's true transform
-        mri_points = subject.transform.cryo_to_mri(plane.points().reshape(-1, 3))
-        index = np.rint(subject.mri_labels.physical_to_index(mri_points)).astype(int)
-        inside = np.all((index >= 0) & (index < subject.mri_labels.size_xyz), axis=1)
-        truth_labels = np.zeros(len(index), np.int64)
-        truth_labels[inside] = subject.mri_labels.array[index[inside, 2], index[inside, 1], index[inside, 0]]
-        cut = batch["labels"][row].reshape(-1).numpy()
-        assert (cut == truth_labels).mean() > 0.8  # same tissue up to nearest-neighbour edges and bowel
-        body = cut != 0
-        assert (batch["mri_labels"][row].reshape(-1).numpy()[body] != 0).mean() > 0.9
+        assert agreement_with_mri_grid_labels(subject, plane, batch["labels"][row]) > 0.75
+        body = batch["labels"][row] != 0
+        assert (batch["mri_labels"][row][body] != 0).float().mean() > 0.9  # registered MRI labels cover the body
