@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.checkpoint import load_checkpoint
 from core.cli import main as mricolor
@@ -21,6 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--device", "cpu", "--image-size", "64", "--batch-size", "2",
         "--set", "train.seg_max_steps=2", "--set", "train.seg_batch_size=2", "--set", "train.sample_every=100",
         "--set", "train.serve=c_hat"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One thread: these runs are tiny, and on a CPU shared with other jobs one thread is far
+    faster than two that wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

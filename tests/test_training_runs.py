@@ -34,6 +34,16 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One thread: these runs are tiny, and on a CPU shared with other jobs one thread is far
+    faster than two that wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(**overrides):
     base = {"image_size": 32, "batch_size": 2, "epochs": 50, "max_steps": 6, "checkpoint_every": 3, "sample_every": 100,
             "log_every": 1, "ema_decay": 0.9, "serve": "c_hat", "seg_max_steps": 2}
@@ -57,7 +67,6 @@ def _losses(folder: Path) -> dict[int, dict[str, float]]:
 
 def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, segmentation):
     """8 planes at batch 2: four steps an epoch, so resuming from step 3 also crosses an epoch."""
-    torch.set_num_threads(1)
     data = synthetic_data(8, 2)
     train_colorization(tiny(), data, Context(), tmp_path / "whole", segmentation=segmentation)
     train_colorization(tiny(max_steps=3), data, Context(), tmp_path / "split", segmentation=segmentation)
