@@ -109,6 +109,13 @@ def test_serve_auto_picks_the_output_with_the_lowest_delta_e(tmp_path, segmentat
     assert load_checkpoint(result.export).serve in ("c_hat", "c_prime", "fused")
 
 
+def test_a_time_budget_ends_the_run_like_a_step_budget(tmp_path, segmentation):
+    _, result = train_colorization(tiny(max_steps=50, max_minutes=1e-6), synthetic_data(4, 2), Context(), tmp_path,
+                                   segmentation=segmentation)
+    assert result.step == 1 and result.state.name == "state-00000001.pt"
+    assert load_checkpoint(result.export).extra["step"] == 1
+
+
 def test_a_unet_of_another_architecture_is_refused(tmp_path, segmentation):
     cfg = resolve("lite", overrides={"image_size": 32, "batch_size": 2})
     with pytest.raises(InputError, match="pre-trained with another architecture"):

@@ -41,6 +41,7 @@ def _add_training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
         p.add_argument("--ablation", choices=("A1", "A2", "A3", "A4", "A5"), help="train an ablation of the paper")
     p.add_argument("--epochs", type=int, help="passes over the training planes")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes of training")
     p.add_argument("--batch-size", type=int, help="planes per process and step")
     p.add_argument("--image-size", type=int, help="plane size the networks train at (planes are resized)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
@@ -83,6 +84,7 @@ def _overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
 
     prefix = "seg_" if kind == "segmentation" else ""
     values = {f"{prefix}epochs": args.epochs, f"{prefix}max_steps": args.max_steps,
+              f"{prefix}max_minutes": args.max_minutes,
               f"{prefix}batch_size": args.batch_size, "image_size": args.image_size, "seed": args.seed,
               "check_sync": args.check_sync}
     values.update(parse_assignment(text) for text in args.assignments)

@@ -179,8 +179,8 @@ class ColorizationTask(Task):
 
 def schedule(cfg: RunConfig) -> Schedule:
     t = cfg.train
-    return Schedule(t.batch_size, t.epochs, t.max_steps, t.checkpoint_every, t.sample_every, t.log_every,
-                    t.keep_checkpoints)
+    return Schedule(t.batch_size, t.epochs, t.max_steps, t.max_minutes, t.checkpoint_every, t.sample_every,
+                    t.log_every, t.keep_checkpoints)
 
 
 def ensure_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, folder: str | Path, *,

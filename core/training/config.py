@@ -20,8 +20,8 @@ from core.errors import InputError
 PRECISIONS = ("auto", "fp32", "bf16")
 SERVE_CHOICES = ("auto", "c_hat", "c_prime", "fused")
 #: Keys a resumed run may change: they extend or re-pace the run without changing what it learns.
-SCHEDULE_KEYS = ("epochs", "max_steps", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every",
-                 "check_sync", "num_workers", "seg_epochs", "seg_max_steps")
+SCHEDULE_KEYS = ("epochs", "max_steps", "max_minutes", "checkpoint_every", "keep_checkpoints", "sample_every",
+                 "log_every", "check_sync", "num_workers", "seg_epochs", "seg_max_steps", "seg_max_minutes")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class TrainConfig:
 
     ``batch_size`` is per process (the authors' 28 was per GPU); the global batch is
     ``batch_size × world size`` and is logged. The run stops after ``epochs`` passes over the
-    training planes or at ``max_steps`` optimiser steps, whichever comes first. ``ema_decay`` > 0
+    training planes, at ``max_steps`` optimiser steps or after ``max_minutes`` of training
+    (checkpointed like a normal end), whichever comes first. ``ema_decay`` > 0
     keeps an exponential moving average of G_m→ĉ's weights, used for samples, evaluation and the
     exported model (0: off). ``precision`` "auto" means bf16 autocast on CUDA, fp32 elsewhere.
     ``serve`` is the output the exported checkpoint declares; "auto" picks the one with the lowest
@@ -44,6 +45,7 @@ class TrainConfig:
     batch_size: int = 4
     epochs: int = 10
     max_steps: int | None = None
+    max_minutes: float | None = None
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     sample_every: int = 200
@@ -58,6 +60,7 @@ class TrainConfig:
     check_sync: bool = False
     seg_epochs: int = 5
     seg_max_steps: int | None = None
+    seg_max_minutes: float | None = None
     seg_batch_size: int = 8
     seg_lr: float = 1e-3
 
@@ -72,6 +75,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
+        for name in ("max_minutes", "seg_max_minutes"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"{name} must be a positive number or null, got {value!r}")
         if self.image_size % 4:
             raise ValueError(f"image_size must be divisible by 4 (the generators halve twice), got {self.image_size}")
         if not 0.0 <= self.ema_decay < 1.0:

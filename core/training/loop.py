@@ -130,6 +130,7 @@ class Schedule:
     batch_size: int
     epochs: int
     max_steps: int | None
+    max_minutes: float | None
     checkpoint_every: int
     sample_every: int
     log_every: int
@@ -238,6 +239,7 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
 
     running: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), step
+    deadline = None if schedule.max_minutes is None else time.monotonic() + 60.0 * schedule.max_minutes
     try:
         while step < total:
             sampler.set_epoch(epoch)
@@ -253,6 +255,8 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
                                              "Lower the learning rates or check the data.") from None
                 step += 1
                 offset += 1
+                if deadline is not None and distributed.broadcast_object(ctx, time.monotonic() > deadline):
+                    total = step                                    # out of time: end here, as planned
                 if check_sync:
                     distributed.check_in_sync(ctx, task.modules(), step)
                 running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in losses.items()}

@@ -149,8 +149,8 @@ def train_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     """Pre-train S into ``out`` and write its per-class Dice on the test planes (rank 0)."""
     t = cfg.train
     task = SegmentationTask(cfg, ctx, data)
-    plan = Schedule(t.seg_batch_size, t.seg_epochs, t.seg_max_steps, t.checkpoint_every, t.sample_every,
-                    t.log_every, t.keep_checkpoints)
+    plan = Schedule(t.seg_batch_size, t.seg_epochs, t.seg_max_steps, t.seg_max_minutes, t.checkpoint_every,
+                    t.sample_every, t.log_every, t.keep_checkpoints)
     result = fit(task, data.train, ctx, cfg, out, plan, resume=resume, check_sync=t.check_sync,
                  description="segmentation")
     report = None
