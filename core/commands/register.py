@@ -2,8 +2,8 @@
 
 Writes to OUT: the MRI on the cryosection grid, the body mask, the elastix transform files
 (reusable), the deformation field and a report (JSON and text: times, metric values, Dice per
-tissue when labels are given). A registration that fails its quality checks is not written
-unless --force is given.
+tissue when labels are given, target registration error with --truth). A registration that
+fails its quality checks is not written unless --force is given.
 """
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mri-labels", help="labels on the MRI grid (warped nearest-neighbour, for Dice)")
     parser.add_argument("--label-table", help="label table CSV/JSON for --labels/--mri-labels "
                                               "(default: their .labels.csv sidecars)")
+    parser.add_argument("--truth", metavar="TRANSFORM_NPZ",
+                        help="the phantom's known transform (transform.npz from `mricolor phantom`): adds the "
+                             "target registration error before and after to the report")
     parser.add_argument("--threads", type=int, help="CPU threads for elastix (default: all available)")
     parser.add_argument("--spacing", type=float, metavar="MM",
                         help="registration grid spacing in mm (default: the MRI's coarsest spacing)")
@@ -80,8 +83,13 @@ def run(args: argparse.Namespace) -> int:
         for volume, path in ((labels, args.labels), (mri_labels, args.mri_labels)):
             if not volume.is_labels:
                 raise InputError(path, "has no label table: give --label-table or a <name>.labels.csv sidecar")
+    truth = None
+    if args.truth:
+        from core.phantom import PhantomTransform
+
+        truth = PhantomTransform.load(args.truth).mri_to_cryo
     result = register(mri, cryo, stages=stages, mask=mask, threads=args.threads, registration_spacing=args.spacing,
-                      init=args.init, mri_labels=mri_labels, labels=labels, strict=not args.force,
+                      init=args.init, mri_labels=mri_labels, labels=labels, truth=truth, strict=not args.force,
                       moving_mask=not args.no_moving_mask, progress=say)
     extra = {"mri_labels_registered": result.warp(mri_labels)} if mri_labels is not None else None
     say(f"writing {args.out}")
