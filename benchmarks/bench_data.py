@@ -106,10 +106,11 @@ def main() -> None:
     if not args.skip_registration:
         print(f"== registration of phantom subject {args.seed} ({args.size}) on {args.threads} threads")
         report = bench_registration(args.seed, args.size, args.threads)
-        tre = report["tre_mm"]
-        verdict = "meets" if tre["reduction"] >= 0.6 and report["seconds"]["total"] <= 120 else "misses"
-        print(f"TRE cut by {tre['reduction']:.0%} in {report['seconds']['total']:.0f} s: {verdict} the target "
-              f"(≥ 60 % in ≤ 120 s)")
+        tre, sec = report["tre_mm"], report["seconds"]
+        print(f"TRE mean {tre['before']['mean']:.2f} → {tre['after']['mean']:.2f} mm (cut by {tre['reduction']:.0%}, "
+              f"target ≥ 60 %); {sec['total']:.0f} s wall, {sec['cpu']:.0f} s CPU (target ≤ 120 s on 2 cores; "
+              f"on {args.threads} idle cores the wall time lies between {sec['cpu'] / args.threads:.0f} and "
+              f"{sec['cpu']:.0f} s)")
     print(f"== data loading ({args.size} phantom)")
     bench_loading(args.seed, args.size, args.threads, args.batches, args.workers)
 
