@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "phantom": "core.commands.phantom",
     "register": "core.commands.register",
     "prepare": "core.commands.prepare",
+    "colorize": "core.commands.colorize",
     "evaluate": "core.commands.evaluate",
     "view": "viewer.cli",
 }

@@ -1,0 +1,104 @@
+"""Robust MRI intensity normalisation to the models' [0, 1] input range.
+
+The training datasets (`core.dataset.build.normalise_mri`) and the phantom MRI map 0 to 0 and
+the 99.5th percentile of the intensities inside the body to 1, clipping above. Every MRI that
+reaches a model — in the viewer, in ``mricolor colorize`` — is brought to the same convention
+here, so a real T1-weighted NIfTI in arbitrary scanner units looks to the model like what it
+was trained on.
+
+Robustness:
+
+- the body is found by Otsu's threshold (`core.planes.body_mask`); with no usable body the
+  whole volume's finite values are used;
+- a few hot voxels do not move the upper end (99.5th percentile, not the maximum);
+- MRI magnitude images are non-negative and their air is ~0, so 0 stays the lower end; volumes
+  that hold clearly negative values (z-scored, bias-field divided, CT-like offsets) use the
+  0.5th percentile of the whole volume instead, so their background still lands on 0;
+- a volume with no contrast inside the body (constant) is refused with an ``InputError``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.errors import InputError
+from core.volume import Volume
+
+#: Percentile inside the body mapped to 1 (the same as the training datasets use).
+HIGH_PERCENTILE = 99.5
+#: Percentile of the whole volume used as 0 when the volume holds clearly negative values.
+LOW_PERCENTILE = 0.5
+#: At most this many values feed each percentile (an evenly strided subsample beyond it).
+MAX_SAMPLES = 2_000_000
+
+
+def _subsample(values: np.ndarray) -> np.ndarray:
+    values = values.ravel()
+    return values[::max(1, values.size // MAX_SAMPLES)]
+
+
+def body_mask(volume: Volume) -> np.ndarray:
+    """Boolean (z, y, x) body mask (Otsu on the finite values); all False when none is found."""
+    from core.planes import body_mask as otsu_mask
+
+    array = volume.array
+    if volume.is_rgb or volume.is_labels:
+        raise InputError("MRI", "an RGB or label volume is not an MRI to normalise")
+    finite = np.isfinite(array)
+    if not finite.any():
+        return np.zeros(array.shape, dtype=bool)
+    # Clip a few hot voxels first: Otsu on a volume with one huge value would call only it "body".
+    lo, hi = np.percentile(_subsample(array[finite]).astype(np.float64), [0.0, 99.9])
+    clean = np.clip(np.where(finite, array, lo), lo, hi).astype(np.float32, copy=False)
+    volume = volume.with_array(clean)
+    try:
+        return otsu_mask(volume)
+    except ValueError:  # a constant volume has no Otsu threshold
+        return np.zeros(array.shape, dtype=bool)
+
+
+def intensity_range(volume: Volume, mask: np.ndarray | None = None, *,
+                    high_percentile: float = HIGH_PERCENTILE) -> tuple[float, float]:
+    """The intensities mapped to the model's 0 and 1: (0 or the 0.5th percentile, the
+    ``high_percentile``-th percentile inside the body). ``mask``: the body (default: Otsu)."""
+    array = volume.array
+    if volume.is_rgb or volume.is_labels or array.ndim != 3:
+        raise InputError("MRI", f"expected a single-channel MRI volume, got shape {array.shape}")
+    finite = np.isfinite(array)
+    if not finite.any():
+        raise InputError("MRI", "holds no finite intensities")
+    mask = body_mask(volume) if mask is None else np.asarray(mask, dtype=bool)
+    if mask.shape != array.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match the volume's {array.shape}")
+    body = array[mask & finite]
+    if body.size < 16 or mask.all():
+        body = array[finite]
+    everything = _subsample(array[finite]).astype(np.float64)
+    low = float(np.percentile(everything, LOW_PERCENTILE))
+    span = float(np.max(everything)) - low
+    if not span > 0:
+        raise InputError("MRI", "has no contrast (every voxel holds the same intensity): nothing to colorize")
+    # Non-negative magnitude images (tiny negative ringing tolerated) keep 0 as their zero.
+    low = 0.0 if low >= -0.01 * max(span, 1e-12) else low
+    high = float(np.percentile(_subsample(body).astype(np.float64), high_percentile))
+    if not high > low:
+        high = float(np.max(everything))
+    if not high > low:
+        raise InputError("MRI", "has no contrast (every voxel holds the same intensity): nothing to colorize")
+    return low, high
+
+
+def normalize_array(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    """float32 ``(array - low) / (high - low)`` clipped to [0, 1]; NaN becomes 0."""
+    out = (np.asarray(array, dtype=np.float32) - np.float32(low)) / np.float32(high - low)
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def normalize(volume: Volume, mask: np.ndarray | None = None, *,
+              high_percentile: float = HIGH_PERCENTILE) -> tuple[Volume, tuple[float, float]]:
+    """The MRI scaled to [0, 1] as the models expect (same frame), and the (low, high) used."""
+    low, high = intensity_range(volume, mask, high_percentile=high_percentile)
+    return volume.with_array(normalize_array(volume.array, low, high)), (low, high)
+
+
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "body_mask", "intensity_range", "normalize", "normalize_array"]

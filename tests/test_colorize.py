@@ -1,0 +1,279 @@
+"""Whole-volume colorization (`core.colorize_volume`), MRI normalisation (`core.normalize`) and
+``mricolor colorize``: frames, shapes, ranges, axes, resampling, bad input, a tiny model end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from core.cli import main
+from core.colorize_volume import (DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume,
+                                  export_inference_checkpoint, slicing_axis)
+from core.errors import InputError
+from core.inference import Colorizer
+from core.io import read_volume, write_volume
+from core.normalize import intensity_range, normalize, normalize_array
+from core.volume import Volume
+
+
+def _body(shape=(12, 20, 16), seed=0) -> np.ndarray:
+    """A bright ellipsoid with texture in a dark background, float32."""
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    inside = (z / 0.9) ** 2 + (y / 0.8) ** 2 + (x / 0.7) ** 2 < 1
+    rng = np.random.default_rng(seed)
+    return np.where(inside, 0.6 + 0.3 * np.sin(5 * x) * np.cos(3 * y), 0.0).astype(np.float32) \
+        + rng.uniform(0, 0.01, shape).astype(np.float32)
+
+
+def _volume(array=None, spacing=(2.0, 1.5, 3.0), direction=None) -> Volume:
+    array = _body() if array is None else array
+    direction = np.eye(3) if direction is None else direction
+    return Volume(array, spacing=spacing, origin=(-10.0, 5.0, 100.0), direction=direction)
+
+
+class Identity:
+    """A stand-in Colorizer whose RGB is the grey input, and which records what it was given."""
+
+    outputs = ("c_hat",)
+    serve = "c_hat"
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.shapes: list[tuple[int, ...]] = []
+
+    def colorize(self, planes, outputs=None):
+        self.shapes.append(tuple(planes.shape))
+        return planes.repeat(1, 3, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Colorizer:
+    return Colorizer.untrained("tiny", device="cpu")
+
+
+# --- normalisation ----------------------------------------------------------------------------
+def test_normalize_maps_zero_and_body_percentile():
+    vol = _volume()
+    norm, (low, high) = normalize(vol)
+    assert low == 0.0
+    body = vol.array[vol.array > 0.3]
+    assert high == pytest.approx(np.percentile(body, 99.5), rel=0.02)
+    assert norm.array.dtype == np.float32 and norm.array.min() >= 0 and norm.array.max() <= 1
+    assert norm.same_frame(vol)
+
+
+def test_normalize_is_invariant_to_scanner_units():
+    vol = _volume()
+    a = normalize(vol)[0].array
+    b = normalize(vol.with_array(vol.array * 3217.0))[0].array
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_normalize_hot_voxels_do_not_move_the_scale():
+    vol = _volume()
+    hot = vol.array.copy()
+    hot[6, 10, 8] = 1e6
+    np.testing.assert_allclose(intensity_range(vol)[1], intensity_range(vol.with_array(hot))[1], rtol=0.02)
+
+
+def test_normalize_negative_background_lands_on_zero():
+    vol = _volume()
+    shifted = vol.with_array(vol.array - 0.5)  # e.g. mean-subtracted data
+    norm = normalize(shifted)[0].array
+    assert norm[0, 0, 0] == pytest.approx(0.0, abs=0.02)
+    assert norm.max() == pytest.approx(1.0)
+
+
+def test_normalize_refuses_constant_volume():
+    with pytest.raises(InputError, match="no contrast"):
+        normalize(_volume(np.full((4, 5, 6), 7.0, dtype=np.float32)))
+
+
+def test_normalize_array_clips_and_cleans():
+    out = normalize_array(np.array([-1.0, 0.5, 2.0, np.nan]), 0.0, 1.0)
+    np.testing.assert_array_equal(out, np.array([0.0, 0.5, 1.0, 0.0], dtype=np.float32))
+
+
+# --- slicing ---------------------------------------------------------------------------------
+def test_slicing_axis_follows_the_direction_matrix():
+    vol = _volume()
+    assert [slicing_axis(vol, a) for a in ("axial", "coronal", "sagittal")] == [0, 1, 2]
+    # index x runs superior, index z runs left: axial slices are then along array axis 2 (x)
+    perm = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
+    vol2 = _volume(direction=perm)
+    assert slicing_axis(vol2, "axial") == 2 and slicing_axis(vol2, "sagittal") == 0
+    with pytest.raises(InputError, match="unknown axis"):
+        slicing_axis(vol, "oblique")
+
+
+@pytest.mark.parametrize("axis, n, plane", [("axial", 12, (20, 16)), ("coronal", 20, (12, 16)),
+                                             ("sagittal", 16, (12, 20))])
+def test_axis_changes_slicing_not_frame(axis, n, plane):
+    vol = _volume()
+    fake = Identity()
+    out = colorize_volume(vol, fake, axis=axis, pixel_mm=None, batch_size=5)
+    assert out.same_frame(vol) and out.array.shape == vol.array.shape + (3,) and out.array.dtype == np.uint8
+    assert sum(s[0] for s in fake.shapes) == n
+    assert {s[2:] for s in fake.shapes} == {plane}
+    # the identity model gives the normalised MRI back in every channel, whatever the axis
+    expected = np.round(normalize(vol)[0].array * 255).astype(np.uint8)
+    np.testing.assert_array_equal(out.array[..., 1], expected)
+
+
+def test_in_plane_resampling_to_the_model_pixel_size():
+    vol = _volume()  # spacing x 2.0, y 1.5, z 3.0 mm
+    fake = Identity()
+    out = colorize_volume(vol, fake, axis="axial", pixel_mm=1.0, batch_size=100)
+    assert fake.shapes == [(12, 1, 30, 32)]  # rows y: 20 × 1.5 mm, cols x: 16 × 2 mm at 1 mm
+    assert out.same_frame(vol)
+    expected = normalize(vol)[0].array * 255
+    # up to 1 mm and back down: close to the input (bilinear both ways blurs edges a little)
+    assert np.abs(out.array[..., 0].astype(float) - expected).mean() < 10
+    assert np.corrcoef(out.array[..., 0].ravel(), expected.ravel())[0, 1] > 0.97
+    fake = Identity()
+    colorize_volume(vol, fake, axis="sagittal", pixel_mm=6.0)
+    assert {s[2:] for s in fake.shapes} == {(8, 8)}  # at least 8 pixels a side
+
+
+def test_progress_and_batches():
+    seen = []
+    fake = Identity()
+    colorize_volume(_volume(), fake, pixel_mm=None, batch_size=5, progress=seen.append)
+    assert seen == [5, 10, 12] and [s[0] for s in fake.shapes] == [5, 5, 2]
+
+
+def test_real_model_range_and_frame(tiny):
+    vol = _volume(direction=np.diag([-1.0, -1.0, 1.0]))
+    out = colorize_volume(vol, tiny, axis="coronal", pixel_mm=2.0, batch_size=7)
+    assert out.same_frame(vol) and out.array.dtype == np.uint8 and out.array.shape == vol.array.shape + (3,)
+    assert out.array.max() > out.array.min()
+
+
+def test_colorize_volume_refuses_bad_input(tiny):
+    with pytest.raises(InputError, match="RGB"):
+        colorize_volume(Volume(np.zeros((4, 5, 6, 3), np.uint8)), tiny)
+    bad = _body()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        colorize_volume(_volume(bad), tiny)
+    with pytest.raises(InputError, match="unknown output"):
+        colorize_volume(_volume(), tiny, output="sepia")
+    with pytest.raises(InputError):
+        colorize_volume(_volume(), tiny, batch_size=0)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def _tiny_checkpoint(tmp_path, pixel_mm=None):
+    from core.checkpoint import save_checkpoint
+    from core.config import load_preset
+    from core.networks import build_generator
+
+    config = load_preset("tiny").model
+    torch.manual_seed(0)
+    nets = {"g_mc": build_generator(config, "colorization"), "g_cm": build_generator(config, "grayscale")}
+    extra = {} if pixel_mm is None else {"pixel_mm": pixel_mm}
+    return save_checkpoint(tmp_path / "run" / "model.safetensors", nets, config, extra=extra)
+
+
+def test_export_keeps_the_generator_and_records_pixel_size(tmp_path):
+    source = _tiny_checkpoint(tmp_path)
+    assert checkpoint_pixel_mm(source) is None
+    path = export_inference_checkpoint(source, tmp_path / "default", pixel_mm=3.0, extra={"note": "test"})
+    from core.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    assert ck.networks == ("g_mc",) and ck.extra["pixel_mm"] == 3.0 and ck.extra["note"] == "test"
+    assert checkpoint_pixel_mm(tmp_path / "default") == 3.0
+    assert (tmp_path / "default" / "model.json").is_file()
+    planes = np.random.default_rng(0).uniform(0, 1, (2, 16, 16)).astype(np.float32)
+    a = Colorizer.from_checkpoint(source, device="cpu").colorize(planes)
+    b = Colorizer.from_checkpoint(path, device="cpu").colorize(planes)
+    np.testing.assert_array_equal(a, b)
+
+
+# --- the command -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_phantom(tmp_path_factory):
+    """The small phantom MRI (and its cryosection) written as NIfTI."""
+    from core.phantom import generate
+
+    subject = generate(0, "small")
+    folder = tmp_path_factory.mktemp("phantom")
+    write_volume(subject.mri, folder / "mri.nii.gz")
+    write_volume(subject.cryo, folder / "cryo.nii.gz")
+    return folder
+
+
+def test_cli_tiny_model_end_to_end_on_the_small_phantom(small_phantom, tmp_path, capsys):
+    ck = _tiny_checkpoint(tmp_path, pixel_mm=10.0)
+    out = tmp_path / "out" / "rgb.nii.gz"
+    assert main(["colorize", str(small_phantom / "mri.nii.gz"), "--out", str(out), "--checkpoint", str(ck),
+                 "--device", "cpu", "--batch-size", "16", "--axis", "coronal"]) == 0
+    assert "10 mm" in capsys.readouterr().err
+    mri, rgb = read_volume(small_phantom / "mri.nii.gz"), read_volume(out, expect="rgb")
+    assert rgb.same_frame(mri) and rgb.array.shape == mri.array.shape + (3,) and rgb.array.dtype == np.uint8
+    assert not list(out.parent.glob(".*tmp*"))  # nothing left over from the atomic write
+    mha = tmp_path / "rgb.mha"
+    assert main(["colorize", str(small_phantom / "mri.nii.gz"), "--out", str(mha), "--untrained", "tiny",
+                 "--pixel-mm", "15", "--no-progress"]) == 0
+    assert read_volume(mha).same_frame(mri)
+
+
+def test_cli_says_when_no_model_is_shipped(small_phantom, tmp_path, capsys, monkeypatch):
+    import core.inference
+
+    monkeypatch.setattr(core.inference, "DEFAULT_CHECKPOINT", "no_such_model/model.safetensors")
+    assert main(["colorize", str(small_phantom / "mri.nii.gz"), "--out", str(tmp_path / "o.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "no shipped default model" in err and "--untrained" in err and len(err.strip().splitlines()) == 1
+
+
+def _bad(tmp_path, name, array, spacing=(1.0, 1.0, 1.0)):
+    image = sitk.GetImageFromArray(array, isVector=array.ndim == 4)
+    image.SetSpacing(spacing[:image.GetDimension()])
+    path = tmp_path / name
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("2d", "2-D"), ("rgb", "channels"), ("nan", "NaN"), ("missing", "not found"),
+    ("output", "unknown output"), ("suffix", "unsupported output format"), ("parent", "not a folder"),
+    ("batch", "at least 1"), ("same", "input MRI itself"), ("folder", "is a folder"),
+])
+def test_cli_refuses_bad_input(case, message, small_phantom, tmp_path, capsys):
+    mri = small_phantom / "mri.nii.gz"
+    out = tmp_path / "o.nii.gz"
+    extra: list[str] = []
+    if case == "2d":
+        mri = _bad(tmp_path, "flat.nii.gz", np.ones((8, 9), np.float32))
+    elif case == "rgb":
+        mri = small_phantom / "cryo.nii.gz"
+    elif case == "nan":
+        array = _body()
+        array[2, 3, 4] = np.nan
+        mri = _bad(tmp_path, "nan.nii.gz", array)
+    elif case == "missing":
+        mri = tmp_path / "nothing.nii.gz"
+    elif case == "output":
+        extra = ["--output", "sepia"]
+    elif case == "suffix":
+        out = tmp_path / "o.png"
+    elif case == "parent":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "o.nii.gz"
+    elif case == "batch":
+        extra = ["--batch-size", "0"]
+    elif case == "same":
+        out = mri
+    elif case == "folder":
+        out = tmp_path
+    code = main(["colorize", str(mri), "--out", str(out), "--untrained", "tiny", "--no-progress", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_default_pixel_size_is_documented():
+    assert DEFAULT_PIXEL_MM == 2.0
