@@ -53,12 +53,12 @@ def parse_overrides(items: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def progress_printer(stream=sys.stderr):
-    """A progress callback printing each stage with the seconds elapsed since the start."""
+def progress_printer(stream=None):
+    """A progress callback printing each stage with the seconds elapsed since the start (to stderr)."""
     start = time.perf_counter()
 
     def say(message: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=stream, flush=True)
+        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=stream or sys.stderr, flush=True)
 
     return say
 
