@@ -35,6 +35,9 @@ DEFAULT_PIXEL_MM = 2.0
 DEFAULT_BATCH = 8
 #: Smallest in-plane size (pixels) a slice is resampled to.
 MIN_PIXELS = 8
+#: Air kept around the body when cropping, in model pixels (beyond the reach where the network's
+#: output near the body differs from its output on air).
+CROP_MARGIN = 16
 
 Progress = Callable[[int], None]
 
@@ -102,13 +105,18 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def colorize_volume(mri: Volume, colorizer, *, axis: str = "axial", output: str | None = None,
                     pixel_mm: float | None = DEFAULT_PIXEL_MM, batch_size: int = DEFAULT_BATCH,
-                    normalized: bool = False, progress: Progress | None = None) -> Volume:
+                    normalized: bool = False, crop: bool = True, progress: Progress | None = None) -> Volume:
     """Colorize ``mri`` slice by slice with ``colorizer`` (a `core.inference.Colorizer`).
 
     Returns a uint8 RGB `Volume` on the MRI's grid and frame. ``output``: one of
     ``colorizer.outputs`` (None: the one it serves). ``pixel_mm``: in-plane pixel size the
     model expects (None: no resampling). ``normalized``: the MRI is already in [0, 1] (skip
-    `core.normalize`). ``progress`` is called with the number of slices finished after each batch.
+    `core.normalize`). ``crop``: run the network only on each batch's body bounding box plus a
+    margin of ``CROP_MARGIN`` model pixels, and give the air around it the colour the model
+    gives air (a far smaller input on most bodies; off: every pixel goes through the network).
+    The generators' instance norm makes their output depend on the framing; a cropped plane is
+    filled by the body much as the training planes were (>= 40 % body), a whole slice often is not.
+    ``progress`` is called with the number of slices finished after each batch.
     """
     check_mri(mri)
     if output is not None and output not in colorizer.outputs:
@@ -117,41 +125,71 @@ def colorize_volume(mri: Volume, colorizer, *, axis: str = "axial", output: str 
         raise InputError("batch size", f"must be at least 1, got {batch_size}")
     if pixel_mm is not None and not (np.isfinite(pixel_mm) and pixel_mm > 0):
         raise InputError("pixel size", f"must be a positive number of mm, got {pixel_mm}")
+    from core.normalize import body_mask, intensity_range, normalize_array
+
     if normalized:
         norm = np.clip(np.asarray(mri.array, dtype=np.float32), 0.0, 1.0)
+        mask = body_mask(mri.with_array(norm)) if crop else None
     else:
-        from core.normalize import normalize
-
-        norm = normalize(mri)[0].array
+        mask = body_mask(mri)
+        norm = normalize_array(mri.array, *intensity_range(mri, mask))
     a = slicing_axis(mri, axis)
     stack = np.moveaxis(norm, a, 0)  # (slices, rows, cols)
     in_plane = [j for j in range(3) if j != a]
-    spacing_zyx = np.asarray(mri.spacing, dtype=np.float64)[::-1]
-    h, w = stack.shape[1:]
-    if pixel_mm is None:
-        size = (h, w)
-    else:
-        size = tuple(max(MIN_PIXELS, int(round(n * spacing_zyx[j] / pixel_mm))) for n, j in zip((h, w), in_plane))
+    spacing = np.asarray(mri.spacing, dtype=np.float64)[::-1][in_plane]  # (row, col) mm
+    scale = np.ones(2) if pixel_mm is None else spacing / pixel_mm  # model pixels per slice pixel
     out = np.empty(stack.shape + (3,), dtype=np.uint8)
     device = getattr(colorizer, "device", torch.device("cpu"))
     with torch.inference_mode():
+        air = None
+        if crop:
+            air = _air_colour(colorizer, output, device)
+            masks = np.moveaxis(mask, a, 0)
+            margin = np.ceil(CROP_MARGIN / scale).astype(int)
         for start in range(0, stack.shape[0], batch_size):
-            _colorize_batch(colorizer, stack, start, batch_size, size, out, output, device)
+            rows = slice(start, start + batch_size)
+            box = (slice(None), slice(None))
+            if crop:
+                box = _body_box(masks[rows].any(axis=0), margin)
+                if box is None:
+                    out[rows] = air
+                    if progress is not None:
+                        progress(min(start + batch_size, stack.shape[0]))
+                    continue
+                out[rows] = air
+            part = stack[rows][:, box[0], box[1]]
+            size = tuple(max(MIN_PIXELS, int(round(n * f))) for n, f in zip(part.shape[1:], scale))
+            out[(rows, *box)] = _colorize_batch(colorizer, part, size, output, device)
             if progress is not None:
                 progress(min(start + batch_size, stack.shape[0]))
     return Volume(np.moveaxis(out, 0, a), mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
 
 
-def _colorize_batch(colorizer, stack: np.ndarray, start: int, batch_size: int, size: tuple[int, int],
-                    out: np.ndarray, output: str | None, device) -> None:
-    """Slices ``start:start + batch_size`` of ``stack`` → uint8 RGB into ``out`` (same rows)."""
-    h, w = stack.shape[1:]
-    chunk = torch.from_numpy(np.ascontiguousarray(stack[start:start + batch_size]))[:, None].to(device)
+def _air_colour(colorizer, output: str | None, device) -> np.ndarray:
+    """uint8 RGB the model gives a plane of air (zeros): the fill outside the cropped body."""
+    rgb = colorizer.colorize(torch.zeros(1, 1, 4 * CROP_MARGIN, 4 * CROP_MARGIN, device=device), output)
+    centre = rgb[0, :, 2 * CROP_MARGIN, 2 * CROP_MARGIN].clamp(0, 1)
+    return (centre * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def _body_box(mask2d: np.ndarray, margin: np.ndarray) -> tuple[slice, slice] | None:
+    """Row and column slices of the mask's bounding box grown by ``margin`` (rows, cols) pixels."""
+    rows, cols = np.flatnonzero(mask2d.any(axis=1)), np.flatnonzero(mask2d.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask2d.shape
+    return (slice(max(0, rows[0] - margin[0]), min(h, rows[-1] + margin[0] + 1)),
+            slice(max(0, cols[0] - margin[1]), min(w, cols[-1] + margin[1] + 1)))
+
+
+def _colorize_batch(colorizer, part: np.ndarray, size: tuple[int, int], output: str | None, device) -> np.ndarray:
+    """(N, h, w) normalised slices → (N, h, w, 3) uint8 RGB, run at ``size`` pixels."""
+    h, w = part.shape[1:]
+    chunk = torch.from_numpy(np.ascontiguousarray(part))[:, None].to(device)
     x = _resize(chunk, size).clamp_(0.0, 1.0)
     rgb = colorizer.colorize(x, output)  # (N, 3, H', W') float32 in [0, 1]
     rgb = _resize(rgb, (h, w)).clamp_(0.0, 1.0)
-    out[start:start + chunk.shape[0]] = (rgb.mul_(255.0).round_().to(torch.uint8)
-                                         .permute(0, 2, 3, 1).cpu().numpy())
+    return rgb.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def export_inference_checkpoint(source: str | os.PathLike, folder: str | os.PathLike, *, pixel_mm: float,

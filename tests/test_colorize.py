@@ -112,7 +112,7 @@ def test_slicing_axis_follows_the_direction_matrix():
 def test_axis_changes_slicing_not_frame(axis, n, plane):
     vol = _volume()
     fake = Identity()
-    out = colorize_volume(vol, fake, axis=axis, pixel_mm=None, batch_size=5)
+    out = colorize_volume(vol, fake, axis=axis, pixel_mm=None, batch_size=5, crop=False)
     assert out.same_frame(vol) and out.array.shape == vol.array.shape + (3,) and out.array.dtype == np.uint8
     assert sum(s[0] for s in fake.shapes) == n
     assert {s[2:] for s in fake.shapes} == {plane}
@@ -124,7 +124,7 @@ def test_axis_changes_slicing_not_frame(axis, n, plane):
 def test_in_plane_resampling_to_the_model_pixel_size():
     vol = _volume()  # spacing x 2.0, y 1.5, z 3.0 mm
     fake = Identity()
-    out = colorize_volume(vol, fake, axis="axial", pixel_mm=1.0, batch_size=100)
+    out = colorize_volume(vol, fake, axis="axial", pixel_mm=1.0, batch_size=100, crop=False)
     assert fake.shapes == [(12, 1, 30, 32)]  # rows y: 20 × 1.5 mm, cols x: 16 × 2 mm at 1 mm
     assert out.same_frame(vol)
     expected = normalize(vol)[0].array * 255
@@ -132,15 +132,33 @@ def test_in_plane_resampling_to_the_model_pixel_size():
     assert np.abs(out.array[..., 0].astype(float) - expected).mean() < 10
     assert np.corrcoef(out.array[..., 0].ravel(), expected.ravel())[0, 1] > 0.97
     fake = Identity()
-    colorize_volume(vol, fake, axis="sagittal", pixel_mm=6.0)
+    colorize_volume(vol, fake, axis="sagittal", pixel_mm=6.0, crop=False)
     assert {s[2:] for s in fake.shapes} == {(8, 8)}  # at least 8 pixels a side
 
 
 def test_progress_and_batches():
     seen = []
     fake = Identity()
-    colorize_volume(_volume(), fake, pixel_mm=None, batch_size=5, progress=seen.append)
+    colorize_volume(_volume(), fake, pixel_mm=None, batch_size=5, progress=seen.append, crop=False)
     assert seen == [5, 10, 12] and [s[0] for s in fake.shapes] == [5, 5, 2]
+
+
+def test_crop_runs_the_network_on_the_body_only(tiny):
+    """With crop, the network sees each batch's body box plus a margin; air gets the air colour
+    and slices without body skip the network. (Instance norm makes a model's output depend on the
+    framing, so a real model's colours inside the body differ somewhat with and without crop.)"""
+    array = np.zeros((10, 64, 72), np.float32)
+    array[3:8, 8:30, 40:66] = _body((5, 22, 26))
+    vol = _volume(array, spacing=(1.0, 1.0, 1.0))
+    fake = Identity()
+    cropped = colorize_volume(vol, fake, pixel_mm=None, batch_size=2)
+    plain = colorize_volume(vol, Identity(), pixel_mm=None, crop=False).array
+    assert np.abs(cropped.array.astype(int) - plain).max() <= 3  # only the 1 % noise of the air is dropped
+    planes = [s for s in fake.shapes if s[2:] != (64, 64)]  # without the air probe
+    assert sum(s[0] for s in planes) < 10 and all(s[2] < 64 and s[3] < 72 for s in planes)
+    out = colorize_volume(vol, tiny, pixel_mm=None, batch_size=2).array
+    assert out.shape == vol.array.shape + (3,)
+    assert (out[0] == out[0, 0, 0]).all()  # a slice of air is one colour
 
 
 def test_real_model_range_and_frame(tiny):
