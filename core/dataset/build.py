@@ -117,9 +117,13 @@ def store_subject(root: Path, body: Body, result: RegistrationResult, split: str
 
 
 def _register(body: Body, options: dict, say: Progress) -> RegistrationResult:
+    """Register one body; a refusal names the body, so a failing subject is easy to find."""
     say(f"{body.id}: registering")
-    return register(body.mri, body.cryo, mask=body.mask, mri_labels=body.mri_labels, labels=body.labels,
-                    truth=body.mri_to_cryo, progress=lambda m: say(f"{body.id}: {m}"), **options)
+    try:
+        return register(body.mri, body.cryo, mask=body.mask, mri_labels=body.mri_labels, labels=body.labels,
+                        truth=body.mri_to_cryo, progress=lambda m: say(f"{body.id}: {m}"), **options)
+    except InputError as exc:
+        raise type(exc)(body.id, str(exc)) from None
 
 
 def build_dataset(out: str | os.PathLike, bodies: list[tuple[Callable[[], Body], str]], *, planes: int = 12000,
