@@ -13,6 +13,7 @@ optimiser step, and the last checkpoint on disk stays the last good state.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import time
@@ -68,8 +69,10 @@ def wrap_ddp(ctx: Context, module: nn.Module, broadcast_buffers: bool = False) -
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=broadcast_buffers,
-                                   find_unused_parameters=False)
+    # torch 2.13 renamed the per-forward buffer sync; older releases only know broadcast_buffers.
+    sync = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else "broadcast_buffers")
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False, **{sync: broadcast_buffers})
 
 
 class Task:
