@@ -19,7 +19,7 @@ from core.training.logging import RunLog, read_log, truncate_log
 from core.training.lookup import IntensityLookup
 from core.training.loop import NonFiniteLossError, ResumableSampler, reduce_and_check
 from core.training.samples import label_colors, loss_curves, sample_grid
-from core.training.segmentation import dice_per_class
+from core.training.segmentation import balanced_class_weights, dice_per_class
 from test_training_data import LABELS, SyntheticPlanes
 
 
@@ -179,6 +179,13 @@ def test_dice_is_one_for_a_perfect_segmentation():
     report = dice_per_class(_Oracle(None), SyntheticPlanes(3), LABELS, torch.device("cpu"))
     assert report.mean_foreground == pytest.approx(1.0, abs=0.02)
     assert "| 3 | bone |" in report.markdown() and report.csv().startswith("id,class,dice")
+
+
+def test_class_balance_weights_rare_tissues_up():
+    weights = balanced_class_weights(SyntheticPlanes(6), 5, planes=4)
+    background, muscle, fat, bone, unseen = weights
+    assert bone > fat > background and bone <= 10.0 and unseen == 1.0
+    assert min(weights[:4]) < 1.0 < max(weights[:4])                          # 1 at the median frequency
 
 
 def test_lookup_table_maps_intensity_to_mean_colour():

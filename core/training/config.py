@@ -38,7 +38,8 @@ class TrainConfig:
     ΔE to the true colorization on the test planes when the data has it, else ĉ.
     ``check_sync`` gathers a checksum of every network from every process after each step and
     stops when they differ (a debug switch that proves gradients are all-reduced).
-    The ``seg_*`` keys schedule the U-Net pre-training.
+    The ``seg_*`` keys schedule the U-Net pre-training; ``seg_class_balance`` weights its
+    cross-entropy by median frequency (unless ``loss.class_weights`` are given).
     """
 
     image_size: int = 128
@@ -63,6 +64,7 @@ class TrainConfig:
     seg_max_minutes: float | None = None
     seg_batch_size: int = 8
     seg_lr: float = 1e-3
+    seg_class_balance: bool = False
 
     def __post_init__(self) -> None:
         positive = ("image_size", "batch_size", "epochs", "checkpoint_every", "keep_checkpoints", "sample_every",

@@ -46,6 +46,9 @@ class SegmentationTask(Task):
             self.net = build_segmentation(cfg.preset.model, data.label_table.num_classes).to(ctx.device)
         self.train_net: nn.Module = self.net
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.train.seg_lr)
+        self.class_weights = cfg.preset.loss.class_weights
+        if self.class_weights is None and cfg.train.seg_class_balance:
+            self.class_weights = balanced_class_weights(data.train, data.label_table.num_classes)
         self.preview = first_planes(data.test, cfg.train.sample_count, cfg.train.image_size) if ctx.is_main else None
 
     def modules(self) -> dict[str, nn.Module]:
@@ -67,7 +70,7 @@ class SegmentationTask(Task):
         self.train_net.train()
         with autocast(self.ctx, self.cfg.train.precision):
             logits = self.train_net(batch["cryo"])
-        loss = segmentation_loss(logits, batch["labels"], self.cfg.preset.loss.class_weights)
+        loss = segmentation_loss(logits, batch["labels"], self.class_weights)
         accuracy = (logits.argmax(1) == batch["labels"]).float().mean()
         losses = reduce_and_check(self.ctx, {"ce": loss.item(), "pixel_accuracy": accuracy.item()}, step)
         self.opt.zero_grad(set_to_none=True)
@@ -87,8 +90,32 @@ class SegmentationTask(Task):
     def export(self, folder: Path, step: int) -> Path:
         """``model.safetensors`` holding S alone, with its label table."""
         config = dataclasses.replace(self.cfg.preset.model, num_classes=self.label_table.num_classes)
+        extra = {"step": step, "preset": self.cfg.preset.name, "image_size": self.cfg.train.image_size,
+                 "class_weights": None if self.class_weights is None else list(self.class_weights)}
         return save_checkpoint(Path(folder) / CHECKPOINT_FILE, {"seg": self.net}, config,
-                               label_table=self.label_table, extra={"step": step, "preset": self.cfg.preset.name})
+                               label_table=self.label_table, extra=extra)
+
+
+def balanced_class_weights(dataset: Dataset, num_classes: int, planes: int = 256, cap: float = 10.0,
+                           batch_size: int = 32) -> tuple[float, ...]:
+    """Median-frequency balancing over the first ``planes`` training planes: w_k = median f / f_k
+    (capped at ``cap``; 1 for classes not seen). Without it, plain cross-entropy is dominated by
+    background and the large tissues, and thin ones such as cortical bone are never predicted."""
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    seen = 0
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
+        labels = batch["labels"][: planes - seen]
+        counts += torch.bincount(labels.flatten(), minlength=num_classes)[:num_classes].double()
+        seen += len(labels)
+        if seen >= planes:
+            break
+    present = counts > 0
+    if not present.any():
+        return (1.0,) * num_classes
+    frequency = counts / counts.sum()
+    weights = torch.ones(num_classes, dtype=torch.float64)
+    weights[present] = (frequency[present].median() / frequency[present]).clamp(max=cap)
+    return tuple(weights.tolist())
 
 
 @dataclass
