@@ -9,7 +9,9 @@ as the viewer and training pass them (float64 numpy input computes in float64, a
 "All six" is ``table_row`` (CF, ΔCF, SSIM, MS-SSIM, FSIMc, STSIM-2, plus the companions that
 come free). Each figure is the median (and minimum) over the repeats; the load average is printed
 because wall-clock figures are only comparable on an otherwise idle machine, and the last line gives
-the process CPU time of "all six" on one thread, which other processes hardly change.
+the process CPU time of "all six" on one thread, which other processes hardly change. On a shared
+machine run it with OMP_WAIT_POLICY=PASSIVE too: torch's OpenMP threads otherwise spin at every
+operation's barrier and a loaded 2-core machine makes each metric 10–50× slower.
 """
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def main() -> int:
 
     print(f"mricolor metrics benchmark: one 256×256 pair, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPU(s), "
-          f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{'metric':<22} {'ours ms (min)':>16} {'reference ms (min)':>20}  {'ratio':>6}  reference")
     for name, ours, ref_name, reference, ref_repeats in cases:
         ours_ms, ours_min = timed(ours, args.repeats)
