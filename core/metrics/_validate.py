@@ -40,12 +40,12 @@ def image_batch(x: np.ndarray | torch.Tensor, name: str) -> tuple[torch.Tensor, 
         batched = False
     else:
         raise InputError(name, f"expected a numpy array or a torch tensor, got {type(x).__name__}")
-    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or _is_integer(t)):
+    if not (t.is_floating_point() or _is_integer(t)):
         raise InputError(name, f"expected real image values in [0, 1], got dtype {t.dtype}")
     if t.shape[1] not in (1, 3):
-        raise InputError(name, f"expected 1 (grey) or 3 (RGB) channels, got {t.shape[1]} in shape {_shape(x)}")
+        raise InputError(name, f"expected 1 (grey) or 3 (RGB) channels, got {t.shape[1]} in shape {tuple(x.shape)}")
     if t.shape[0] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
-        raise InputError(name, f"empty image, shape {_shape(x)}")
+        raise InputError(name, f"empty image, shape {tuple(x.shape)}")
     t = t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
     values = t.detach()
     finite = torch.isfinite(values)
@@ -70,7 +70,7 @@ def image_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
     y, batched_y = image_batch(b, names[1])
     if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
         raise InputError(f"{names[0]}, {names[1]}",
-                         f"shapes differ: {_shape(a)} vs {_shape(b)} (the planes must match pixel for pixel)")
+                         f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)} (the planes must match pixel for pixel)")
     if x.shape[1] != y.shape[1]:
         x, y = (luma(x), y) if x.shape[1] == 3 else (x, luma(y))
     dtype = torch.promote_types(x.dtype, y.dtype)
@@ -96,8 +96,5 @@ def as_result(values: torch.Tensor, batched: bool) -> float | torch.Tensor:
 
 
 def _is_integer(t: torch.Tensor) -> bool:
+    """Integer images (0/1 masks) are accepted; bool and complex are not images."""
     return not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
-
-
-def _shape(x: np.ndarray | torch.Tensor) -> tuple[int, ...]:
-    return tuple(x.shape)

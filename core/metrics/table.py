@@ -5,9 +5,8 @@ cryosection and the colorized plane; SSIM and MS-SSIM between the MRI and the co
 BT.601 luma; FSIM (FSIMc, both RGB) and STSIM (STSIM-2) between the cryosection and the colorized
 plane. Companion values that cost nothing extra are kept beside them (luma FSIM, STSIM-1, the
 MS-SSIM scale count, CF of the cryosection), and on the phantom ΔE and PSNR against the true
-colorization, overall and per tissue. All six paper metrics for a 256² plane take well under the
-viewer's budget because shared work (the finest SSIM scale, the phase congruency maps, the pyramid)
-is done once.
+colorization, overall and per tissue. Work shared between a metric and its companion (the finest
+SSIM scale, the phase congruency maps, the steerable pyramid) is done once.
 
 Column names (stable: the evaluate command writes them to CSV):
   CF, dCF, SSIM, MS-SSIM, STSIM, FSIM — the paper's six, in Table I's order (``PAPER_COLUMNS``);
