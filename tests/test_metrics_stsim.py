@@ -108,3 +108,7 @@ def test_bad_arguments():
     stsim(np.zeros((49, 49)), np.zeros((49, 49)))
     with pytest.raises(InputError, match="version"):
         stsim(np.zeros((64, 64)), np.zeros((64, 64)), version=3)
+    with pytest.raises(InputError, match=r"\(N, 1, H, W\)"):
+        steerable_pyramid(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(InputError, match="at least 32"):
+        steerable_pyramid(torch.zeros(1, 1, 31, 64))

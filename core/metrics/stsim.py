@@ -107,7 +107,12 @@ def steerable_pyramid(images: torch.Tensor, undecimated: bool = False) -> dict:
     ``("undecimated", level, band)`` (N, H, W): the same bands without decimation (andreydung's
     ``SteerableNoSub``), which STSIM-2's cross-band terms compare; at level 0 they are the same tensors.
     """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1 \
+            or not images.is_floating_point():
+        raise InputError("images", f"expected a float (N, 1, H, W) tensor, got {getattr(images, 'shape', images)!r}")
     n, _, h, w = images.shape
+    if min(h, w) < 2 ** (HEIGHT + 2):
+        raise InputError("images", f"a {HEIGHT}-level pyramid needs planes of at least {2 ** (HEIGHT + 2)} px, got {h}×{w}")
     bank = _pyramid_bank(h, w, str(images.device), images.dtype)
     spectrum = torch.fft.fft2(images[:, 0])
     centred = torch.fft.fftshift(spectrum, dim=(-2, -1))
