@@ -144,7 +144,7 @@ def figure(folder: Path, data: Path, shipped: bool) -> None:
 
     if data is None:
         raise SystemExit("--figure needs --data DATASET")
-    manifest = json.loads((data / "dataset.json").read_text())
+    manifest = json.loads((data / "dataset.json").read_text(encoding="utf-8"))
     entry = next(s for s in manifest["subjects"] if s["split"] == "test")
     vols = {k: read_volume(data / entry["volumes"][k]) for k in ("mri", "cryo", "truth", "mask")}
     mask = vols["mask"].array != 0

@@ -84,7 +84,7 @@ def test_dicom_series_round_trip(tmp_path, mri):
 
 def test_png_stack_round_trip_with_sidecar(tmp_path, rgb):
     write_volume(rgb, tmp_path / "stack", format="png")
-    assert json.loads((tmp_path / "stack" / "volume.json").read_text())["spacing"] == rgb.spacing.tolist()
+    assert json.loads((tmp_path / "stack" / "volume.json").read_text(encoding="utf-8"))["spacing"] == rgb.spacing.tolist()
     _assert_same(read_volume(tmp_path / "stack", expect="rgb"), rgb)
 
 

@@ -236,7 +236,7 @@ def test_cli_writes_readable_volumes(tmp_path, capsys):
         assert volume.same_frame(getattr(s, name), atol=1e-4)
     assert read_volume(out / "labels.nii.gz").label_table == s.label_table
     assert np.array_equal(PhantomTransform.load(out / "transform.npz").rigid, s.transform.rigid)
-    assert (out / "tissues.csv").read_text().startswith("id,name,system,r,g,b")
+    assert (out / "tissues.csv").read_text(encoding="utf-8").startswith("id,name,system,r,g,b")
 
 
 def test_cli_bad_size_is_one_line(tmp_path, capsys):

@@ -304,7 +304,7 @@ def test_saved_transform_reapplies_with_transformix(rigid_result, pair, tmp_path
     for name in ("mri_registered.nii.gz", "mask.nii.gz", "deformation_field.nii.gz", "report.json", "report.txt",
                  "TransformParameters.0.txt", "mri_labels_registered.nii.gz", "mri_labels_registered.labels.csv"):
         assert name in files
-    report = json.loads((tmp_path / "reg" / "report.json").read_text())
+    report = json.loads((tmp_path / "reg" / "report.json").read_text(encoding="utf-8"))
     assert report["tre_mm"]["after"]["mean"] == pytest.approx(rigid_result.report["tre_mm"]["after"]["mean"])
     maps = read_transform(tmp_path / "reg")
     by_transformix = apply_transform(mri_labels, maps, cryo)

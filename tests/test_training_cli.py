@@ -46,7 +46,7 @@ def test_colorization_resume_and_evaluate_from_the_command_line(tmp_path, datase
     assert main(["colorization", "--data", str(dataset), "--out", str(out), "--max-steps", "3", "--resume",
                  *TINY]) == 0
     assert [r["step"] for r in read_log(out / "log.csv")[1]] == [1.0, 2.0, 3.0]
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["train"]["max_steps"] == 3 and config["run"]["global_batch"] == 2
     assert (out / "segmentation" / "dice.md").is_file() and load_checkpoint(out / "model.safetensors").extra["step"] == 3
 
@@ -57,7 +57,7 @@ def test_colorization_resume_and_evaluate_from_the_command_line(tmp_path, datase
 
     assert mricolor(["evaluate", "--data", str(dataset), "--checkpoints", str(out), "--out", str(tmp_path / "eval"),
                      "--planes", "2"]) == 0
-    table = (tmp_path / "eval" / "table.md").read_text()
+    table = (tmp_path / "eval" / "table.md").read_text(encoding="utf-8")
     assert table.index("*true colorization*") < table.index("*registered cryosection*") < table.index("run ĉ")
 
 
@@ -73,7 +73,7 @@ def test_ablation_writes_table_two(tmp_path, dataset):
     out = tmp_path / "ablation"
     assert main(["ablation", "--data", str(dataset), "--out", str(out), "--variants", "full,A3", "--max-steps", "1",
                  "--planes", "2", *TINY]) == 0
-    table = (out / "ablation.md").read_text()
+    table = (out / "ablation.md").read_text(encoding="utf-8")
     assert "full ĉ" in table and "A3 ĉ" in table and "A3 c′" not in table and "A3: no segmentation" in table
     assert (out / "ablation.csv").is_file() and not (out / "A3" / "segmentation").exists()
 
@@ -88,7 +88,7 @@ def test_torchrun_two_gloo_processes_stay_in_sync(tmp_path, dataset):
                           "--epochs", "10", "--max-steps", "3", "--check-sync", *TINY], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    config = json.loads((out / "config.json").read_text())["run"]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))["run"]
     assert config["world_size"] == 2 and config["global_batch"] == 4 and config["backend"] == "gloo"
     assert [r["step"] for r in read_log(out / "log.csv")[1]] == [1.0, 2.0, 3.0]
     assert len(list((out / "tensorboard").iterdir())) == 1                   # rank 0 alone writes

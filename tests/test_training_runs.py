@@ -188,8 +188,8 @@ def test_evaluation_rows_come_in_order_and_the_references_rank_as_expected(tmp_p
     assert table.mean(CRYO_ROW, "dE") < table.mean(LOOKUP_ROW, "dE") < table.mean("run ĉ", "dE")
     assert table.mean(CRYO_ROW, "FSIM") == pytest.approx(1.0) and table.planes == 3
     md, csv_path = table.write(tmp_path, "table")
-    assert "| *true colorization* (reference) |" in md.read_text() and "ΔE ↓" in md.read_text()
-    assert csv_path.read_text().splitlines()[1].startswith("true colorization,reference,3,")
+    assert "| *true colorization* (reference) |" in md.read_text(encoding="utf-8") and "ΔE ↓" in md.read_text(encoding="utf-8")
+    assert csv_path.read_text(encoding="utf-8").splitlines()[1].startswith("true colorization,reference,3,")
 
 
 # --- processes out of sync -----------------------------------------------------------------------

@@ -166,7 +166,7 @@ def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages
 
 def _read_log(folder: str) -> str:
     path = Path(folder) / "elastix.log"
-    return path.read_text(errors="replace") if path.is_file() else ""
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
 def displacement_field(itk: Any, transform: Any, moving: Volume) -> DisplacementField:
