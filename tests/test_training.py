@@ -12,7 +12,7 @@ from torch import nn
 from core.errors import InputError
 from core.training import state
 from core.training.ablation import parse_variants
-from core.training.config import RunConfig, TrainConfig, parse_assignment, resolve
+from core.training.config import RunConfig, parse_assignment, resolve
 from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
 from core.training.logging import RunLog, read_log, truncate_log
