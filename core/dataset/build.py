@@ -28,14 +28,14 @@ from typing import Callable
 
 import numpy as np
 
-from core.atomic import write_text
+from core.atomic import atomic_directory, write_text
 from core.dataset.manifest import (Manifest, PlaneSettings, SubjectEntry, draw_planes, plane_arrays, split_planes,
                                    subject_seed)
 from core.errors import InputError
 from core.io import write_volume
 from core.labels import LabelTable
 from core.registration import RegistrationResult, register
-from core.registration.output import atomic_directory, write_report, write_transform
+from core.registration.output import write_report, write_transform
 from core.volume import Volume
 
 Progress = Callable[[str], None]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from core.atomic import atomic_path
+from core.atomic import atomic_directory, atomic_path
 from core.errors import InputError
 from core.io.checks import check_array, check_voxel_budget
 from core.volume import Volume
@@ -177,7 +177,7 @@ def write_file(volume: Volume, path: Path, compress: bool = True) -> None:
 def write_dicom_series(volume: Volume, folder: Path) -> None:
     """Write a scalar volume as a DICOM series (one file per slice, int16), keeping the frame.
 
-    Written into a temporary folder that is renamed into place, so a reader never sees half a series.
+    Written through `core.atomic.atomic_directory`, so a reader never sees half a series.
     """
     if volume.is_rgb:
         raise InputError(folder, "DICOM series export supports scalar volumes only")
@@ -187,14 +187,11 @@ def write_dicom_series(volume: Volume, folder: Path) -> None:
             raise InputError(folder, "DICOM export needs integer intensities within int16 "
                                      "(rescale the volume first)")
     image = to_sitk(volume.with_array(arr.astype(np.int16)))
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_directory(folder) as tmpdir:
         writer = sitk.ImageFileWriter()
         writer.KeepOriginalImageUIDOn()
         direction = image.GetDirection()
-        series_uid = "1.2.826.0.1.3680043.2.1125." + str(abs(hash((folder.name, arr.shape))) % 10**12)
+        series_uid = "1.2.826.0.1.3680043.2.1125." + str(abs(hash((Path(folder).name, arr.shape))) % 10**12)
         for k in range(image.GetDepth()):
             sl = image[:, :, k]
             pos = image.TransformIndexToPhysicalPoint((0, 0, k))
@@ -212,8 +209,3 @@ def write_dicom_series(volume: Volume, folder: Path) -> None:
                 sl.SetMetaData(tag, value)
             writer.SetFileName(str(tmpdir / f"slice{k:04d}.dcm"))
             writer.Execute(sl)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmpdir, folder)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)

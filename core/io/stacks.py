@@ -7,16 +7,13 @@ at full resolution can still be loaded at a working resolution.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from core.atomic import write_text
+from core.atomic import atomic_directory, write_text
 from core.errors import InputError
 from core.io.checks import check_voxel_budget
 from core.volume import Volume
@@ -113,15 +110,13 @@ def downsample_factors(source: Path, downsample) -> tuple[int, int, int]:
 def write_stack(volume: Volume, folder: Path) -> None:
     """Write a uint8 scalar or RGB volume as a PNG stack plus ``volume.json`` (frame).
 
-    Written into a temporary folder that is renamed into place as a whole.
+    Written through `core.atomic.atomic_directory`: the folder appears whole or not at all.
     """
     arr = volume.array
     if arr.dtype != np.uint8 and not (np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 255):
         raise InputError(folder, f"PNG stacks hold 8-bit data; this volume is {arr.dtype} "
                                  f"(write NIfTI/MHA/NRRD instead, or convert to uint8)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_directory(folder) as tmp:
         digits = max(4, len(str(arr.shape[0])))
         for k, plane in enumerate(arr.astype(np.uint8)):
             Image.fromarray(plane).save(tmp / f"slice_{k:0{digits}d}.png")
@@ -131,11 +126,6 @@ def write_stack(volume: Volume, folder: Path) -> None:
             volume.label_table.write(tmp / "labels.csv")
             meta["label_table"] = "labels.csv"
         write_text(tmp / "volume.json", json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = ["read_stack", "write_stack", "image_files", "block_reduce", "reduce_slices", "downsample_factors"]

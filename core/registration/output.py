@@ -14,45 +14,19 @@ interrupted or refused run never leaves a mixture of old and new files.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from core.atomic import write_text
+from core.atomic import atomic_directory, write_text
 from core.errors import InputError
 from core.io import write_volume
 from core.registration.params import TRANSFORM_KEYS, ParameterMap, format_parameter_map, read_parameter_file
 from core.volume import Volume
 
 TRANSFORM_DIR = "transform"
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``path``; on success it replaces ``path`` as a whole."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not target.is_dir():
-        raise InputError(target, "exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "previous")
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def transform_file_name(index: int) -> str:
