@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not Path(path).exists():
             raise InputError(path, f"{option} file or folder not found")
     _check_display(bool(args.screenshot))
+    # The model, slicer and metrics threads share the cores with the UI: OpenMP threads that
+    # spin-wait between operations steal them (metrics took 5× longer under load). Set before
+    # torch loads its OpenMP runtime; a user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from viewer.app import run as run_app
 
     return run_app(args)
