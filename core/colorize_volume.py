@@ -38,6 +38,8 @@ MIN_PIXELS = 8
 #: Air kept around the body when cropping, in model pixels (beyond the reach where the network's
 #: output near the body differs from its output on air).
 CROP_MARGIN = 16
+#: Cropped planes are rounded up to a multiple of this many model pixels (few distinct shapes).
+CROP_STEP = 32
 
 Progress = Callable[[int], None]
 
@@ -146,11 +148,12 @@ def colorize_volume(mri: Volume, colorizer, *, axis: str = "axial", output: str 
             air = _air_colour(colorizer, output, device)
             masks = np.moveaxis(mask, a, 0)
             margin = np.ceil(CROP_MARGIN / scale).astype(int)
+            step = np.maximum(1, np.round(CROP_STEP / scale)).astype(int)
         for start in range(0, stack.shape[0], batch_size):
             rows = slice(start, start + batch_size)
             box = (slice(None), slice(None))
             if crop:
-                box = _body_box(masks[rows].any(axis=0), margin)
+                box = _body_box(masks[rows].any(axis=0), margin, step)
                 if box is None:
                     out[rows] = air
                     if progress is not None:
@@ -172,14 +175,20 @@ def _air_colour(colorizer, output: str | None, device) -> np.ndarray:
     return (centre * 255).round().to(torch.uint8).cpu().numpy()
 
 
-def _body_box(mask2d: np.ndarray, margin: np.ndarray) -> tuple[slice, slice] | None:
-    """Row and column slices of the mask's bounding box grown by ``margin`` (rows, cols) pixels."""
+def _body_box(mask2d: np.ndarray, margin: np.ndarray, step: np.ndarray) -> tuple[slice, slice] | None:
+    """Row and column slices of the mask's bounding box grown by ``margin`` (rows, cols) pixels,
+    then to a multiple of ``step`` pixels (so few distinct plane sizes reach the network: on a CPU
+    each new input shape costs the convolution library a new kernel set, seconds on a busy machine)."""
     rows, cols = np.flatnonzero(mask2d.any(axis=1)), np.flatnonzero(mask2d.any(axis=0))
     if rows.size == 0:
         return None
-    h, w = mask2d.shape
-    return (slice(max(0, rows[0] - margin[0]), min(h, rows[-1] + margin[0] + 1)),
-            slice(max(0, cols[0] - margin[1]), min(w, cols[-1] + margin[1] + 1)))
+    out = []
+    for idx, m, q, n in zip((rows, cols), margin, step, mask2d.shape):
+        lo, hi = max(0, idx[0] - m), min(n, idx[-1] + m + 1)
+        want = min(n, int(np.ceil((hi - lo) / q) * q))
+        lo = min(max(0, lo - (want - (hi - lo)) // 2), n - want)
+        out.append(slice(lo, lo + want))
+    return out[0], out[1]
 
 
 def _colorize_batch(colorizer, part: np.ndarray, size: tuple[int, int], output: str | None, device) -> np.ndarray:
