@@ -63,7 +63,7 @@ def launch_seconds(device: str, size: str, tmp: Path) -> tuple[float, str]:
     env = {**os.environ, "MRICOLOR_BENCH_INI": str(tmp / f"launch-{device}.ini")}
     start = time.time()
     out = subprocess.run([sys.executable, __file__, "--child-launch", device, "--size", size], env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, encoding="utf-8", timeout=600)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(("FIRST", "ERROR"))), None)
     if line is None or line.startswith("ERROR"):
         raise RuntimeError(f"launch failed: {line or out.stderr[-2000:]}")

@@ -86,7 +86,7 @@ def test_torchrun_two_gloo_processes_stay_in_sync(tmp_path, dataset):
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "train", "colorization", "--data", str(dataset), "--out", str(out),
                           "--epochs", "10", "--max-steps", "3", "--check-sync", *TINY], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
+                         encoding="utf-8", timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))["run"]
     assert config["world_size"] == 2 and config["global_batch"] == 4 and config["backend"] == "gloo"
