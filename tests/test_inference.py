@@ -10,7 +10,6 @@ from core.config import load_preset
 from core.errors import InputError
 from core.inference import Colorizer, best_device, fuse
 from core.networks import build_generator
-from resources import path as resource_path
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +134,17 @@ def test_from_checkpoint(tmp_path):
     np.testing.assert_allclose(col.colorize(x), expected, atol=1e-5)
 
 
-def test_default_checkpoint_missing_is_a_clear_error():
-    if resource_path("default_model/model.safetensors").is_file():
-        pytest.skip("a default checkpoint is shipped")
+def test_the_shipped_default_checkpoint_loads():
+    col = Colorizer.from_checkpoint(device="cpu")
+    assert col.serve in col.outputs
+    rgb = col.colorize(_planes(1)[0])
+    assert rgb.shape == (64, 64, 3) and rgb.min() >= 0 and rgb.max() <= 1
+
+
+def test_default_checkpoint_missing_is_a_clear_error(monkeypatch, tmp_path):
+    import resources
+
+    monkeypatch.setattr(resources, "ROOT", tmp_path)  # an install without shipped weights
     with pytest.raises(InputError, match="no default checkpoint"):
         Colorizer.from_checkpoint()
 

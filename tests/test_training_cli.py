@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from core.checkpoint import load_checkpoint
 from core.cli import main as mricolor
@@ -24,15 +23,7 @@ TINY = ["--preset", "tiny", "--device", "cpu", "--image-size", "64", "--batch-si
         "--set", "train.serve=c_hat"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: these runs are tiny, and on a CPU shared with other jobs one thread is far
-    faster than two that wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:

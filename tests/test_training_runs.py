@@ -34,15 +34,7 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: these runs are tiny, and on a CPU shared with other jobs one thread is far
-    faster than two that wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny(**overrides):
     base = {"image_size": 32, "batch_size": 2, "epochs": 50, "max_steps": 6, "checkpoint_every": 3, "sample_every": 100,
