@@ -138,9 +138,11 @@ class _Doubler:
 
     def __init__(self):
         self.calls = 0
+        self.shapes = []
 
     def colorize(self, planes, outputs=None):
         self.calls += 1
+        self.shapes.append(planes.shape[-2:])
         return np.stack([planes, planes / 2, np.zeros_like(planes)], axis=-1)
 
 
@@ -188,8 +190,24 @@ def test_a_preview_colorizes_at_half_resolution_and_fills_the_plane():
     mri, _ = _volumes()
     plane = Plane.preset("axial", mri.center, pixel_mm=1.0, width=64, height=48)
     mri01 = np.random.default_rng(0).random((48, 64), dtype=np.float32)
-    full = colorize(ColorizeRequest(mri01, _Doubler(), "c_hat", mri, plane))
-    preview = colorize(ColorizeRequest(mri01, _Doubler(), "c_hat", mri, plane, preview=True))
+    model = _Doubler()
+    full = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane))
+    preview = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, preview=True))
+    assert model.shapes == [(48, 64), (24, 32)]  # the preview costs a quarter of the model's work
     assert preview.preview and preview.rgb.shape == full.rgb.shape == (48, 64, 3)
-    assert np.array_equal(preview.rgb[0::2, 0::2], preview.rgb[1::2, 1::2])  # 2×2 blocks
     assert abs(preview.rgb[..., 0].mean() - full.rgb[..., 0].mean()) < 2  # the same plane, coarser
+    assert np.abs(preview.rgb.astype(int) - full.rgb).mean() > 1  # and really coarser
+
+
+def test_the_model_sees_the_plane_at_its_training_pixel_size():
+    from viewer.jobs import ColorizeRequest, colorize
+
+    mri, _ = _volumes()
+    plane = Plane.preset("axial", mri.center, pixel_mm=1.5, width=64, height=48)
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
+    model = _Doubler()
+    out = colorize(ColorizeRequest(ramp, model, "c_hat", mri, plane, model_pixel_mm=3.0))
+    assert model.shapes == [(24, 32)]  # 1.5 mm pixels → 3 mm for the model
+    assert out.rgb.shape == (48, 64, 3)  # and back to the plane on screen
+    row = out.rgb[24, 8:56, 0].astype(float)
+    np.testing.assert_allclose(row, ramp[24, 8:56] * 255, atol=4)  # a ramp survives the round trip

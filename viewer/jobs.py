@@ -77,7 +77,9 @@ class ColorizeRequest:
     the MRI and plane so that pixels outside the MRI's grid are shown black, as in the MRI panel.
 
     ``preview`` runs the model at half resolution (a quarter of the work) while the user scrolls;
-    the full plane follows when the plane rests.
+    the full plane follows when the plane rests. ``model_pixel_mm`` is the pixel size the model
+    was trained at: the plane is resampled to it for the model and back for the screen, because
+    a network sees anatomy at one scale only.
     """
 
     mri01: np.ndarray
@@ -86,6 +88,7 @@ class ColorizeRequest:
     mri: Volume
     plane: Plane
     preview: bool = False
+    model_pixel_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,22 +98,31 @@ class Colorized:
     preview: bool = False
 
 
+def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (N, C, H, W) resize, antialiased when shrinking."""
+    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
 def colorize(request: ColorizeRequest) -> Colorized:
     """Run the model on one plane; the time is the model's alone (what the status bar shows)."""
     from viewer.model import colorize_planes
 
+    full_size = request.mri01.shape
+    factor = request.plane.pixel_mm / request.model_pixel_mm if request.model_pixel_mm else 1.0
+    if request.preview:  # the preview is visibly coarse, never wrong
+        factor /= 2
+    model_size = tuple(max(16, int(round(n * factor / 4)) * 4) for n in full_size)
     mri01 = request.mri01
-    if request.preview:  # 2×2 means in, nearest-neighbour out: the preview is visibly coarse, never wrong
-        h, w = (n - n % 2 for n in mri01.shape)
-        mri01 = mri01[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    if model_size != full_size:
+        mri01 = _resize(torch.from_numpy(np.ascontiguousarray(mri01, dtype=np.float32))[None, None], model_size)[0, 0].numpy()
     start = time.perf_counter()
     rgb = colorize_planes(request.colorizer, mri01[None], request.output)[0]
     ms = (time.perf_counter() - start) * 1000.0
-    if request.preview:
-        full = np.zeros((*request.mri01.shape, 3), dtype=np.float32)
-        up = rgb.repeat(2, axis=0).repeat(2, axis=1)
-        full[:up.shape[0], :up.shape[1]] = up
-        rgb = full
+    if model_size != full_size:
+        rgb = _resize(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None], full_size)[0]
+        rgb = rgb.permute(1, 2, 0).clamp(0, 1).numpy()
+    rgb = np.array(rgb, dtype=np.float32)
     rgb[~inside(request.mri, request.plane)] = 0.0
     return Colorized(to_uint8(rgb), ms, request.preview)
 

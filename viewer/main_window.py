@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
         def failed(message: str) -> None:
             self.display.set_device(device_name(self.model.colorizer))
             self.show_error(message, f"Could not use {device}")
-        self.tasks.submit(lambda: LoadedModel(on_device(model.colorizer, device), model.source, model.notice),
+        self.tasks.submit(lambda: LoadedModel(on_device(model.colorizer, device), model.source, model.notice, model.pixel_mm),
                           lambda moved: self.set_model(moved, keep_output=True), failed)
 
     # --- the plane pipeline --------------------------------------------------------------------
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
         if mri_plane is None:
             mri_plane = jobs.slice_mri(self.dataset, plane)
         return jobs.ColorizeRequest(jobs.to_unit(mri_plane, self.value_range), self.model.colorizer,
-                                    self.state.output, self.dataset.mri, plane, preview)
+                                    self.state.output, self.dataset.mri, plane, preview, self.model.pixel_mm)
 
     def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
         if rid < max(self.shown["side"], self._floor):

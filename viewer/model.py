@@ -24,6 +24,7 @@ class LoadedModel:
     colorizer: object
     source: str
     notice: str | None = None
+    pixel_mm: float | None = None  # in-plane pixel size the model was trained at (None: unknown)
 
 
 def available_devices() -> list[str]:
@@ -47,11 +48,15 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | None =
     """
     from core.inference import Colorizer
 
+    from core.colorize_volume import checkpoint_pixel_mm
+
     if checkpoint is not None:
-        loaded = LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint))
+        loaded = LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint),
+                             pixel_mm=checkpoint_pixel_mm(checkpoint))
     else:
         try:
-            loaded = LoadedModel(Colorizer.from_checkpoint(None, device=device), "default checkpoint")
+            loaded = LoadedModel(Colorizer.from_checkpoint(None, device=device), "default checkpoint",
+                                 pixel_mm=checkpoint_pixel_mm(None))
         except InputError:
             loaded = LoadedModel(untrained(fallback_preset, device), f"untrained {fallback_preset}", UNTRAINED_NOTICE)
     if warm_size:
