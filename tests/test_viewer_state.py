@@ -166,8 +166,10 @@ def test_colorize_volume_stops_when_cancelled():
 
 
 def test_model_range_maps_the_body_to_the_phantoms_convention():
+    """The viewer frames the model's input with core.normalize, as `mricolor colorize` does."""
     mri, labels = _volumes()
-    lo, hi = data.model_range(mri.with_array(mri.array * 250.0))
+    scaled = mri.with_array(mri.array * 250.0)
+    lo, hi = data.framing(scaled, 64).value_range
     assert lo == 0.0 and hi == pytest.approx(250 * 0.9, rel=1e-3)  # fat, the brightest tissue
 
 

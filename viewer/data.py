@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.labels import Label, LabelTable
+from core.normalize import intensity_range
 from core.planes import ORIENTATIONS, body_mask
 from core.volume import Volume
 from viewer.state import Frame
@@ -144,7 +145,7 @@ class Framing:
 
 def framing(mri: Volume, size: int = 256) -> Framing:
     mask = body_mask(mri)
-    return Framing(frame_for(mri, size, mask), model_range(mri, mask), window_presets(mri))
+    return Framing(frame_for(mri, size, mask), intensity_range(mri, mask), window_presets(mri))
 
 
 def prepared(dataset: Dataset, size: int = 256) -> tuple[Dataset, Framing]:
@@ -183,18 +184,6 @@ def frame_for(volume: Volume, size: int = 256, mask: np.ndarray | None = None) -
     mm_to_index = np.linalg.inv(volume.direction @ np.diag(volume.spacing))
     return Frame(center=center, pixel_mm=pixel_mm, corners=_corners(volume, grid_lo, grid_hi),
                  mm_to_index=mm_to_index)
-
-
-def model_range(volume: Volume, mask: np.ndarray | None = None) -> tuple[float, float]:
-    """The MRI values mapped to the model's 0 and 1: zero and the 99.5th percentile inside the body.
-
-    The phantom's MRI is scaled this way (`core.phantom.mri`) and the models are trained on it, so
-    any other MRI is brought to the same convention before it reaches the model.
-    """
-    mask = body_mask(volume) if mask is None else mask
-    body = volume.array[mask] if mask.any() else volume.array.ravel()
-    high = float(np.percentile(body[::max(1, body.size // 2_000_000)], 99.5))
-    return 0.0, high if high > 0 else 1.0
 
 
 def window_presets(volume: Volume) -> dict[str, tuple[float, float]]:
