@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.jsonfile import read_json_object
 
 UPSAMPLE_MODES = ("deconv", "resize_conv")
 SKIP_GATES = ("se", "conv")
@@ -243,13 +243,7 @@ def load_preset_dict(name: str | os.PathLike) -> dict[str, Any]:
     p = preset_path(name)
     if not p.is_file():
         raise InputError(p, "preset not found (shipped presets: paper, lite, tiny)")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(p, f"preset is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(p, "preset must be a JSON object")
-    return data
+    return read_json_object(p, "preset")
 
 
 def load_preset(name: str | os.PathLike, ablation: str | None = None) -> Preset:

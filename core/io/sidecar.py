@@ -7,10 +7,10 @@ for raw files, ``downsample`` [fx, fy, fz], ``label_table`` (a CSV/JSON file nam
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from core.errors import InputError
+from core.jsonfile import read_json_object
 
 KNOWN_KEYS = {"spacing", "origin", "direction", "flip_z", "layout", "shape", "header_bytes", "dtype",
               "downsample", "label_table"}
@@ -28,12 +28,7 @@ def read_sidecar(path: Path) -> dict:
     side = sidecar_for(path)
     if side is None:
         return {}
-    try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(side, f"sidecar is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(side, "sidecar must be a JSON object")
+    data = read_json_object(side, "sidecar")
     unknown = set(data) - KNOWN_KEYS
     if unknown:
         raise InputError(side, f"unknown sidecar keys {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}")
