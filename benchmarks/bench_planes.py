@@ -1,5 +1,6 @@
 """Time per oblique 256×256 plane cut from a 256³ volume: `core.planes.sample` (batch 1 and 64)
-against scipy.ndimage.map_coordinates(order=1) on the same planes, in the same run.
+against scipy.ndimage.map_coordinates(order=1) on the same planes, in the same run. Best (least
+disturbed by other processes) and median of the repeats.
 
     python benchmarks/bench_planes.py [--threads N]
 """
@@ -16,14 +17,15 @@ from core.planes import Plane, sample, volume_tensor
 from core.volume import Volume
 
 
-def best_of(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls (seconds): the least disturbed by other processes."""
+def timings(fn, repeats: int) -> np.ndarray:
+    """Wall times of ``repeats`` calls (seconds), after one warm-up call."""
+    fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return np.asarray(times)
 
 
 def main() -> None:
@@ -40,20 +42,21 @@ def main() -> None:
               for o in ("axial", "coronal", "sagittal") for _ in range(22)][:64]
     volume_tensor(volume)  # conversion happens once per volume; not part of a plane's cost
 
-    one = best_of(lambda: sample(volume, planes[0]), args.repeats)
-    batch = best_of(lambda: sample(volume, planes), max(3, args.repeats // 5)) / len(planes)
+    one_t = timings(lambda: sample(volume, planes[0]), args.repeats)
+    batch_t = timings(lambda: sample(volume, planes), max(5, args.repeats // 2)) / len(planes)
+    one, batch = one_t.min(), batch_t.min()
 
     def scipy_plane(p: Plane) -> np.ndarray:
         idx = volume.physical_to_index(p.points())
         return map_coordinates(volume.array, [idx[..., 2], idx[..., 1], idx[..., 0]], order=1, mode="constant")
 
-    ref = best_of(lambda: scipy_plane(planes[0]), max(3, args.repeats // 2))
+    ref = timings(lambda: scipy_plane(planes[0]), max(3, args.repeats // 2)).min()
     idx = volume.physical_to_index(planes[0].points())
     inside = np.all((idx >= 0) & (idx <= 255), axis=-1)  # the two treat the outer half-voxel differently
     err = float(np.abs(sample(volume, planes[0])[0, 0].numpy() - scipy_plane(planes[0]))[inside].max())
     print(f"torch threads: {torch.get_num_threads()}; volume 256³ float32; oblique planes 256×256")
-    print(f"core.planes.sample, batch 1 : {one * 1e3:7.2f} ms/plane")
-    print(f"core.planes.sample, batch 64: {batch * 1e3:7.2f} ms/plane")
+    print(f"core.planes.sample, batch 1 : {one * 1e3:7.2f} ms/plane (median {np.median(one_t) * 1e3:.2f})")
+    print(f"core.planes.sample, batch 64: {batch * 1e3:7.2f} ms/plane (median {np.median(batch_t) * 1e3:.2f})")
     print(f"scipy map_coordinates order1: {ref * 1e3:7.2f} ms/plane")
     print(f"speed-up vs scipy: batch 1 ×{ref / one:.1f}, batch 64 ×{ref / batch:.1f}; max |diff| inside the volume {err:.2e}")
 

@@ -162,7 +162,8 @@ _TENSORS: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def volume_tensor(volume: Volume, device: torch.device | str | None = None) -> torch.Tensor:
-    """The volume as a float32 (1, C, Z, Y, X) tensor on ``device``, cached per array and device.
+    """The volume as a float32 (1, C, Z, Y, X) tensor on ``device``, cached per array and device
+    (RGB with channels-last strides).
 
     uint8 images are scaled to [0, 1]; labels keep their ids. Cached so the viewer converts and
     uploads a volume once, then slices it on every event.
@@ -178,18 +179,24 @@ def volume_tensor(volume: Volume, device: torch.device | str | None = None) -> t
     t = t.to(dev).float()
     if scale != 1.0:
         t = t / scale
-    t = (t.permute(3, 0, 1, 2) if volume.is_rgb else t[None]).unsqueeze(0).contiguous()
+    # RGB keeps its (Z, Y, X, C) memory order behind the (1, C, Z, Y, X) view: grid_sample then
+    # reads a voxel's three channels from one cache line.
+    t = (t.permute(3, 0, 1, 2) if volume.is_rgb else t[None]).unsqueeze(0)
     _TENSORS[key] = t
     weakref.finalize(volume.array, _TENSORS.pop, key, None)
     return t
 
 
-def _grid(volume: Volume, planes: list[Plane], device: torch.device) -> torch.Tensor:
-    """Normalised grid_sample coordinates (1, N, H, W, 3) of the planes' pixels in this volume.
+def plane_grid(volume: Volume, planes: list[Plane], device: torch.device | str = "cpu",
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised ``grid_sample`` coordinates (N, 1, H, W, 3) of the planes' pixels in this volume.
 
-    The affine physical → index → [-1, 1] is folded into one origin and two pixel steps per
-    plane (in float64, on the host: a few numbers), so the per-pixel work is a single float32
-    broadcast on the device.
+    One batch element per plane, because the 3-D ``grid_sample`` CPU kernel parallelises over
+    the batch only (sample the volume expanded to N, which copies nothing). The affine
+    physical → index → [-1, 1] is folded into one origin and two pixel steps per plane (float64,
+    on the host: a few numbers); per-plane row and column offsets are summed in one broadcast
+    add, the only full-size operation, written into ``out[:N]`` when given (a buffer reused
+    across chunks costs no fresh pages).
     """
     h, w = planes[0].height, planes[0].width
     m = volume.physical_to_index_matrix()
@@ -199,16 +206,18 @@ def _grid(volume: Volume, planes: list[Plane], device: torch.device) -> torch.Te
     du = np.stack([p.u * p.pixel_mm for p in planes]) @ lin.T
     dv = np.stack([p.v * p.pixel_mm for p in planes]) @ lin.T
     first = (centers @ m[:3, :3].T + m[:3, 3]) * norm - 1 - (w - 1) / 2 * du - (h - 1) / 2 * dv
+    rows = first[:, None, :] + np.arange(h)[None, :, None] * dv[:, None, :]  # (N, H, 3)
+    cols = np.arange(w)[None, :, None] * du[:, None, :]  # (N, W, 3)
     as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
-    cols = torch.arange(w, dtype=torch.float32, device=device)
-    rows = torch.arange(h, dtype=torch.float32, device=device)
-    grid = (as_t(first)[:, None, None, :] + rows[None, :, None, None] * as_t(dv)[:, None, None, :]
-            + cols[None, None, :, None] * as_t(du)[:, None, None, :])
-    return grid.unsqueeze(0)
+    rows_t, cols_t = as_t(rows)[:, None, :, None, :], as_t(cols)[:, None, None, :, :]
+    if out is None:
+        return rows_t + cols_t
+    return torch.add(rows_t, cols_t, out=out[: len(planes)])
 
 
-#: Planes per grid_sample call: keeps the grid and output of one call cache-sized.
-_CHUNK = 8
+#: Planes per grid_sample call: bounds the grid buffer (0.75 MB per 256² plane), which is reused
+#: from chunk to chunk, while giving each of the kernel's threads several planes to balance.
+_CHUNK = 16
 
 
 def sample(volume: Volume, planes: "Plane | list[Plane]", size: int | tuple[int, int] | None = None,
@@ -231,12 +240,29 @@ def sample(volume: Volume, planes: "Plane | list[Plane]", size: int | tuple[int,
         raise ValueError("all planes of one batch need the same pixel counts (or pass size=)")
     vol = volume_tensor(volume, device)
     mode = "nearest" if volume.is_labels else "bilinear"
-    out = torch.cat([F.grid_sample(vol, _grid(volume, plist[i:i + _CHUNK], vol.device), mode=mode,
-                                   padding_mode="zeros", align_corners=True)[0]
-                     for i in range(0, len(plist), _CHUNK)], dim=1)  # (C, N, H, W)
+    n, c = len(plist), vol.shape[1]
+    h, w = plist[0].height, plist[0].width
+    out = torch.empty((n, c, h, w), device=vol.device)
+    buffer = torch.empty((min(n, _CHUNK), 1, h, w, 3), device=vol.device)
+    # Fewer planes than CPU threads (the viewer's single plane): cut each plane in row bands,
+    # one batch element per band, so every thread gets work.
+    bands = _bands(n, h) if vol.device.type == "cpu" else 1
+    for i in range(0, n, _CHUNK):
+        grid = plane_grid(volume, plist[i:i + _CHUNK], vol.device, out=buffer)
+        k = len(grid)
+        grid = grid.reshape(k * bands, 1, h // bands, w, 3)
+        cut = F.grid_sample(vol.expand(k * bands, -1, -1, -1, -1), grid, mode=mode, padding_mode="zeros",
+                            align_corners=True)  # (k·bands, C, 1, h/bands, W)
+        out[i:i + k] = cut.reshape(k, bands, c, h // bands, w).transpose(1, 2).reshape(k, c, h, w)
     if volume.is_labels:
-        return out[0].round().long()
-    return out.permute(1, 0, 2, 3).contiguous()
+        return out[:, 0].round().long()
+    return out
+
+
+def _bands(planes: int, height: int) -> int:
+    """Row bands per plane that give each of torch's CPU threads at least one batch element."""
+    wanted = -(-torch.get_num_threads() // planes)
+    return next(b for b in range(min(wanted, height), 0, -1) if height % b == 0)
 
 
 def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:

@@ -57,6 +57,34 @@ def test_batch_equals_one_by_one(volume):
     torch.testing.assert_close(batch, singles)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("height", [36, 37, 1])
+def test_planes_cut_in_row_bands_for_threads_match_map_coordinates(rng, volume, threads, height):
+    """A plane alone (or a few) is cut in row bands, one per thread; the bands must reassemble
+    into the same image whatever the thread count and however the height divides."""
+    rgb = Volume(rng.integers(0, 256, (20, 22, 24, 3), dtype=np.uint8), spacing=(1.0, 1.5, 2.0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for vol in (volume, rgb):
+            planes = [Plane.oblique(o, vol.center, tilt_deg=21, rotate_deg=-12, pixel_mm=0.5, width=30, height=height)
+                      for o in ("sagittal", "axial")]
+            for batch in (planes[:1], planes):
+                got = sample(vol, batch)
+                assert got.shape == (len(batch), vol.channels, height, 30)
+                for image, plane in zip(got, batch):
+                    want = _reference(vol, plane)
+                    np.testing.assert_allclose(image.numpy().reshape(want.shape), want, atol=1e-4)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batches_longer_than_one_call_equal_one_by_one(volume):
+    planes = [Plane.oblique("coronal", volume.center, tilt_deg=2 * i - 20, offset_mm=i / 4 - 2, pixel_mm=0.8,
+                            width=20, height=18) for i in range(37)]
+    torch.testing.assert_close(sample(volume, planes), torch.cat([sample(volume, p) for p in planes]))
+
+
 def test_size_resamples_same_field_of_view(volume):
     plane = Plane.preset("coronal", volume.center, pixel_mm=0.5, width=64, height=64)
     small = sample(volume, plane, size=16)

@@ -32,7 +32,7 @@ from core.dataset.augment import Augment
 from core.dataset.manifest import Manifest
 from core.errors import InputError
 from core.io import read_volume
-from core.planes import Plane, _grid
+from core.planes import Plane, plane_grid
 from core.volume import Volume
 
 #: Fields a sample may carry and the kind of volume each is read as.
@@ -78,7 +78,7 @@ class SubjectSlicer:
         Each plane is its own batch element (the volume is expanded, not copied), because the
         3-D ``grid_sample`` CPU kernel parallelises over the batch only.
         """
-        grid = _grid(self.frame, planes, self.device)[0].unsqueeze(1)  # (n, 1, H, W, 3)
+        grid = plane_grid(self.frame, planes, self.device)  # (n, 1, H, W, 3)
         n = len(planes)
         out: dict[str, torch.Tensor] = {}
         if self.channels:
