@@ -15,6 +15,7 @@ the input's: the result overlays the MRI voxel for voxel in any viewer.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -141,36 +142,57 @@ def colorize_volume(mri: Volume, colorizer, *, axis: str = "axial", output: str 
     spacing = np.asarray(mri.spacing, dtype=np.float64)[::-1][in_plane]  # (row, col) mm
     scale = np.ones(2) if pixel_mm is None else spacing / pixel_mm  # model pixels per slice pixel
     out = np.empty(stack.shape + (3,), dtype=np.uint8)
-    device = getattr(colorizer, "device", torch.device("cpu"))
+    masks = np.moveaxis(mask, a, 0) if crop else None
     with torch.inference_mode():
-        air = None
-        if crop:
-            air = _air_colour(colorizer, output, device)
-            masks = np.moveaxis(mask, a, 0)
-            margin = np.ceil(CROP_MARGIN / scale).astype(int)
-            step = np.maximum(1, np.round(CROP_STEP / scale)).astype(int)
         for start in range(0, stack.shape[0], batch_size):
             rows = slice(start, start + batch_size)
-            box = (slice(None), slice(None))
-            if crop:
-                box = _body_box(masks[rows].any(axis=0), margin, step)
-                if box is None:
-                    out[rows] = air
-                    if progress is not None:
-                        progress(min(start + batch_size, stack.shape[0]))
-                    continue
-                out[rows] = air
-            part = stack[rows][:, box[0], box[1]]
-            size = tuple(max(MIN_PIXELS, int(round(n * f))) for n, f in zip(part.shape[1:], scale))
-            out[(rows, *box)] = _colorize_batch(colorizer, part, size, output, device)
+            body = masks[rows].any(axis=0) if crop else None
+            out[rows] = colorize_slices(colorizer, stack[rows], scale, output, body=body)
             if progress is not None:
                 progress(min(start + batch_size, stack.shape[0]))
     return Volume(np.moveaxis(out, 0, a), mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
 
 
-def _air_colour(colorizer, output: str | None, device) -> np.ndarray:
-    """uint8 RGB the model gives a plane of air (zeros): the fill outside the cropped body."""
-    rgb = colorizer.colorize(torch.zeros(1, 1, 4 * CROP_MARGIN, 4 * CROP_MARGIN, device=device), output)
+def colorize_slices(colorizer, slices: np.ndarray, scale, output: str | None = None, *,
+                    body: np.ndarray | None = None) -> np.ndarray:
+    """(N, h, w) normalised MRI slices → (N, h, w, 3) uint8 RGB of ``output``, run at ``scale``
+    (model pixels per slice pixel, one number or (rows, cols)).
+
+    ``body`` (h, w) bool: run the network only on its bounding box plus ``CROP_MARGIN`` model
+    pixels, rounded up to ``CROP_STEP``, and give the rest the colour the model gives air (None:
+    every pixel goes through the network). Both the volume colorizer and the viewer call this,
+    so a plane looks the same in an exported volume and on screen.
+    """
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,))
+    device = getattr(colorizer, "device", torch.device("cpu"))
+    with torch.inference_mode():
+        if body is None:
+            box = (slice(None), slice(None))
+            out = None
+        else:
+            margin = np.ceil(CROP_MARGIN / scale).astype(int)
+            step = np.maximum(1, np.round(CROP_STEP / scale)).astype(int)
+            out = np.empty(slices.shape + (3,), dtype=np.uint8)
+            out[:] = air_colour(colorizer, output)
+            box = _body_box(body, margin, step)
+            if box is None:
+                return out
+        part = slices[:, box[0], box[1]]
+        size = tuple(max(MIN_PIXELS, int(round(n * f))) for n, f in zip(part.shape[1:], scale))
+        rgb = _colorize_batch(colorizer, part, size, output, device)
+    if out is None:
+        return rgb
+    out[(slice(None), *box)] = rgb
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def air_colour(colorizer, output: str | None) -> np.ndarray:
+    """uint8 RGB the model gives a plane of air (zeros): the fill outside the cropped body
+    (cached per model and output: the viewer asks on every plane)."""
+    device = getattr(colorizer, "device", torch.device("cpu"))
+    with torch.inference_mode():
+        rgb = colorizer.colorize(torch.zeros(1, 1, 4 * CROP_MARGIN, 4 * CROP_MARGIN, device=device), output)
     centre = rgb[0, :, 2 * CROP_MARGIN, 2 * CROP_MARGIN].clamp(0, 1)
     return (centre * 255).round().to(torch.uint8).cpu().numpy()
 

@@ -36,24 +36,34 @@ def _subsample(values: np.ndarray) -> np.ndarray:
     return values[::max(1, values.size // MAX_SAMPLES)]
 
 
-def body_mask(volume: Volume) -> np.ndarray:
-    """Boolean (z, y, x) body mask (Otsu on the finite values); all False when none is found."""
-    from core.planes import body_mask as otsu_mask
+def body_threshold(volume: Volume) -> float | None:
+    """The intensity separating body from air (Otsu on the finite values, a few hot voxels clipped
+    first), or None when the volume has no two levels to separate."""
+    from skimage.filters import threshold_otsu
 
     array = volume.array
     if volume.is_rgb or volume.is_labels:
         raise InputError("MRI", "an RGB or label volume is not an MRI to normalise")
     finite = np.isfinite(array)
     if not finite.any():
-        return np.zeros(array.shape, dtype=bool)
+        return None
     # Clip a few hot voxels first: Otsu on a volume with one huge value would call only it "body".
     lo, hi = np.percentile(_subsample(array[finite]).astype(np.float64), [0.0, 99.9])
+    if not hi > lo:
+        return None
     clean = np.clip(np.where(finite, array, lo), lo, hi).astype(np.float32, copy=False)
-    volume = volume.with_array(clean)
-    try:
-        return otsu_mask(volume)
-    except ValueError:  # a constant volume has no Otsu threshold
-        return np.zeros(array.shape, dtype=bool)
+    return float(threshold_otsu(clean[::2, ::2, ::2]))
+
+
+def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:
+    """Boolean (z, y, x) body mask: above ``threshold`` (default: `body_threshold`); all False
+    when there is none."""
+    if threshold is None:
+        threshold = body_threshold(volume)
+    if threshold is None:
+        return np.zeros(volume.array.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(volume.array > threshold)
 
 
 def intensity_range(volume: Volume, mask: np.ndarray | None = None, *,
@@ -101,4 +111,4 @@ def normalize(volume: Volume, mask: np.ndarray | None = None, *,
     return volume.with_array(normalize_array(volume.array, low, high)), (low, high)
 
 
-__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "body_mask", "intensity_range", "normalize", "normalize_array"]
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "body_mask", "body_threshold", "intensity_range", "normalize", "normalize_array"]

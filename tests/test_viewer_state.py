@@ -5,10 +5,12 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from core.errors import InputError
 from core.io import write_volume
 from core.labels import Label, LabelTable
+from core.normalize import intensity_range
 from core.planes import Plane
 from core.volume import Volume
 from viewer import data
@@ -134,25 +136,32 @@ def test_a_corrupt_file_raises_input_error_naming_it(tmp_path):
 
 
 class _Doubler:
-    """A stand-in model: red = MRI, green = MRI / 2; counts its calls."""
+    """A stand-in model with the `core.inference.Colorizer` call: (N, 1, H, W) → (N, 3, H, W),
+    red = MRI, green = MRI / 2; counts its calls on planes bigger than the air probe."""
+
+    outputs = ("c_hat",)
 
     def __init__(self):
         self.calls = 0
         self.shapes = []
 
     def colorize(self, planes, outputs=None):
-        self.calls += 1
-        self.shapes.append(planes.shape[-2:])
-        return np.stack([planes, planes / 2, np.zeros_like(planes)], axis=-1)
+        self.shapes.append(tuple(planes.shape[-2:]))
+        self.calls += bool(planes.abs().sum() > 0)
+        return torch.cat([planes, planes / 2, torch.zeros_like(planes)], dim=1)
 
 
 def test_colorize_volume_keeps_the_frame_and_reports_progress():
+    """The viewer's export is `mricolor colorize`'s pipeline: the same normalisation (fat, the
+    brightest tissue, maps to 1) and, without resampling, the model's output voxel for voxel."""
     mri, _ = _volumes()
     progress = []
-    rgb = colorize_volume(mri, _Doubler(), "c_hat", (0.0, 1.0), progress.append)
+    rgb = colorize_volume(mri, _Doubler(), "c_hat", None, progress.append)
     assert rgb.array.shape == (*mri.array.shape, 3) and rgb.array.dtype == np.uint8
     assert rgb.same_frame(mri)
-    assert np.array_equal(rgb.array[..., 0], np.rint(mri.array * 255).astype(np.uint8))
+    lo, hi = intensity_range(mri)
+    expected = np.rint(np.clip((mri.array - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+    assert np.abs(rgb.array[..., 0].astype(int) - expected).max() <= 1
     assert progress[-1] == 1.0 and progress == sorted(progress)
 
 
@@ -161,7 +170,7 @@ def test_colorize_volume_stops_when_cancelled():
     cancel = threading.Event()
     model = _Doubler()
     with pytest.raises(Cancelled):
-        colorize_volume(mri, model, "c_hat", (0.0, 1.0), lambda _f: cancel.set(), cancel)
+        colorize_volume(mri, model, "c_hat", None, lambda _f: cancel.set(), cancel)
     assert model.calls == 1
 
 
@@ -213,3 +222,27 @@ def test_the_model_sees_the_plane_at_its_training_pixel_size():
     assert out.rgb.shape == (48, 64, 3)  # and back to the plane on screen
     row = out.rgb[24, 8:56, 0].astype(float)
     np.testing.assert_allclose(row, ramp[24, 8:56] * 255, atol=4)  # a ramp survives the round trip
+
+
+def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
+    """With the framing's body level the model gets the body's box (plus a margin, in multiples
+    of 32 model pixels), not the whole plane; the air around it gets the model's air colour."""
+    from core.colorize_volume import CROP_STEP
+    from core.planes import sample
+    from viewer.jobs import ColorizeRequest, colorize, to_unit
+
+    mri, _ = _volumes()
+    framing = data.framing(mri, 64)
+    assert framing.body_level is not None and 0 < framing.body_level < 0.5  # fat 1.0, liver 0.44, air 0
+    plane = Plane.preset("axial", mri.center, pixel_mm=1.0, width=256, height=256)  # 256 mm: air around the body
+    mri01 = to_unit(sample(mri, plane)[0, 0].numpy(), framing.value_range)
+    model = _Doubler()
+    cropped = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, model_pixel_mm=1.0,
+                                       body_level=framing.body_level))
+    whole = colorize(ColorizeRequest(mri01, _Doubler(), "c_hat", mri, plane, model_pixel_mm=1.0))
+    h, w = model.shapes[-1]
+    assert h <= 128 and w <= 128 and h % CROP_STEP == 0 and w % CROP_STEP == 0
+    body = mri01 > framing.body_level
+    assert cropped.rgb.shape == (256, 256, 3) and cropped.rgb.dtype == np.uint8
+    assert np.abs(cropped.rgb[body].astype(int) - whole.rgb[body].astype(int)).max() <= 1  # pointwise model
+    assert cropped.rgb[0, 0].tolist() == [0, 0, 0]  # the stand-in's air colour

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from core.labels import Label, LabelTable
-from core.normalize import intensity_range
-from core.planes import ORIENTATIONS, body_mask
+from core.normalize import body_mask, body_threshold, intensity_range
+from core.planes import ORIENTATIONS
 from core.volume import Volume
 from viewer.state import Frame
 
@@ -141,11 +141,17 @@ class Framing:
     frame: Frame
     value_range: tuple[float, float]
     presets: dict[str, tuple[float, float]]
+    #: The body/air threshold in model input units ([0, 1] after ``value_range``): what the model
+    #: crops each plane to (None: no body found, the whole plane goes through the model).
+    body_level: float | None = None
 
 
 def framing(mri: Volume, size: int = 256) -> Framing:
-    mask = body_mask(mri)
-    return Framing(frame_for(mri, size, mask), intensity_range(mri, mask), window_presets(mri))
+    threshold = body_threshold(mri)
+    mask = body_mask(mri, threshold)
+    lo, hi = intensity_range(mri, mask)
+    level = None if threshold is None or not mask.any() else float((threshold - lo) / (hi - lo))
+    return Framing(frame_for(mri, size, mask), (lo, hi), window_presets(mri), level)
 
 
 def prepared(dataset: Dataset, size: int = 256) -> tuple[Dataset, Framing]:

@@ -1,4 +1,4 @@
-"""Exports: the three panels as one PNG, and the whole MRI volume colorized (`colorize_volume` has no Qt).
+"""Exports: the three panels as one PNG, and the whole MRI volume colorized (by `core.colorize_volume`, no Qt).
 
 Both write atomically (a temporary name renamed into place), so a cancelled or failed export
 never leaves half a file. The volume export runs on a worker thread, slice batch by slice batch,
@@ -11,17 +11,14 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QProgressDialog
 
 from core.atomic import atomic_path
+from core.colorize_volume import colorize_volume as core_colorize_volume
+from core.colorize_volume import slicing_axis
 from core.errors import InputError
 from core.volume import Volume
-from viewer.jobs import to_uint8, to_unit
-from viewer.model import colorize_planes
-
-_BATCH = 8
 
 
 class Cancelled(Exception):
@@ -63,30 +60,31 @@ def save_png(widget, path: str | os.PathLike) -> Path:
     return path
 
 
-def colorize_volume(mri: Volume, colorizer, output: str, value_range: tuple[float, float],
+def colorize_volume(mri: Volume, colorizer, output: str, pixel_mm: float | None,
                     progress: Callable[[float], None] | None = None,
                     cancel: threading.Event | None = None) -> Volume:
-    """Colorize every axial slice of the MRI grid: an RGB uint8 volume with the MRI's physical frame."""
-    depth = mri.array.shape[0]
-    out = np.empty((*mri.array.shape[:3], 3), dtype=np.uint8)
-    for start in range(0, depth, _BATCH):
+    """The MRI colorized axially exactly as ``mricolor colorize`` does it (`core.colorize_volume`:
+    its normalisation, the model's pixel size, the body crop), reporting progress as a fraction
+    and stopping with `Cancelled` between batches once ``cancel`` is set."""
+    total = mri.array.shape[slicing_axis(mri, "axial")]
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress(done / total)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        stop = min(start + _BATCH, depth)
-        batch = to_unit(mri.array[start:stop].astype(np.float32), value_range)
-        out[start:stop] = to_uint8(colorize_planes(colorizer, batch, output))
-        if progress is not None:
-            progress(stop / depth)
-    return mri.with_array(out, label_table=None)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    return core_colorize_volume(mri, colorizer, axis="axial", output=output, pixel_mm=pixel_mm, progress=report)
 
 
-def export_volume(mri: Volume, colorizer, output: str, value_range: tuple[float, float],
-                  path: str | os.PathLike, progress: Callable[[float], None] | None = None,
+def export_volume(mri: Volume, colorizer, output: str, pixel_mm: float | None, path: str | os.PathLike,
+                  progress: Callable[[float], None] | None = None,
                   cancel: threading.Event | None = None) -> Path:
     """Colorize the MRI and write it to ``path`` (format from the suffix, via `core.io.write_volume`)."""
     from core.io import write_volume
 
-    volume = colorize_volume(mri, colorizer, output, value_range, progress, cancel)
+    volume = colorize_volume(mri, colorizer, output, pixel_mm, progress, cancel)
     if cancel is not None and cancel.is_set():
         raise Cancelled()
     return write_volume(volume, path)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.colorize_volume import colorize_slices
 from core.planes import Plane, sample
 from core.volume import Volume
 from viewer.data import Dataset
@@ -79,7 +80,8 @@ class ColorizeRequest:
     ``preview`` runs the model at half resolution (a quarter of the work) while the user scrolls;
     the full plane follows when the plane rests. ``model_pixel_mm`` is the pixel size the model
     was trained at: the plane is resampled to it for the model and back for the screen, because
-    a network sees anatomy at one scale only.
+    a network sees anatomy at one scale only. ``body_level`` (the MRI framing's body/air threshold
+    in [0, 1]) crops the model's input to the body, as the training planes were framed.
     """
 
     mri01: np.ndarray
@@ -89,6 +91,7 @@ class ColorizeRequest:
     plane: Plane
     preview: bool = False
     model_pixel_mm: float | None = None
+    body_level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,33 +101,18 @@ class Colorized:
     preview: bool = False
 
 
-def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear (N, C, H, W) resize, antialiased when shrinking."""
-    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
-    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
 def colorize(request: ColorizeRequest) -> Colorized:
-    """Run the model on one plane; the time is the model's alone (what the status bar shows)."""
-    from viewer.model import colorize_planes
-
-    full_size = request.mri01.shape
+    """Run the model on one plane, cropped to the body as ``mricolor colorize`` crops each slice
+    (`core.colorize_volume.colorize_slices`); the time is the model's alone (the status bar's)."""
     factor = request.plane.pixel_mm / request.model_pixel_mm if request.model_pixel_mm else 1.0
     if request.preview:  # the preview is visibly coarse, never wrong
         factor /= 2
-    model_size = tuple(max(16, int(round(n * factor / 4)) * 4) for n in full_size)
-    mri01 = request.mri01
-    if model_size != full_size:
-        mri01 = _resize(torch.from_numpy(np.ascontiguousarray(mri01, dtype=np.float32))[None, None], model_size)[0, 0].numpy()
+    body = None if request.body_level is None else request.mri01 > request.body_level
     start = time.perf_counter()
-    rgb = colorize_planes(request.colorizer, mri01[None], request.output)[0]
+    rgb = colorize_slices(request.colorizer, request.mri01[None], factor, request.output, body=body)[0]
     ms = (time.perf_counter() - start) * 1000.0
-    if model_size != full_size:
-        rgb = _resize(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None], full_size)[0]
-        rgb = rgb.permute(1, 2, 0).clamp(0, 1).numpy()
-    rgb = np.array(rgb, dtype=np.float32)
-    rgb[~inside(request.mri, request.plane)] = 0.0
-    return Colorized(to_uint8(rgb), ms, request.preview)
+    rgb[~inside(request.mri, request.plane)] = 0
+    return Colorized(rgb, ms, request.preview)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.dataset_key = ""
         self.model: LoadedModel | None = None
         self.value_range = (0.0, 1.0)
+        self.body_level: float | None = None
         self.last_error: str | None = None
         self.request_id = 0
         self.shown = {"side": 0, "colorized": 0, "metrics": 0}
@@ -176,6 +177,7 @@ class MainWindow(QMainWindow):
         self._invalidate()
         self.dataset, self.dataset_key = dataset, key or dataset.name
         self.value_range = framing.value_range
+        self.body_level = framing.body_level
         self.display.set_presets(framing.presets)
         window, level = self.settings.window_level(self.dataset_key) or next(iter(framing.presets.values()))
         self.state.set_window(window, level)
@@ -313,7 +315,8 @@ class MainWindow(QMainWindow):
         if mri_plane is None:
             mri_plane = jobs.slice_mri(self.dataset, plane)
         return jobs.ColorizeRequest(jobs.to_unit(mri_plane, self.value_range), self.model.colorizer,
-                                    self.state.output, self.dataset.mri, plane, preview, self.model.pixel_mm)
+                                    self.state.output, self.dataset.mri, plane, preview, self.model.pixel_mm,
+                                    self.body_level)
 
     def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
         if rid < max(self.shown["side"], self._floor):
@@ -441,8 +444,8 @@ class MainWindow(QMainWindow):
             return None
         dialog = ExportProgress(self)
         self._exports.append(dialog.cancelled)
-        mri, colorizer, output, value_range = (self.dataset.mri, self.model.colorizer, self.state.output,
-                                               self.value_range)
+        mri, colorizer, output, pixel_mm = (self.dataset.mri, self.model.colorizer, self.state.output,
+                                            self.model.pixel_mm)
 
         def finished(written: Path) -> None:
             self._exports.remove(dialog.cancelled)
@@ -456,7 +459,7 @@ class MainWindow(QMainWindow):
                 self.status.showMessage("export cancelled; nothing was written", 8000)
             else:
                 self.show_error(message, "Export failed")
-        self.tasks.submit(lambda: export_volume(mri, colorizer, output, value_range, path, dialog.report,
+        self.tasks.submit(lambda: export_volume(mri, colorizer, output, pixel_mm, path, dialog.report,
                                                 dialog.cancelled), finished, failed)
         dialog.show()
         return dialog

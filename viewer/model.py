@@ -92,10 +92,5 @@ def served_output(colorizer) -> str:
     return str(getattr(colorizer, "serve", "c_hat"))
 
 
-def colorize_planes(colorizer, mri01: np.ndarray, output: str) -> np.ndarray:
-    """(N, H, W) MRI planes in [0, 1] → (N, H, W, 3) float RGB in [0, 1] of the chosen output."""
-    return np.asarray(colorizer.colorize(mri01, outputs=output), dtype=np.float32)
-
-
 def device_name(colorizer) -> str:
     return str(getattr(colorizer, "device", "cpu"))
