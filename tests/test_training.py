@@ -16,7 +16,7 @@ from core.training.config import RunConfig, parse_assignment, resolve
 from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
 from core.training.logging import RunLog, read_log, truncate_log
-from core.training.lookup import IntensityLookup
+from core.training.lookup import IntensityLookup, TissueLookup
 from core.training.loop import NonFiniteLossError, ResumableSampler, reduce_and_check
 from core.training.samples import label_colors, loss_curves, sample_grid
 from core.training.segmentation import balanced_class_weights, dice_per_class
@@ -186,6 +186,22 @@ def test_class_balance_weights_rare_tissues_up():
     background, muscle, fat, bone, unseen = weights
     assert bone > fat > background and bone <= 10.0 and unseen == 1.0
     assert min(weights[:4]) < 1.0 < max(weights[:4])                          # 1 at the median frequency
+
+
+def test_tissue_lookup_paints_each_label_with_its_mean_training_colour():
+    """Label 1 is red on half the planes and blue on the others (mean: purple), label 2 green;
+    label 3, never seen in training, gets the background's colour."""
+    labels = torch.tensor([[0, 1], [2, 2]])
+    red, blue, green = torch.tensor([1.0, 0, 0]), torch.tensor([0, 0, 1.0]), torch.tensor([0, 1.0, 0])
+    black = torch.zeros(3)
+    planes = [{"mri": torch.zeros(1, 2, 2), "labels": labels,
+               "cryo": torch.stack([torch.stack([black, red if i % 2 else blue]),
+                                    torch.stack([green] * 2)]).permute(2, 0, 1)} for i in range(4)]
+    tissues = TissueLookup.fit(planes, max_label=7)
+    out = tissues(torch.tensor([[[1, 2, 3, 0]]]))[0, :, 0]  # (3, 4)
+    torch.testing.assert_close(out.T, torch.stack([torch.tensor([0.5, 0, 0.5]), green, black, black]))
+    with pytest.raises(ValueError, match="label ids"):
+        TissueLookup.fit([{**planes[0], "labels": labels + 10}], max_label=7)
 
 
 def test_lookup_table_maps_intensity_to_mean_colour():

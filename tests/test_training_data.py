@@ -55,7 +55,8 @@ class SyntheticPlanes(Dataset):
             mri[0, 0] = np.nan
         cryo = np.clip(COLOUR[shifted] + 0.02 * rng.standard_normal((*labels.shape, 3)), 0, 1).astype(np.float32)
         return {"mri": torch.from_numpy(mri)[None], "cryo": torch.from_numpy(cryo).permute(2, 0, 1),
-                "labels": torch.from_numpy(shifted), "truth": torch.from_numpy(COLOUR[labels]).permute(2, 0, 1)}
+                "labels": torch.from_numpy(shifted), "truth": torch.from_numpy(COLOUR[labels]).permute(2, 0, 1),
+                "mri_labels": torch.from_numpy(labels)}
 
 
 def write_dataset(root: Path, subjects: tuple[str, ...] = ("train", "test"), planes: int = 8, size: int = 32) -> Path:

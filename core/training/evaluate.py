@@ -4,7 +4,9 @@ Rows, in this order:
 
 - reference rows, computed without learning — the true colorization itself (phantom data only:
   what a perfect colorization scores on the paper's metrics), the registered cryosection itself,
-  and the intensity→colour lookup table fitted on the training planes;
+  the intensity→colour lookup table fitted on the training planes, and (phantom data only) the
+  tissue oracle: the MRI's true labels painted with each tissue's mean training colour, the
+  floor of any colorization that paints tissues (`core.training.lookup`);
 - per checkpoint, one row per output of G_m→ĉ: ĉ, c′ and their fusion, each a colorization in
   its own right.
 
@@ -31,9 +33,11 @@ from core.atomic import write_text
 from core.training.colorization import OUTPUT_LABELS
 from core.labels import LabelTable
 from core.training.data import PlaneData, resize_batch
-from core.training.lookup import IntensityLookup
+from core.training.lookup import IntensityLookup, TissueLookup
 
 TRUTH_ROW, CRYO_ROW, LOOKUP_ROW = "true colorization", "registered cryosection", "lookup table"
+#: Phantom data only: the true MRI labels painted with each tissue's mean training colour.
+ORACLE_ROW = "tissue oracle"
 #: Markdown columns: (metric key, header with the better direction).
 MAIN_COLUMNS = (("CF", "CF ↑"), ("dCF", "ΔCF ↓"), ("SSIM", "SSIM ↑"), ("MS-SSIM", "MS-SSIM ↑"),
                 ("STSIM", "STSIM ↑"), ("FSIM", "FSIM ↑"), ("dE", "ΔE ↓"), ("PSNR", "PSNR ↑"))
@@ -67,6 +71,11 @@ class Table:
             cells = [_pm(*self.stats[name].get(key, (math.nan, math.nan))) for key, _ in columns]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append(f"\nMean ± std over {self.planes} test planes. Reference rows involve no learning.")
+        if ORACLE_ROW in self.kinds:
+            lines.append(f"The tissue oracle ({self.mean(ORACLE_ROW, 'dE'):.2f}) paints the true labels of the MRI "
+                         "with each tissue's mean training colour: a perfect segmentation. Its ΔE is the "
+                         "cryosection's texture and exposure, which no MRI holds, so no colorization of tissues "
+                         "can go far below it.")
         if TRUTH_ROW in self.kinds:
             lines.append(f"The true colorization scores SSIM {self.mean(TRUTH_ROW, 'SSIM'):.3f} against the MRI: "
                          "tissue lightness in a cryosection does not follow T1 contrast, so SSIM to the MRI is "
@@ -101,13 +110,17 @@ def _num(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.6g}"
 
 
-def reference_sources(data: PlaneData, lookup: IntensityLookup) -> list[tuple[str, Source]]:
-    """The rows computed without learning, in table order."""
+def reference_sources(data: PlaneData, lookup: IntensityLookup,
+                      tissues: TissueLookup | None = None) -> list[tuple[str, Source]]:
+    """The rows computed without learning, in table order (the tissue oracle where ``tissues``
+    is given and the test planes carry the MRI's true labels)."""
     sources: list[tuple[str, Source]] = []
     if data.has_truth:
         sources.append(("reference", lambda b: {TRUTH_ROW: b["truth"]}))
     sources.append(("reference", lambda b: {CRYO_ROW: b["cryo"]}))
     sources.append(("reference", lambda b: {LOOKUP_ROW: lookup(b["mri"])}))
+    if tissues is not None and data.has_truth and "mri_labels" in data.test[0]:
+        sources.append(("reference", lambda b: {ORACLE_ROW: tissues(b["mri_labels"])}))
     return sources
 
 
@@ -182,7 +195,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], data: PlaneDa
     if image_size is None and checkpoints:
         image_size = checkpoint_image_size(checkpoints)
     lookup = IntensityLookup.fit(data.train, max_planes=lookup_planes, image_size=image_size)
-    sources = reference_sources(data, lookup)
+    tissues = TissueLookup.fit(data.train, max_planes=lookup_planes, image_size=image_size) if data.has_truth else None
+    sources = reference_sources(data, lookup, tissues)
     sources += [("model", checkpoint_source(p, n, device)) for p, n in zip(checkpoints, names)]
     return evaluate(sources, data.test, data.label_table, planes=planes, batch_size=batch_size,
                     image_size=image_size)
