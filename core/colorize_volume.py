@@ -115,8 +115,9 @@ def colorize_volume(mri: Volume, colorizer, *, axis: str = "axial", output: str 
     ``colorizer.outputs`` (None: the one it serves). ``pixel_mm``: in-plane pixel size the
     model expects (None: no resampling). ``normalized``: the MRI is already in [0, 1] (skip
     `core.normalize`). ``crop``: run the network only on each batch's body bounding box plus a
-    margin of ``CROP_MARGIN`` model pixels, and give the air around it the colour the model
-    gives air (a far smaller input on most bodies; off: every pixel goes through the network).
+    margin of ``CROP_MARGIN`` model pixels, and give the air around it the colour the model gave
+    the air at the box's edge (a far smaller input on most bodies; off: every pixel goes through
+    the network; see `colorize_slices`).
     The generators' instance norm makes their output depend on the framing; a cropped plane is
     filled by the body much as the training planes were (>= 40 % body), a whole slice often is not.
     ``progress`` is called with the number of slices finished after each batch.
@@ -159,29 +160,30 @@ def colorize_slices(colorizer, slices: np.ndarray, scale, output: str | None = N
     (model pixels per slice pixel, one number or (rows, cols)).
 
     ``body`` (h, w) bool: run the network only on its bounding box plus ``CROP_MARGIN`` model
-    pixels, rounded up to ``CROP_STEP``, and give the rest the colour the model gives air (None:
-    every pixel goes through the network). Both the volume colorizer and the viewer call this,
-    so a plane looks the same in an exported volume and on screen.
+    pixels, rounded up to ``CROP_STEP``, and give the rest the colour the model gave the air at
+    the box's edge (the median of its outer ring, so the seam does not show; a slice with no
+    body at all gets the model's colour for a plane of air). None: every pixel goes through the
+    network. Both the volume colorizer and the viewer call this, so a plane looks the same in an
+    exported volume and on screen.
     """
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,))
     device = getattr(colorizer, "device", torch.device("cpu"))
+    box = (slice(None), slice(None))
+    if body is not None:
+        margin = np.ceil(CROP_MARGIN / scale).astype(int)
+        step = np.maximum(1, np.round(CROP_STEP / scale)).astype(int)
+        box = _body_box(body, margin, step)
+        if box is None:
+            return np.broadcast_to(air_colour(colorizer, output), slices.shape + (3,)).copy()
+    part = slices[:, box[0], box[1]]
+    size = tuple(max(MIN_PIXELS, int(round(n * f))) for n, f in zip(part.shape[1:], scale))
     with torch.inference_mode():
-        if body is None:
-            box = (slice(None), slice(None))
-            out = None
-        else:
-            margin = np.ceil(CROP_MARGIN / scale).astype(int)
-            step = np.maximum(1, np.round(CROP_STEP / scale)).astype(int)
-            out = np.empty(slices.shape + (3,), dtype=np.uint8)
-            out[:] = air_colour(colorizer, output)
-            box = _body_box(body, margin, step)
-            if box is None:
-                return out
-        part = slices[:, box[0], box[1]]
-        size = tuple(max(MIN_PIXELS, int(round(n * f))) for n, f in zip(part.shape[1:], scale))
         rgb = _colorize_batch(colorizer, part, size, output, device)
-    if out is None:
+    if rgb.shape[1:3] == slices.shape[1:]:
         return rgb
+    ring = np.concatenate([rgb[:, 0], rgb[:, -1], rgb[:, 1:-1, 0], rgb[:, 1:-1, -1]], axis=1)  # (N, ring, 3)
+    out = np.empty(slices.shape + (3,), dtype=np.uint8)
+    out[:] = np.median(ring, axis=1).astype(np.uint8)[:, None, None, :]
     out[(slice(None), *box)] = rgb
     return out
 

@@ -144,8 +144,8 @@ def test_progress_and_batches():
 
 
 def test_crop_runs_the_network_on_the_body_only(tiny):
-    """With crop, the network sees each batch's body box plus a margin; air gets the air colour
-    and slices without body skip the network. (Instance norm makes a model's output depend on the
+    """With crop, the network sees each batch's body box plus a margin; the air around it gets the
+    colour of the air at the box's edge, and slices without body skip the network. (Instance norm makes a model's output depend on the
     framing, so a real model's colours inside the body differ somewhat with and without crop.)"""
     array = np.zeros((10, 64, 72), np.float32)
     array[3:8, 8:30, 40:66] = _body((5, 22, 26))
@@ -159,6 +159,27 @@ def test_crop_runs_the_network_on_the_body_only(tiny):
     out = colorize_volume(vol, tiny, pixel_mm=None, batch_size=2).array
     assert out.shape == vol.array.shape + (3,)
     assert (out[0] == out[0, 0, 0]).all()  # a slice of air is one colour
+
+
+class FramingDependent(Identity):
+    """Like `Identity`, plus a blue that grows with the plane's width: a model whose colour for
+    air depends on the framing, as instance norm makes a real one's do."""
+
+    def colorize(self, planes, outputs=None):
+        rgb = super().colorize(planes, outputs).clone()
+        rgb[:, 2] += planes.shape[-1] / 1000
+        return rgb
+
+
+def test_air_outside_the_crop_box_has_the_colour_of_the_air_inside_it():
+    """No seam at the crop box: the fill is the colour the model gave the air at the box's edge,
+    not its colour for a plane of nothing but air (64 px wide here, 32-px multiples for the box)."""
+    array = np.zeros((4, 96, 160), np.float32)
+    array[:, 40:60, 60:100] = 0.8  # box: 40 + 2 × 16 px of margin → 96 px wide
+    out = colorize_volume(_volume(array, spacing=(1.0, 1.0, 1.0)), FramingDependent(), pixel_mm=None).array
+    air = out[:, array[0] == 0]  # (slices, air pixels, 3)
+    assert len(np.unique(air.reshape(-1, 3), axis=0)) == 1
+    assert air[0, 0, 2] != round(64 / 1000 * 255)  # not the colour of the 64-px air probe
 
 
 def test_real_model_range_and_frame(tiny):

@@ -226,7 +226,7 @@ def test_the_model_sees_the_plane_at_its_training_pixel_size():
 
 def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     """With the framing's body level the model gets the body's box (plus a margin, in multiples
-    of 32 model pixels), not the whole plane; the air around it gets the model's air colour."""
+    of 32 model pixels), not the whole plane; the air around it gets the colour of the air at the box's edge."""
     from core.colorize_volume import CROP_STEP
     from core.planes import sample
     from viewer.jobs import ColorizeRequest, colorize, to_unit
@@ -245,4 +245,4 @@ def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     body = mri01 > framing.body_level
     assert cropped.rgb.shape == (256, 256, 3) and cropped.rgb.dtype == np.uint8
     assert np.abs(cropped.rgb[body].astype(int) - whole.rgb[body].astype(int)).max() <= 1  # pointwise model
-    assert cropped.rgb[0, 0].tolist() == [0, 0, 0]  # the stand-in's air colour
+    assert cropped.rgb[0, 0].tolist() == [0, 0, 0]  # the stand-in's colour for air (MRI 0)
