@@ -169,6 +169,32 @@ def test_a_save_interrupted_midway_is_never_resumed(tmp_path, segmentation, how)
     assert sorted(_losses(out)) == [1, 2, 3, 4]
 
 
+def test_a_new_run_can_start_from_another_runs_state(tmp_path, segmentation):
+    """--init-from: the first step of the new run starts from the source's weights (its step-1
+    loss is not the fresh run's), steps count from 0, and the new run's own loss weights apply."""
+    data = synthetic_data(8, 2)
+    train_colorization(tiny(max_steps=3), data, Context(), tmp_path / "source", segmentation=segmentation)
+    source_state = state.list_states(tmp_path / "source" / "checkpoints")[-1]
+    weights = tiny(max_steps=2, **{"loss.lambda_l1_c_prime": 5.0})
+    _, fresh = train_colorization(weights, data, Context(), tmp_path / "fresh", segmentation=segmentation)
+    _, tuned = train_colorization(weights, data, Context(), tmp_path / "tuned", segmentation=segmentation,
+                                  init_from=tmp_path / "source")
+    assert tuned.step == 2 and sorted(_losses(tmp_path / "tuned")) == [1, 2]
+    first_fresh, first_tuned = _losses(tmp_path / "fresh")[1], _losses(tmp_path / "tuned")[1]
+    assert "l1_c_prime" in first_tuned and first_tuned["rec_m"] != pytest.approx(first_fresh["rec_m"])
+    payload = state.load_state(state.list_states(tmp_path / "tuned" / "checkpoints")[-1])
+    source = state.load_state(source_state)
+    assert payload["step"] == 2 and any(not torch.equal(payload["modules"]["g_mc"][k], source["modules"]["g_mc"][k])
+                                        for k in source["modules"]["g_mc"])
+    config = (tmp_path / "tuned" / "config.json").read_text(encoding="utf-8")
+    assert str(source_state) in config and '"lambda_l1_c_prime": 5.0' in config
+    with pytest.raises(InputError, match="no training state"):
+        train_colorization(weights, data, Context(), tmp_path / "x", segmentation=segmentation, init_from=tmp_path)
+    with pytest.raises(InputError, match="not a colorization"):
+        train_colorization(weights, data, Context(), tmp_path / "y", segmentation=segmentation,
+                           init_from=next((segmentation.parent / "checkpoints").glob("state-*.pt")))
+
+
 # --- evaluation ----------------------------------------------------------------------------------
 def test_evaluation_rows_come_in_order_and_the_references_rank_as_expected(tmp_path):
     model = build_networks(resolve("tiny").preset.model, num_classes=LABELS.num_classes, seed=0)

@@ -54,6 +54,11 @@ def _add_training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
                    help="after every step, verify all processes hold identical weights (debug)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any preset value, e.g. --set loss.lambda_l1_c_prime=10 (repeatable)")
+    if kind == "colorization":
+        p.add_argument("--init-from", type=Path, metavar="STATE",
+                       help="start this new run from another run's networks and optimisers (a "
+                            "checkpoints/state-*.pt file or a run folder: its newest state), with this "
+                            "run's configuration, e.g. other loss weights; steps count from 0")
     if kind in ("colorization", "ablation"):
         p.add_argument("--segmentation", type=Path,
                        help="pre-trained U-Net checkpoint (default: OUT/segmentation/model.safetensors, "
@@ -151,7 +156,7 @@ def _run_training(args: argparse.Namespace) -> int:
             from core.training.colorization import train_colorization
 
             _, result = train_colorization(cfg, data, ctx, args.out, segmentation=args.segmentation,
-                                           resume=args.resume)
+                                           resume=args.resume, init_from=args.init_from)
         if ctx.is_main:
             print(f"model: {result.export}  (step {result.step}; checkpoints in {args.out / 'checkpoints'})",
                   file=sys.stderr)

@@ -195,8 +195,10 @@ def ensure_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, folder: s
 
 
 def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
-                       segmentation: str | Path | None = None, resume: bool = False) -> tuple[ColorizationTask, FitResult]:
-    """Train the colorization GAN into ``out`` and export ``out/model.safetensors``.
+                       segmentation: str | Path | None = None, resume: bool = False,
+                       init_from: str | Path | None = None) -> tuple[ColorizationTask, FitResult]:
+    """Train the colorization GAN into ``out`` and export ``out/model.safetensors``
+    (``init_from``: start from another run's state, see `core.training.loop.fit`).
 
     ``segmentation`` is the pre-trained U-Net's checkpoint; None pre-trains one into
     ``out/segmentation`` (unless the ablation has no S). With ``serve`` "auto" the export
@@ -209,7 +211,7 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
         segmentation = ensure_segmentation(cfg, data, ctx, out / "segmentation", resume=resume)
     task = ColorizationTask(cfg, ctx, data, segmentation)
     result = fit(task, data.train, ctx, cfg, out, schedule(cfg), resume=resume, check_sync=cfg.train.check_sync,
-                 description=f"colorization {cfg.ablation or cfg.preset.name}")
+                 description=f"colorization {cfg.ablation or cfg.preset.name}", init_from=init_from)
     if ctx.is_main and cfg.train.serve == "auto" and result.export is not None:
         serve, scores = choose_serve(result.export, data, device=ctx.device, planes=cfg.train.eval_planes,
                                      image_size=cfg.train.image_size)

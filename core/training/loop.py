@@ -172,9 +172,15 @@ def draw_loss_curves(out: Path, path: Path) -> None:
 
 
 def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str | Path, schedule: Schedule, *,
-        resume: bool = False, check_sync: bool = False, description: str = "train") -> FitResult:
+        resume: bool = False, check_sync: bool = False, description: str = "train",
+        init_from: str | Path | None = None) -> FitResult:
     """Train ``task`` on ``train_set`` into ``out`` (``checkpoints/``, ``log.csv``, ``samples/``,
-    ``loss_curves.png``); with ``resume`` continue from the newest full state in ``out``."""
+    ``loss_curves.png``); with ``resume`` continue from the newest full state in ``out``.
+
+    ``init_from`` (a state file, or a run folder: its newest state) starts a new run from another
+    run's networks, optimiser and EMA states — fine-tuning with other loss weights or data — with
+    this run's configuration and a step count from 0. A resumable state in ``out`` wins over it.
+    """
     out = Path(out)
     ckpt_dir = out / CHECKPOINT_DIR
     if ctx.is_main:
@@ -204,6 +210,7 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     if occupied:
         raise InputError(out, "already holds the checkpoints of a run: continue it with --resume, or choose "
                               "another --out")
+    initial = None
     if found is not None:
         payload = latest[1] if ctx.is_main else state.load_state(found, ctx.device)
         task.load_state_dict(payload)
@@ -212,14 +219,19 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
         if len(rng) == ctx.world_size:
             state.restore_rng(rng[ctx.rank])
         last_state = found
+    elif init_from is not None:
+        initial, initial_step = _load_initial(task, Path(init_from), ctx.device)
     task.distribute(ctx)
     write_config(ctx, out, cfg, {"kind": task.kind, "world_size": ctx.world_size, "batch_per_process":
                                  schedule.batch_size, "global_batch": global_batch, "device": str(ctx.device),
-                                 "backend": ctx.backend, "git": state.git_revision()})
+                                 "backend": ctx.backend, "git": state.git_revision(),
+                                 **({"init_from": str(initial)} if initial is not None else {})})
 
     log = RunLog(ctx, out, total_steps=total, start_step=step, description=description)
     if last_state is not None:
         log.message(f"resumed from {last_state} (step {step}, epoch {epoch})")
+    elif initial is not None:
+        log.message(f"initialised from {initial} (its step {initial_step}); this run counts from 0")
     elif resume:
         log.message(f"no checkpoint in {ckpt_dir}: starting from scratch")
     log.message(f"{task.kind}: {total} steps, {ctx.world_size} process(es) × batch {schedule.batch_size} "
@@ -287,3 +299,25 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     if ctx.is_main and export is None:
         export = task.export(out, step)
     return FitResult(step, epoch, last_state, export)
+
+
+def _load_initial(task: Task, source: Path, device) -> tuple[Path, int]:
+    """Load the networks and optimiser states of ``source`` (a state file or a run folder) into
+    ``task``; the state file used and its step. Every rank reads it, so no broadcast is needed."""
+    if source.is_dir():
+        found = state.list_states(source / CHECKPOINT_DIR) or state.list_states(source)
+        if not found:
+            raise InputError(source, "holds no training state (checkpoints/state-*.pt) to initialise from")
+        source = found[-1]
+    try:
+        payload = state.load_state(source, device)
+    except ValueError as exc:
+        raise InputError(source, str(exc).removeprefix(f"{source}: ")) from None
+    if payload.get("kind") != task.kind:
+        raise InputError(source, f"is a {payload.get('kind')} state, not a {task.kind} one")
+    try:
+        task.load_state_dict(payload)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise InputError(source, f"does not fit this run's networks (another preset or ablation?): "
+                                 f"{str(exc).splitlines()[0]}") from None
+    return source, int(payload.get("step", 0))
