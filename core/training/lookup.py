@@ -46,14 +46,26 @@ def _mean_colours(dataset: Dataset, bins: int, index: Callable[[dict], torch.Ten
     return (sums / counts.clamp(min=1)[:, None]).numpy(), filled
 
 
-class IntensityLookup:
-    """Mean RGB per MRI intensity bin over [0, 1]; empty bins interpolated from their neighbours."""
+class _ColourTable:
+    """An (entries, 3) float32 RGB table and the painting of an index map with it."""
+
+    min_entries = 1
 
     def __init__(self, table: np.ndarray):
         table = np.asarray(table, dtype=np.float32)
-        if table.ndim != 2 or table.shape[1] != 3 or len(table) < 2:
-            raise ValueError(f"a lookup table is (bins ≥ 2, 3), got {table.shape}")
+        if table.ndim != 2 or table.shape[1] != 3 or len(table) < self.min_entries:
+            raise ValueError(f"a colour table is (entries ≥ {self.min_entries}, 3), got {table.shape}")
         self.table = table
+
+    def _paint(self, index: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) entries → (N, 3, H, W) colours."""
+        return torch.from_numpy(self.table).to(index.device)[index].permute(0, 3, 1, 2).contiguous()
+
+
+class IntensityLookup(_ColourTable):
+    """Mean RGB per MRI intensity bin over [0, 1]; empty bins interpolated from their neighbours."""
+
+    min_entries = 2
 
     @property
     def bins(self) -> int:
@@ -75,19 +87,12 @@ class IntensityLookup:
 
     def __call__(self, mri: torch.Tensor) -> torch.Tensor:
         """Colour (N, 3, H, W) of MRI planes (N, 1, H, W) in [0, 1]."""
-        table = torch.from_numpy(self.table).to(mri.device)
-        return table[self._index(mri.float(), self.bins)].permute(0, 3, 1, 2).contiguous()
+        return self._paint(self._index(mri.float(), self.bins))
 
 
-class TissueLookup:
+class TissueLookup(_ColourTable):
     """Mean RGB per label id, fitted on the training planes' cryosection labels; ids never seen in
     training are painted with the background's (id 0) colour."""
-
-    def __init__(self, table: np.ndarray):
-        table = np.asarray(table, dtype=np.float32)
-        if table.ndim != 2 or table.shape[1] != 3 or len(table) < 1:
-            raise ValueError(f"a tissue colour table is (labels, 3), got {table.shape}")
-        self.table = table
 
     @classmethod
     def fit(cls, dataset: Dataset, max_planes: int | None = None, batch_size: int = 16,
@@ -104,6 +109,4 @@ class TissueLookup:
 
     def __call__(self, labels: torch.Tensor) -> torch.Tensor:
         """Colour (N, 3, H, W) of label maps (N, H, W)."""
-        table = torch.from_numpy(self.table).to(labels.device)
-        ids = labels.long().clamp(0, len(self.table) - 1)
-        return table[ids].permute(0, 3, 1, 2).contiguous()
+        return self._paint(labels.long().clamp(0, len(self.table) - 1))
