@@ -196,6 +196,16 @@ def test_a_new_run_can_start_from_another_runs_state(tmp_path, segmentation):
 
 
 # --- evaluation ----------------------------------------------------------------------------------
+def test_evaluation_at_a_smaller_size_resizes_every_plane_including_the_mri_labels(tmp_path):
+    """Ablations train below the dataset's plane size: the per-tissue ΔE needs the MRI's labels
+    at the evaluated size too (they once stayed at the planes' size and the table failed)."""
+    model = build_networks(resolve("tiny").preset.model, num_classes=LABELS.num_classes, seed=0)
+    ckpt = save_checkpoint(tmp_path / "run" / "model.safetensors", model.modules(), model.config,
+                           label_table=LABELS, extra={"image_size": 64})
+    table = evaluate_checkpoints([ckpt], synthetic_data(8, 2, size=96), planes=2)
+    assert table.planes == 2 and table.mean(ORACLE_ROW, "dE") < table.mean(LOOKUP_ROW, "dE")
+
+
 def test_evaluation_rows_come_in_order_and_the_references_rank_as_expected(tmp_path):
     model = build_networks(resolve("tiny").preset.model, num_classes=LABELS.num_classes, seed=0)
     ckpt = save_checkpoint(tmp_path / "run" / "model.safetensors", model.modules(), model.config,

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from core.labels import LabelTable
 
 IMAGE_KEYS = ("mri", "cryo", "truth")
-LABEL_KEYS = ("labels",)
+LABEL_KEYS = ("labels", "mri_labels")
 
 
 @dataclass
