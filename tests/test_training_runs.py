@@ -188,6 +188,9 @@ def test_a_new_run_can_start_from_another_runs_state(tmp_path, segmentation):
                                         for k in source["modules"]["g_mc"])
     config = (tmp_path / "tuned" / "config.json").read_text(encoding="utf-8")
     assert str(source_state) in config and '"lambda_l1_c_prime": 5.0' in config
+    train_colorization(tiny(max_steps=3, **{"loss.lambda_l1_c_prime": 5.0}), data, Context(), tmp_path / "tuned",
+                       segmentation=segmentation, resume=True)  # a resume keeps the provenance
+    assert str(source_state) in (tmp_path / "tuned" / "config.json").read_text(encoding="utf-8")
     with pytest.raises(InputError, match="no training state"):
         train_colorization(weights, data, Context(), tmp_path / "x", segmentation=segmentation, init_from=tmp_path)
     with pytest.raises(InputError, match="not a colorization"):

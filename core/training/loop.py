@@ -210,22 +210,24 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     if occupied:
         raise InputError(out, "already holds the checkpoints of a run: continue it with --resume, or choose "
                               "another --out")
-    initial = None
+    initial, origin = None, None  # origin: the state this run was initialised from, kept across resumes
     if found is not None:
         payload = latest[1] if ctx.is_main else state.load_state(found, ctx.device)
         task.load_state_dict(payload)
         step, epoch, offset = payload["step"], payload["epoch"], payload["batch_in_epoch"]
+        origin = payload.get("init_from")
         rng = payload["rng"]
         if len(rng) == ctx.world_size:
             state.restore_rng(rng[ctx.rank])
         last_state = found
     elif init_from is not None:
         initial, initial_step = _load_initial(task, Path(init_from), ctx.device)
+        origin = str(initial)
     task.distribute(ctx)
     write_config(ctx, out, cfg, {"kind": task.kind, "world_size": ctx.world_size, "batch_per_process":
                                  schedule.batch_size, "global_batch": global_batch, "device": str(ctx.device),
                                  "backend": ctx.backend, "git": state.git_revision(),
-                                 **({"init_from": str(initial)} if initial is not None else {})})
+                                 **({"init_from": origin} if origin is not None else {})})
 
     log = RunLog(ctx, out, total_steps=total, start_step=step, description=description)
     if last_state is not None:
@@ -246,7 +248,8 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
         if ctx.is_main:
             payload = {"kind": task.kind, "epoch": epoch, "batch_in_epoch": offset,
                        "samples": step * global_batch, "rng": rngs, "config": cfg.to_json(),
-                       "git": state.git_revision(), "world_size": ctx.world_size, **task.state_dict()}
+                       "git": state.git_revision(), "world_size": ctx.world_size, **task.state_dict(),
+                       **({"init_from": origin} if origin is not None else {})}
             state.save_state(ckpt_dir, step, payload, keep=schedule.keep_checkpoints)
             export = task.export(out, step)
         distributed.barrier(ctx)
