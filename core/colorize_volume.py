@@ -15,9 +15,9 @@ the input's: the result overlays the MRI voxel for voxel in any viewer.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -144,13 +144,12 @@ def colorize_volume(mri: Volume, colorizer, *, axis: str = "axial", output: str 
     scale = np.ones(2) if pixel_mm is None else spacing / pixel_mm  # model pixels per slice pixel
     out = np.empty(stack.shape + (3,), dtype=np.uint8)
     masks = np.moveaxis(mask, a, 0) if crop else None
-    with torch.inference_mode():
-        for start in range(0, stack.shape[0], batch_size):
-            rows = slice(start, start + batch_size)
-            body = masks[rows].any(axis=0) if crop else None
-            out[rows] = colorize_slices(colorizer, stack[rows], scale, output, body=body)
-            if progress is not None:
-                progress(min(start + batch_size, stack.shape[0]))
+    for start in range(0, stack.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        body = masks[rows].any(axis=0) if crop else None
+        out[rows] = colorize_slices(colorizer, stack[rows], scale, output, body=body)
+        if progress is not None:
+            progress(min(start + batch_size, stack.shape[0]))
     return Volume(np.moveaxis(out, 0, a), mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
 
 
@@ -188,15 +187,21 @@ def colorize_slices(colorizer, slices: np.ndarray, scale, output: str | None = N
     return out
 
 
-@functools.lru_cache(maxsize=8)
+#: Air colours per model and output; weak keys, so a model the viewer has replaced is freed.
+_AIR: "weakref.WeakKeyDictionary[object, dict[str | None, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
 def air_colour(colorizer, output: str | None) -> np.ndarray:
-    """uint8 RGB the model gives a plane of air (zeros): the fill outside the cropped body
-    (cached per model and output: the viewer asks on every plane)."""
-    device = getattr(colorizer, "device", torch.device("cpu"))
-    with torch.inference_mode():
-        rgb = colorizer.colorize(torch.zeros(1, 1, 4 * CROP_MARGIN, 4 * CROP_MARGIN, device=device), output)
-    centre = rgb[0, :, 2 * CROP_MARGIN, 2 * CROP_MARGIN].clamp(0, 1)
-    return (centre * 255).round().to(torch.uint8).cpu().numpy()
+    """uint8 RGB the model gives a plane of air (zeros): the fill of a slice with no body
+    (cached per model and output)."""
+    cached = _AIR.setdefault(colorizer, {})
+    if output not in cached:
+        device = getattr(colorizer, "device", torch.device("cpu"))
+        with torch.inference_mode():
+            rgb = colorizer.colorize(torch.zeros(1, 1, 4 * CROP_MARGIN, 4 * CROP_MARGIN, device=device), output)
+        centre = rgb[0, :, 2 * CROP_MARGIN, 2 * CROP_MARGIN].clamp(0, 1)
+        cached[output] = (centre * 255).round().to(torch.uint8).cpu().numpy()
+    return cached[output]
 
 
 def _body_box(mask2d: np.ndarray, margin: np.ndarray, step: np.ndarray) -> tuple[slice, slice] | None:

@@ -39,7 +39,7 @@ def _subsample(values: np.ndarray) -> np.ndarray:
 def body_threshold(volume: Volume) -> float | None:
     """The intensity separating body from air (Otsu on the finite values, a few hot voxels clipped
     first), or None when the volume has no two levels to separate."""
-    from skimage.filters import threshold_otsu
+    from core.planes import otsu_level
 
     array = volume.array
     if volume.is_rgb or volume.is_labels:
@@ -52,7 +52,7 @@ def body_threshold(volume: Volume) -> float | None:
     if not hi > lo:
         return None
     clean = np.clip(np.where(finite, array, lo), lo, hi).astype(np.float32, copy=False)
-    return float(threshold_otsu(clean[::2, ::2, ::2]))
+    return otsu_level(clean)
 
 
 def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:

@@ -272,11 +272,15 @@ def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:
     if volume.is_labels:
         return arr != 0
     grey = arr.astype(np.float32).mean(axis=3) if volume.is_rgb else arr.astype(np.float32)
-    if threshold is None:
-        from skimage.filters import threshold_otsu
+    return grey > (otsu_level(grey) if threshold is None else threshold)
 
-        threshold = float(threshold_otsu(grey[::2, ::2, ::2]))
-    return grey > threshold
+
+def otsu_level(grey: np.ndarray) -> float:
+    """Otsu's threshold of a 3-D array, from every other voxel along each axis (an eighth of the
+    work; a body's histogram does not change)."""
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(grey[::2, ::2, ::2]))
 
 
 def random_planes(volume: Volume, n: int, seed: int, *, pixel_mm: float = 1.5, width: int = 256,

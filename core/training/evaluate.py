@@ -110,16 +110,22 @@ def _num(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.6g}"
 
 
+def has_mri_labels(data: PlaneData) -> bool:
+    """Whether the test planes carry the true colorization and the MRI's true labels (phantom
+    data), which the tissue oracle row needs."""
+    return data.has_truth and "mri_labels" in data.test[0]
+
+
 def reference_sources(data: PlaneData, lookup: IntensityLookup,
                       tissues: TissueLookup | None = None) -> list[tuple[str, Source]]:
     """The rows computed without learning, in table order (the tissue oracle where ``tissues``
-    is given and the test planes carry the MRI's true labels)."""
+    is given, see `has_mri_labels`)."""
     sources: list[tuple[str, Source]] = []
     if data.has_truth:
         sources.append(("reference", lambda b: {TRUTH_ROW: b["truth"]}))
     sources.append(("reference", lambda b: {CRYO_ROW: b["cryo"]}))
     sources.append(("reference", lambda b: {LOOKUP_ROW: lookup(b["mri"])}))
-    if tissues is not None and data.has_truth and "mri_labels" in data.test[0]:
+    if tissues is not None:
         sources.append(("reference", lambda b: {ORACLE_ROW: tissues(b["mri_labels"])}))
     return sources
 
@@ -195,7 +201,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], data: PlaneDa
     if image_size is None and checkpoints:
         image_size = checkpoint_image_size(checkpoints)
     lookup = IntensityLookup.fit(data.train, max_planes=lookup_planes, image_size=image_size)
-    tissues = TissueLookup.fit(data.train, max_planes=lookup_planes, image_size=image_size) if data.has_truth else None
+    tissues = (TissueLookup.fit(data.train, max_planes=lookup_planes, image_size=image_size)
+               if has_mri_labels(data) else None)
     sources = reference_sources(data, lookup, tissues)
     sources += [("model", checkpoint_source(p, n, device)) for p, n in zip(checkpoints, names)]
     return evaluate(sources, data.test, data.label_table, planes=planes, batch_size=batch_size,

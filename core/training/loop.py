@@ -308,14 +308,15 @@ def _load_initial(task: Task, source: Path, device) -> tuple[Path, int]:
     """Load the networks and optimiser states of ``source`` (a state file or a run folder) into
     ``task``; the state file used and its step. Every rank reads it, so no broadcast is needed."""
     if source.is_dir():
-        found = state.list_states(source / CHECKPOINT_DIR) or state.list_states(source)
-        if not found:
+        latest = state.load_latest(source / CHECKPOINT_DIR, device) or state.load_latest(source, device)
+        if latest is None:
             raise InputError(source, "holds no training state (checkpoints/state-*.pt) to initialise from")
-        source = found[-1]
-    try:
-        payload = state.load_state(source, device)
-    except ValueError as exc:
-        raise InputError(source, str(exc).removeprefix(f"{source}: ")) from None
+        source, payload = latest
+    else:
+        try:
+            payload = state.load_state(source, device)
+        except ValueError as exc:
+            raise InputError(source, str(exc).removeprefix(f"{source}: ")) from None
     if payload.get("kind") != task.kind:
         raise InputError(source, f"is a {payload.get('kind')} state, not a {task.kind} one")
     try:
