@@ -7,7 +7,7 @@ Layout of ``*.safetensors`` (the header's ``__metadata__`` holds strings only):
 - metadata ``format`` = ``"mricolor.checkpoint"``, ``format_version`` = ``"1"``,
   ``model`` = the ``ModelConfig`` as JSON (enough to rebuild every network),
   ``networks`` = JSON list of the saved network names,
-  ``serve`` = the output the ``Colorizer`` serves (``c_hat``, ``c_prime`` or ``fused``),
+  ``serve`` = the output the ``Colorizer`` serves (a name of ``core.outputs.OUTPUTS``),
   ``labels`` = the label table as JSON (optional; S's classes),
   ``extra`` = a JSON object for anything else (training step, preset, data normalisation…).
 
@@ -32,11 +32,11 @@ from core.atomic import write_bytes
 from core.config import ModelConfig
 from core.errors import InputError
 from core.labels import LabelTable
+from core.outputs import check_output
 
 FORMAT = "mricolor.checkpoint"
 FORMAT_VERSION = 1
 NETWORK_NAMES = ("g_mc", "g_cm", "d_c", "d_m", "seg")
-SERVE_OPTIONS = ("c_hat", "c_prime", "fused")
 #: File name of a checkpoint inside a checkpoint folder (e.g. ``resources/default_model/``).
 CHECKPOINT_FILE = "model.safetensors"
 
@@ -52,10 +52,10 @@ def _unwrap(module: nn.Module) -> nn.Module:
 
 def check_serve(serve: str, config: ModelConfig) -> None:
     """Raise ``ValueError`` when ``serve`` is unknown or needs a c' decoder the config lacks."""
-    if serve not in SERVE_OPTIONS:
-        raise ValueError(f"serve must be one of {SERVE_OPTIONS}, got {serve!r}")
-    if serve != "c_hat" and not config.dual_decoder:
-        raise ValueError(f"serve={serve!r} needs the c' decoder, which this architecture lacks")
+    try:
+        check_output(serve, config)
+    except ValueError as exc:
+        raise ValueError(f"serve: {exc}") from None
 
 
 def save_checkpoint(path: str | os.PathLike, modules: Mapping[str, nn.Module], config: ModelConfig, *,

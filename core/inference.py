@@ -2,8 +2,8 @@
 
 ``Colorizer`` hides everything a caller should not have to know: the best device, eval mode,
 padding to a multiple of 4 and cropping back, batching, fp16/bf16 autocast on CUDA and the
-array/tensor conversions. It serves the output its checkpoint declares (ĉ, c' or their fusion)
-and any of the others on request.
+array/tensor conversions. It serves the output its checkpoint declares (ĉ, c' or a fusion, see
+`core.outputs`) and any of the others on request.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from core.config import ModelConfig, load_preset
 from core.errors import InputError
 from core.labels import LabelTable
 from core.networks import Generator, build_generator
+from core.fusion import fuse, mri_guided
+from core.outputs import available
 
 #: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
 DEFAULT_CHECKPOINT = f"default_model/{CHECKPOINT_FILE}"
@@ -44,36 +46,13 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
-    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    g = (g / g.sum()).to(x.dtype)
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def fuse(c_hat: torch.Tensor, c_prime: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
-    """Colours of c' with the edges of ĉ: c' plus the high-pass of ĉ's BT.601 luma, clamped.
-
-    c' has the right colours but is blurred by the training volumes' misregistration; ĉ is sharp
-    and follows the MRI (reference/model.md, last section). Detail finer than ``sigma`` pixels
-    comes from ĉ, everything coarser from c'.
-    """
-    from core.losses import luma
-
-    y = luma(c_hat)
-    return (c_prime + (y - _gaussian_blur(y, sigma))).clamp(0.0, 1.0)
-
-
 class Colorizer:
     """Colorize MRI planes (values in [0, 1]) with G_m→ĉ on the best device.
 
     Build it with ``from_checkpoint`` (trained weights) or ``untrained`` (random weights of a
     preset, so the viewer runs before weights ship). ``outputs`` lists what ``colorize`` can
-    return: ``c_hat``, and with a c' decoder also ``c_prime`` and ``fused``.
+    return: ``c_hat``, and with a c' decoder also ``c_prime``, ``fused`` and ``guided``
+    (`core.outputs`).
     """
 
     def __init__(self, generator: Generator, config: ModelConfig, *, serve: str = "c_hat",
@@ -105,7 +84,7 @@ class Colorizer:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return ("c_hat", "c_prime", "fused") if self.config.dual_decoder else ("c_hat",)
+        return available(self.config)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
@@ -214,8 +193,11 @@ class Colorizer:
             out = {k: v.float() for k, v in out.items()}
             if "fused" in names:
                 out["fused"] = fuse(out["c_hat"], out["c_prime"])
+            out = {k: v[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w] for k, v in out.items()}
+            if "guided" in names:   # on the plane itself: the padding is no edge of the MRI
+                out["guided"] = mri_guided(out["c_prime"], batch[start:start + self.max_batch].float())
             for n in names:
-                chunks[n].append(out[n][..., pad[2]:pad[2] + h, pad[0]:pad[0] + w].contiguous())
+                chunks[n].append(out[n].contiguous())
         return {n: torch.cat(parts) for n, parts in chunks.items()}
 
 

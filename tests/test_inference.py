@@ -8,7 +8,8 @@ import torch
 from core.checkpoint import save_checkpoint
 from core.config import load_preset
 from core.errors import InputError
-from core.inference import Colorizer, best_device, fuse
+from core.fusion import fuse
+from core.inference import Colorizer, best_device
 from core.networks import build_generator
 
 
@@ -25,7 +26,7 @@ def test_untrained_lite_defaults():
     col = Colorizer.untrained()
     assert col.config == load_preset("lite").model and col.serve == "c_hat"
     assert col.device == best_device() and not col.generator.training
-    assert col.outputs == ("c_hat", "c_prime", "fused")
+    assert col.outputs == ("c_hat", "c_prime", "fused", "guided")
     rgb = col.colorize(_planes(1, 256, 256)[0])
     assert rgb.shape == (256, 256, 3) and rgb.dtype == np.float32 and 0 <= rgb.min() and rgb.max() <= 1
 

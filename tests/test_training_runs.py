@@ -20,6 +20,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import InputError
 from core.inference import Colorizer
 from core.networks import build_networks
+from core.outputs import OUTPUTS
 from core.training import distributed, state
 from core.training.colorization import train_colorization
 from core.training.config import resolve
@@ -97,8 +98,11 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_the_last_good_checkpoin
 def test_serve_auto_picks_the_output_with_the_lowest_delta_e(tmp_path, segmentation, capsys):
     _, result = train_colorization(tiny(max_steps=1, serve="auto"), synthetic_data(4, 2), Context(), tmp_path,
                                    segmentation=segmentation)
-    assert "mean ΔE to the true colorization" in capsys.readouterr().err
-    assert load_checkpoint(result.export).serve in ("c_hat", "c_prime", "fused")
+    message = capsys.readouterr().err
+    scores = dict(part.rsplit(" ", 1) for part in message.split("colorization on test planes: ")[1].split(")")[0].split(", "))
+    assert set(scores) == {o.label for o in OUTPUTS.values()}          # every output was scored
+    served = load_checkpoint(result.export).serve
+    assert float(scores[OUTPUTS[served].label]) == min(float(v) for v in scores.values())
 
 
 def test_a_time_budget_ends_the_run_like_a_step_budget(tmp_path, segmentation):
@@ -214,7 +218,7 @@ def test_evaluation_rows_come_in_order_and_the_references_rank_as_expected(tmp_p
     ckpt = save_checkpoint(tmp_path / "run" / "model.safetensors", model.modules(), model.config,
                            label_table=LABELS, extra={"image_size": 64})
     table = evaluate_checkpoints([ckpt], synthetic_data(16, 3, size=64), planes=3)
-    assert list(table.kinds) == [TRUTH_ROW, CRYO_ROW, LOOKUP_ROW, ORACLE_ROW, "run ĉ", "run c′", "run fused"]
+    assert list(table.kinds) == [TRUTH_ROW, CRYO_ROW, LOOKUP_ROW, ORACLE_ROW, "run ĉ", "run c′", "run fused", "run guided"]
     assert table.mean(TRUTH_ROW, "dE") == 0.0 and math.isinf(table.mean(TRUTH_ROW, "PSNR"))
     assert table.mean(CRYO_ROW, "dE") < table.mean(LOOKUP_ROW, "dE") < table.mean("run ĉ", "dE")
     # the synthetic cryosection has no texture: true labels with mean tissue colours are near exact

@@ -13,10 +13,11 @@ from typing import Callable
 
 import numpy as np
 
+from core.outputs import OUTPUTS as CORE_OUTPUTS
 from core.planes import ORIENTATIONS, Plane
 
-#: The generator's outputs the viewer can show (SPEC §7): ĉ, c′ and their fusion (colours of c′, edges of ĉ).
-OUTPUTS = {"c_hat": "ĉ (colorized MRI)", "c_prime": "c′ (pseudo-cryosection)", "fused": "c′ colours + ĉ edges"}
+#: The generator's outputs the viewer can show (SPEC §7), by name: what the output menu says.
+OUTPUTS = {name: output.description for name, output in CORE_OUTPUTS.items()}
 
 
 class Signal:

@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from core.outputs import OUTPUTS
+
 AXIS_CHOICES = ("axial", "coronal", "sagittal")
-OUTPUT_CHOICES = ("c_hat", "c_prime", "fused")
 OUT_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 
@@ -27,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use randomly initialised weights of PRESET (default lite): for testing only")
     parser.add_argument("--axis", default="axial", choices=AXIS_CHOICES, help="slicing orientation (default axial)")
     parser.add_argument("--output", default=None, metavar="NAME",
-                        help="which output to write: c_hat (colorized MRI), c_prime (pseudo-cryosection) or "
-                             "fused (default: the one the checkpoint serves)")
+                        help="which output to write: " + ", ".join(f"{k} ({o.description})" for k, o in OUTPUTS.items())
+                             + " (default: the one the checkpoint serves)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
     parser.add_argument("--pixel-mm", type=float, default=None,
@@ -71,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     out, mri_path = Path(args.out), Path(args.mri)
     check_out(out, mri_path)
-    if args.output is not None and args.output not in OUTPUT_CHOICES:
-        raise InputError("--output", f"unknown output {args.output!r}; use one of {', '.join(OUTPUT_CHOICES)}")
+    if args.output is not None and args.output not in OUTPUTS:
+        raise InputError("--output", f"unknown output {args.output!r}; use one of {', '.join(OUTPUTS)}")
     if args.batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {args.batch_size}")
     if args.pixel_mm is not None and not args.pixel_mm > 0:

@@ -28,6 +28,7 @@ from core.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from core.errors import InputError
 from core.losses import discriminator_objective, generator_objective
 from core.networks import Networks, build_networks
+from core.outputs import OUTPUTS
 from core.training import distributed
 from core.training.config import RunConfig
 from core.training.data import PlaneData, first_planes
@@ -36,8 +37,6 @@ from core.training.ema import EMA
 from core.training.loop import FitResult, Schedule, Task, autocast, fit, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
 
-#: How the outputs of G_m→ĉ are named in messages and tables.
-OUTPUT_LABELS = {"c_hat": "ĉ", "c_prime": "c′", "fused": "fused"}
 
 TRAINED = ("g_mc", "g_cm", "d_c", "d_m")
 
@@ -217,8 +216,8 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
                                      image_size=cfg.train.image_size)
         task.export(out, result.step, serve=serve)
         if scores:
-            shown = ", ".join(f"{OUTPUT_LABELS[k]} {v:.2f}" for k, v in scores.items())
-            print(f"serving {OUTPUT_LABELS[serve]} (mean ΔE to the true colorization on test planes: {shown})",
+            shown = ", ".join(f"{OUTPUTS[k].label} {v:.2f}" for k, v in scores.items())
+            print(f"serving {OUTPUTS[serve].label} (mean ΔE to the true colorization on test planes: {shown})",
                   file=sys.stderr)
     distributed.barrier(ctx)
     return task, result

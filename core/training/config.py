@@ -16,9 +16,10 @@ from typing import Any
 
 from core.config import Preset, _from_dict, apply_ablation, load_preset_dict, preset_path
 from core.errors import InputError
+from core.outputs import OUTPUTS
 
 PRECISIONS = ("auto", "fp32", "bf16")
-SERVE_CHOICES = ("auto", "c_hat", "c_prime", "fused")
+SERVE_CHOICES = ("auto", *OUTPUTS)
 #: Keys a resumed run may change: they extend or re-pace the run without changing what it learns.
 SCHEDULE_KEYS = ("epochs", "max_steps", "max_minutes", "checkpoint_every", "keep_checkpoints", "sample_every",
                  "log_every", "check_sync", "num_workers", "seg_epochs", "seg_max_steps", "seg_max_minutes")

@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.atomic import write_text
-from core.training.colorization import OUTPUT_LABELS
 from core.labels import LabelTable
+from core.outputs import OUTPUTS
 from core.training.data import PlaneData, resize_batch
 from core.training.lookup import IntensityLookup, TissueLookup
 
@@ -131,7 +131,8 @@ def reference_sources(data: PlaneData, lookup: IntensityLookup,
 
 
 def checkpoint_source(path: str | os.PathLike, name: str, device: str | torch.device | None = None) -> Source:
-    """Every output a checkpoint's G_m→ĉ offers, as rows ``<name> ĉ``, ``<name> c′``, ``<name> fused``."""
+    """Every output a checkpoint's G_m→ĉ offers, as rows ``<name> ĉ``, ``<name> c′``, ``<name> fused``,
+    ``<name> guided``."""
     from core.inference import Colorizer
 
     colorizer = Colorizer.from_checkpoint(path, device=device)
@@ -139,7 +140,7 @@ def checkpoint_source(path: str | os.PathLike, name: str, device: str | torch.de
 
     def run(batch: Batch) -> dict[str, torch.Tensor]:
         result = colorizer.colorize(batch["mri"], outputs=outputs)
-        return {f"{name} {OUTPUT_LABELS[k]}": v for k, v in result.items()}
+        return {f"{name} {OUTPUTS[k].label}": v for k, v in result.items()}
     return run
 
 
@@ -217,7 +218,7 @@ def _default_name(path: str | os.PathLike) -> str:
 
 def choose_serve(checkpoint: str | os.PathLike, data: PlaneData, *, device: str | torch.device | None = None,
                  planes: int | None = 200, image_size: int | None = None) -> tuple[str, dict[str, float]]:
-    """The output (ĉ, c′ or fused) with the lowest mean ΔE to the true colorization on the test
+    """The output (ĉ, c′, fused or guided) with the lowest mean ΔE to the true colorization on the test
     planes, and every output's ΔE; ("c_hat", {}) when the data has no truth."""
     from core.inference import Colorizer
     from core.metrics import delta_e

@@ -1,0 +1,53 @@
+"""The colorizations G_m→ĉ offers (SPEC §7): names, labels, and which need the c′ decoder.
+
+Torch-free, so command lines can list and check output names without loading a model; the
+fusions themselves are computed in `core.fusion`.
+
+- ``c_hat`` (ĉ): the paper's colorized MRI, pulled towards the MRI's structure by SSIM(m, ĉ):
+  sharp, but its lightness follows T1 contrast (bone dark).
+- ``c_prime`` (c′): the pseudo-cryosection, pulled towards the registered cryosection: the right
+  colours, blurred where the training volumes were misregistered (a thin structure displaced by
+  a few mm has no consistent target, and an edge is learnt as the average over the shifts).
+- ``fused``: the colours of c′ with the fine detail (high-pass luma) of ĉ.
+- ``guided``: the colours of c′ with the edges of the MRI itself — c′ filtered by a guided
+  filter (He, Sun & Tang, "Guided image filtering", ECCV 2010 / TPAMI 2013) whose guide is the
+  input MRI plane. Inside each window the output is a linear function of the MRI intensity
+  fitted to c′, so colour changes where the MRI changes and nowhere else: the assumption of
+  Levin et al.'s "Colorization using optimization" (tissues meet where intensity changes).
+  This undoes the misregistration blur at tissue boundaries without learning anything.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from core.config import ModelConfig
+
+
+class Output(NamedTuple):
+    """How an output is named in tables (``label``) and menus (``description``), and whether it
+    needs the c′ decoder."""
+
+    label: str
+    description: str
+    needs_c_prime: bool
+
+
+OUTPUTS: dict[str, Output] = {
+    "c_hat": Output("ĉ", "ĉ (colorized MRI)", False),
+    "c_prime": Output("c′", "c′ (pseudo-cryosection)", True),
+    "fused": Output("fused", "c′ colours + ĉ edges", True),
+    "guided": Output("guided", "c′ colours + MRI edges", True),
+}
+
+
+def available(config: ModelConfig) -> tuple[str, ...]:
+    """The outputs a generator of this architecture offers, in ``OUTPUTS`` order."""
+    return tuple(name for name, out in OUTPUTS.items() if config.dual_decoder or not out.needs_c_prime)
+
+
+def check_output(name: str, config: ModelConfig) -> None:
+    """Raise ``ValueError`` when ``name`` is no output, or needs a c′ decoder ``config`` lacks."""
+    if name not in OUTPUTS:
+        raise ValueError(f"output must be one of {tuple(OUTPUTS)}, got {name!r}")
+    if name not in available(config):
+        raise ValueError(f"output {name!r} needs the c' decoder, which this architecture lacks")
