@@ -175,11 +175,12 @@ def test_a_save_interrupted_midway_is_never_resumed(tmp_path, segmentation, how)
 
 def test_a_new_run_can_start_from_another_runs_state(tmp_path, segmentation):
     """--init-from: the first step of the new run starts from the source's weights (its step-1
-    loss is not the fresh run's), steps count from 0, and the new run's own loss weights apply."""
+    loss is not the fresh run's), steps count from 0, and the new run's own loss weights and
+    learning rates apply (torch's optimiser loading would bring back the source's)."""
     data = synthetic_data(8, 2)
     train_colorization(tiny(max_steps=3), data, Context(), tmp_path / "source", segmentation=segmentation)
     source_state = state.list_states(tmp_path / "source" / "checkpoints")[-1]
-    weights = tiny(max_steps=2, **{"loss.lambda_l1_c_prime": 5.0})
+    weights = tiny(max_steps=2, **{"loss.lambda_l1_c_prime": 5.0, "optim.lr_g": 5e-5})
     _, fresh = train_colorization(weights, data, Context(), tmp_path / "fresh", segmentation=segmentation)
     _, tuned = train_colorization(weights, data, Context(), tmp_path / "tuned", segmentation=segmentation,
                                   init_from=tmp_path / "source")
@@ -188,11 +189,13 @@ def test_a_new_run_can_start_from_another_runs_state(tmp_path, segmentation):
     assert "l1_c_prime" in first_tuned and first_tuned["rec_m"] != pytest.approx(first_fresh["rec_m"])
     payload = state.load_state(state.list_states(tmp_path / "tuned" / "checkpoints")[-1])
     source = state.load_state(source_state)
+    lrs = [p["optimizers"]["g"]["param_groups"][0]["lr"] for p in (source, payload)]
+    assert lrs == [resolve("tiny").preset.optim.lr_g, 5e-5]
     assert payload["step"] == 2 and any(not torch.equal(payload["modules"]["g_mc"][k], source["modules"]["g_mc"][k])
                                         for k in source["modules"]["g_mc"])
     config = (tmp_path / "tuned" / "config.json").read_text(encoding="utf-8")
     assert str(source_state) in config and '"lambda_l1_c_prime": 5.0' in config
-    train_colorization(tiny(max_steps=3, **{"loss.lambda_l1_c_prime": 5.0}), data, Context(), tmp_path / "tuned",
+    train_colorization(tiny(max_steps=3, **{"loss.lambda_l1_c_prime": 5.0, "optim.lr_g": 5e-5}), data, Context(), tmp_path / "tuned",
                        segmentation=segmentation, resume=True)  # a resume keeps the provenance
     assert str(source_state) in (tmp_path / "tuned" / "config.json").read_text(encoding="utf-8")
     with pytest.raises(InputError, match="no training state"):

@@ -34,7 +34,8 @@ from core.training.config import RunConfig
 from core.training.data import PlaneData, first_planes
 from core.training.distributed import Context
 from core.training.ema import EMA
-from core.training.loop import FitResult, Schedule, Task, autocast, fit, reduce_and_check, wrap_ddp
+from core.training.loop import (FitResult, Schedule, Task, autocast, fit, load_optimizer, reduce_and_check,
+                                 wrap_ddp)
 from core.training.samples import label_colors, sample_grid, save_png
 
 
@@ -105,8 +106,9 @@ class ColorizationTask(Task):
     def load_state_dict(self, payload: dict[str, Any]) -> None:
         for name, module in self.modules().items():
             module.load_state_dict(payload["modules"][name])
-        self.opt_g.load_state_dict(payload["optimizers"]["g"])
-        self.opt_d.load_state_dict(payload["optimizers"]["d"])
+        optim = self.cfg.preset.optim
+        load_optimizer(self.opt_g, payload["optimizers"]["g"], lr=optim.lr_g, betas=optim.betas)
+        load_optimizer(self.opt_d, payload["optimizers"]["d"], lr=optim.lr_d, betas=optim.betas)
         if self.ema is not None and payload.get("ema") is not None:
             self.ema.load_state_dict(payload["ema"])
 

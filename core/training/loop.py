@@ -75,6 +75,15 @@ def wrap_ddp(ctx: Context, module: nn.Module, broadcast_buffers: bool = False) -
     return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False, **{sync: broadcast_buffers})
 
 
+def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], **settings: Any) -> None:
+    """Load an optimiser's saved moments and step counts, but keep this run's ``settings`` (lr,
+    betas): torch's ``load_state_dict`` brings back the saved run's, which would silently undo a
+    learning rate changed for a run started with ``--init-from``."""
+    optimizer.load_state_dict(saved)
+    for group in optimizer.param_groups:
+        group.update(settings)
+
+
 class Task:
     """One kind of training: its networks, optimisers and step. Subclasses fill in the methods."""
 

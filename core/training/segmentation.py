@@ -30,7 +30,7 @@ from core.training import distributed
 from core.training.config import RunConfig
 from core.training.data import PlaneData, first_planes, resize_batch
 from core.training.distributed import Context
-from core.training.loop import FitResult, Schedule, Task, autocast, fit, reduce_and_check, wrap_ddp
+from core.training.loop import FitResult, Schedule, Task, autocast, fit, load_optimizer, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
 
 
@@ -59,7 +59,7 @@ class SegmentationTask(Task):
 
     def load_state_dict(self, payload: dict[str, Any]) -> None:
         self.net.load_state_dict(payload["modules"]["seg"])
-        self.opt.load_state_dict(payload["optimizers"]["seg"])
+        load_optimizer(self.opt, payload["optimizers"]["seg"], lr=self.cfg.train.seg_lr)
 
     def distribute(self, ctx: Context) -> None:
         if ctx.distributed and ctx.device.type == "cuda":
