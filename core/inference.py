@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from core.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
 from core.config import ModelConfig, load_preset
 from core.errors import InputError
+from core.fusion import fuse, mri_guided
 from core.labels import LabelTable
 from core.networks import Generator, build_generator
-from core.fusion import fuse, mri_guided
 from core.outputs import available
 
 #: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
