@@ -12,7 +12,7 @@ Two checks of the shipped model ride along (they are what docs/default_model.md 
 
 - ``--truth-seed 4``: colorize that phantom's whole MRI (axial, with and without the body crop)
   and give the mean CIEDE2000 ΔE to its true colorization over the body's voxels;
-- ``--figure DIR --data DATASET``: PNG grids MRI | ĉ | c′ | fused | true colour | cryosection on
+- ``--figure DIR --data DATASET``: PNG grids MRI | every output of the model | true colour | cryosection on
   axial, coronal and sagittal planes of the dataset's first test subject (registered volumes).
 """
 from __future__ import annotations
@@ -133,7 +133,7 @@ def volume_delta_e(seed: int, shipped: bool, pixel_mm: float) -> None:
 
 
 def figure(folder: Path, data: Path, shipped: bool) -> None:
-    """MRI | ĉ | c′ | fused | true colour | cryosection grids, one PNG per orientation."""
+    """MRI | every output of the model | true colour | cryosection grids, one PNG per orientation."""
     import json
 
     import numpy as np

@@ -1,8 +1,9 @@
 """Evaluate checkpoints on a dataset's test planes: a Table-I style table (Markdown + CSV).
 
 Rows: reference rows computed without learning (the true colorization on phantom data, the
-registered cryosection itself, an intensity→colour lookup table fitted on the training planes),
-then ĉ, c′ and fused for every checkpoint. Columns: CF, ΔCF, SSIM, MS-SSIM, STSIM, FSIM as
+registered cryosection itself, an intensity→colour lookup table fitted on the training planes,
+the tissue oracle on phantom data), then every output of every checkpoint (ĉ, c′, fused, guided:
+`core.outputs`). Columns: CF, ΔCF, SSIM, MS-SSIM, STSIM, FSIM as
 mean ± std, plus ΔE and PSNR against the true colorization on phantom data.
 """
 from __future__ import annotations
