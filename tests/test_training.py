@@ -33,6 +33,19 @@ def test_presets_resolve_with_train_section_and_overrides():
     assert resolve("paper").train.batch_size == 28 and resolve("lite").train.image_size == 128
 
 
+def test_the_augment_section_is_optional_validated_and_recorded():
+    """No section: no augmentation (runs from before it train as they did); a section takes
+    Augment's defaults for keys it does not give; typos and negative values are refused with the
+    preset named."""
+    assert resolve("lite").augment is None
+    cfg = resolve("lite", overrides={"augment.mri_noise": 0.02})
+    assert cfg.augment.mri_noise == 0.02 and cfg.augment.flip_horizontal == 0.5
+    assert cfg.to_dict()["augment"] == {"mri_noise": 0.02}          # written to config.json as given
+    assert RunConfig.from_dict(cfg.to_dict()).augment == cfg.augment   # and read back on resume
+    for bad, message in (({"augment.mri_nose": 0.02}, "unknown settings"), ({"augment.rotate_deg": -5}, "negative")):
+        with pytest.raises(InputError, match=f"lite.json: invalid preset: 'augment': .*{message}"):
+            resolve("lite", overrides=bad)
+
 @pytest.mark.parametrize("bad", [{"image_size": 30}, {"batch_size": 0}, {"ema_decay": 1.0},
                                  {"precision": "fp16"}, {"epochs": "many"}, {"batch_sise": 2},
                                  {"model.widths": [1, 2]}])

@@ -138,14 +138,15 @@ def _run_training(args: argparse.Namespace) -> int:
 
             configs = {v: run_config(args, "colorization", args.out / v, None if v == FULL else v)
                        for v in parse_variants(args.variants)}
-            data = open_data(args.data, seed=next(iter(configs.values())).train.seed)
+            first = next(iter(configs.values()))
+            data = open_data(args.data, seed=first.train.seed, augment=first.augment)
             table = run_ablation(configs, data, ctx, args.out, segmentation=args.segmentation, resume=args.resume,
                                  planes=args.planes)
             if table is not None:
                 print(table.markdown(), end="")
             return 0
         cfg = run_config(args, args.command, args.out, args.ablation)
-        data = open_data(args.data, seed=cfg.train.seed)
+        data = open_data(args.data, seed=cfg.train.seed, augment=cfg.augment)
         if args.command == "segmentation":
             from core.training.segmentation import train_segmentation
 

@@ -12,11 +12,14 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Preset, _from_dict, apply_ablation, load_preset_dict, preset_path
 from core.errors import InputError
 from core.outputs import OUTPUTS
+
+if TYPE_CHECKING:
+    from core.dataset.augment import Augment
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SERVE_CHOICES = ("auto", *OUTPUTS)
@@ -114,6 +117,16 @@ class RunConfig:
     def ablation(self) -> str | None:
         return self.preset.raw.get("ablation")
 
+    @property
+    def augment(self) -> "Augment | None":
+        """The training planes' augmentation: the preset's ``augment`` section (``core.dataset.Augment``
+        fields; keys not given take Augment's defaults), or None — no augmentation — without one,
+        so runs and presets from before the section existed train as they did."""
+        from core.dataset.augment import Augment   # torch: only when a run asks
+
+        section = self.preset.raw.get("augment")
+        return None if section is None else Augment.from_dict(section)
+
     def to_dict(self) -> dict[str, Any]:
         out = self.preset.to_dict()
         out["train"] = self.train.to_dict()
@@ -130,7 +143,12 @@ class RunConfig:
             train = TrainConfig.from_dict(data.get("train", {}))
         except (TypeError, ValueError) as exc:
             raise InputError(source, f"invalid preset: {exc}") from None
-        return cls(preset, train)
+        config = cls(preset, train)
+        try:
+            config.augment
+        except (TypeError, ValueError) as exc:
+            raise InputError(source, f"invalid preset: 'augment': {str(exc).removeprefix('augmentation: ')}") from None
+        return config
 
     def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> "RunConfig":
         """A copy with ``{"section.key": value}`` (or bare train keys) replaced and re-validated."""

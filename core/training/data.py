@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from core.labels import LabelTable
+
+if TYPE_CHECKING:
+    from core.dataset import Augment
 
 IMAGE_KEYS = ("mri", "cryo", "truth")
 LABEL_KEYS = ("labels", "mri_labels")
@@ -42,19 +46,22 @@ TRAIN_FIELDS = ("mri", "cryo", "labels")
 TEST_FIELDS = ("mri", "cryo", "labels", "truth", "mri_labels")
 
 
-def open_data(path: str | os.PathLike, seed: int = 0) -> PlaneData:
-    """The train and test splits of a prepared dataset folder (or its ``dataset.json``)."""
+def open_data(path: str | os.PathLike, seed: int = 0, augment: "Augment | None" = None) -> PlaneData:
+    """The train and test splits of a prepared dataset folder (or its ``dataset.json``);
+    ``augment`` applies to the training planes only (the test planes are what every model is
+    scored on)."""
     from core.dataset import Manifest, PlaneDataset
 
     manifest = Manifest.load(path)
     table = LabelTable.read(manifest.root / (manifest.label_table or "labels.csv"))
 
-    def split(name: str, wanted: tuple[str, ...]) -> PlaneDataset:
+    def split(name: str, wanted: tuple[str, ...], augment: "Augment | None" = None) -> PlaneDataset:
         subjects = set(manifest.plane_subject[manifest.indices(name)].tolist())
         fields = tuple(f for f in wanted if all(f in manifest.subjects[s].volumes for s in subjects))
-        return PlaneDataset(manifest, name, fields=fields, seed=seed)
+        return PlaneDataset(manifest, name, fields=fields, seed=seed, augment=augment)
 
-    return PlaneData(split("train", TRAIN_FIELDS), split("test", TEST_FIELDS), table, source=str(manifest.root))
+    return PlaneData(split("train", TRAIN_FIELDS, augment), split("test", TEST_FIELDS), table,
+                     source=str(manifest.root))
 
 
 def resize_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
