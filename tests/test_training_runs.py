@@ -127,7 +127,8 @@ def test_ablation_without_segmentation_needs_no_unet(tmp_path):
 
 # --- interrupted saves -------------------------------------------------------------------------
 CHILD = """
-import sys, time, torch
+import signal, sys, time, torch
+signal.signal(signal.SIGINT, signal.default_int_handler)   # even when launched in the background (SIG_IGN)
 from test_training_data import synthetic_data
 from test_training_runs import tiny
 from core.training.colorization import train_colorization
