@@ -50,7 +50,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from core.cli import main as cli
-    from core.colorize_volume import DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume
+    from core.inference.volume import DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume
     from core.inference import DEFAULT_CHECKPOINT, Colorizer
     from core.io import write_volume
     from core.normalize import normalize
@@ -114,7 +114,7 @@ def volume_delta_e(seed: int, shipped: bool, pixel_mm: float) -> None:
     import numpy as np
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    from core.colorize_volume import colorize_volume
+    from core.inference.volume import colorize_volume
     from core.phantom import make_subject
 
     subject = make_subject(seed, "default")

@@ -31,9 +31,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.config import load_preset  # noqa: E402
+from core.model.config import load_preset  # noqa: E402
 from core.inference import Colorizer  # noqa: E402
-from core.networks import build_generator  # noqa: E402
+from core.model.networks import build_generator  # noqa: E402
 
 SIZE = 256
 

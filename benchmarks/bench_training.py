@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_networks import resnet9_generator  # noqa: E402
-from core.checkpoint import save_checkpoint  # noqa: E402
+from core.model.checkpoint import save_checkpoint  # noqa: E402
 from core.labels import Label, LabelTable  # noqa: E402
-from core.networks import build_segmentation  # noqa: E402
+from core.model.networks import build_segmentation  # noqa: E402
 from core.training.colorization import ColorizationTask  # noqa: E402
 from core.training.config import resolve  # noqa: E402
-from core.training.data import PlaneData  # noqa: E402
+from core.dataset.plane_data import PlaneData  # noqa: E402
 from core.training.distributed import Context  # noqa: E402
 from core.training.loop import autocast  # noqa: E402
 

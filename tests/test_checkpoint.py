@@ -10,11 +10,11 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from core.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from core.config import load_preset
+from core.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from core.model.config import load_preset
 from core.errors import InputError
 from core.labels import Label, LabelTable
-from core.networks import build_generator, build_networks
+from core.model.networks import build_generator, build_networks
 
 TABLE = LabelTable([Label(0, "background", "", (0, 0, 0)), Label(1, "fat", "soft tissue", (230, 200, 90)),
                     Label(2, "muscle", "soft tissue", (170, 60, 50))])

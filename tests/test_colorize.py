@@ -1,4 +1,4 @@
-"""Whole-volume colorization (`core.colorize_volume`), MRI normalisation (`core.normalize`) and
+"""Whole-volume colorization (`core.inference.volume`), MRI normalisation (`core.normalize`) and
 ``mricolor colorize``: frames, shapes, ranges, axes, resampling, bad input, a tiny model end to end."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import SimpleITK as sitk
 import torch
 
 from core.cli import main
-from core.colorize_volume import (DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume,
+from core.inference.volume import (DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume,
                                   export_inference_checkpoint, slicing_axis)
 from core.errors import InputError
 from core.inference import Colorizer
@@ -204,9 +204,9 @@ def test_colorize_volume_refuses_bad_input(tiny):
 
 # --- checkpoints -----------------------------------------------------------------------------
 def _tiny_checkpoint(tmp_path, pixel_mm=None):
-    from core.checkpoint import save_checkpoint
-    from core.config import load_preset
-    from core.networks import build_generator
+    from core.model.checkpoint import save_checkpoint
+    from core.model.config import load_preset
+    from core.model.networks import build_generator
 
     config = load_preset("tiny").model
     torch.manual_seed(0)
@@ -219,7 +219,7 @@ def test_export_keeps_the_generator_and_records_pixel_size(tmp_path):
     source = _tiny_checkpoint(tmp_path)
     assert checkpoint_pixel_mm(source) is None
     path = export_inference_checkpoint(source, tmp_path / "default", pixel_mm=3.0, extra={"note": "test"})
-    from core.checkpoint import load_checkpoint
+    from core.model.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     assert ck.networks == ("g_mc",) and ck.extra["pixel_mm"] == 3.0 and ck.extra["note"] == "test"
@@ -260,9 +260,9 @@ def test_cli_tiny_model_end_to_end_on_the_small_phantom(small_phantom, tmp_path,
 
 
 def test_cli_says_when_no_model_is_shipped(small_phantom, tmp_path, capsys, monkeypatch):
-    import core.inference
+    import core.inference.colorizer
 
-    monkeypatch.setattr(core.inference, "DEFAULT_CHECKPOINT", "no_such_model/model.safetensors")
+    monkeypatch.setattr(core.inference.colorizer, "DEFAULT_CHECKPOINT", "no_such_model/model.safetensors")
     assert main(["colorize", str(small_phantom / "mri.nii.gz"), "--out", str(tmp_path / "o.nii.gz")]) == 2
     err = capsys.readouterr().err
     assert "no shipped default model" in err and "--untrained" in err and len(err.strip().splitlines()) == 1

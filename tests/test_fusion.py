@@ -1,4 +1,4 @@
-"""The fusions of `core.fusion`: the guided filter against an independent NumPy/SciPy transcription
+"""The fusions of `core.inference.fusion`: the guided filter against an independent NumPy/SciPy transcription
 of He et al.'s algorithm, its defining properties, and the Colorizer's ``guided`` output."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from core.config import load_preset
-from core.fusion import GUIDE_EPS, GUIDE_RADIUS, guided_filter, mri_guided
+from core.model.config import load_preset
+from core.inference.fusion import GUIDE_EPS, GUIDE_RADIUS, guided_filter, mri_guided
 from core.inference import Colorizer
-from core.networks import build_generator
-from core.outputs import OUTPUTS, available, check_output
+from core.model.networks import build_generator
+from core.model.outputs import OUTPUTS, available, check_output
 
 
 def reference_guided(p: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> np.ndarray:

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import save_checkpoint
-from core.config import load_preset
+from core.model.checkpoint import save_checkpoint
+from core.model.config import load_preset
 from core.errors import InputError
-from core.fusion import fuse
-from core.inference import Colorizer, best_device
-from core.networks import build_generator
+from core.inference.fusion import fuse
+from core.inference.colorizer import Colorizer, best_device
+from core.model.networks import build_generator
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import skimage.metrics._structural_similarity as skimage_ssim
 import torch
 import torch.nn.functional as F
 
-from core.config import ABLATIONS, load_preset
-from core.losses import (adversarial_loss, cycle_loss, discriminator_objective, generator_objective, luma,
+from core.model.config import ABLATIONS, load_preset
+from core.model.losses import (adversarial_loss, cycle_loss, discriminator_objective, generator_objective, luma,
                          segmentation_loss)
-from core.networks import build_networks
-from core.networks.blocks import SqueezeExcitation
-from core.ssim_loss import multiwindow_ssim_loss, ssim, ssim_map
+from core.model.networks import build_networks
+from core.model.networks.blocks import SqueezeExcitation
+from core.model.ssim_loss import multiwindow_ssim_loss, ssim, ssim_map
 
 NUM_CLASSES = 4
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.config import ABLATIONS, ModelConfig, load_preset
+from core.model.config import ABLATIONS, ModelConfig, load_preset
 from core.errors import InputError
-from core.networks import Networks, build_discriminator, build_generator, build_networks
-from core.networks.blocks import SqueezeExcitation
+from core.model.networks import Networks, build_discriminator, build_generator, build_networks
+from core.model.networks.blocks import SqueezeExcitation
 
 NUM_CLASSES = 5
 

@@ -15,8 +15,8 @@ from core.training.ablation import parse_variants
 from core.training.config import RunConfig, parse_assignment, resolve
 from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
-from core.training.logging import RunLog, read_log, truncate_log
-from core.training.lookup import IntensityLookup, TissueLookup
+from core.training.runlog import RunLog, read_log, truncate_log
+from core.evaluation.lookup import IntensityLookup, TissueLookup
 from core.training.loop import NonFiniteLossError, ResumableSampler, reduce_and_check
 from core.training.samples import label_colors, loss_curves, sample_grid
 from core.training.segmentation import balanced_class_weights, dice_per_class

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import load_checkpoint
+from core.model.checkpoint import load_checkpoint
 from core.cli import main as mricolor
-from core.training.logging import read_log
+from core.training.runlog import read_log
 from test_training_data import write_dataset
 from train.cli import main
 

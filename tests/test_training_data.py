@@ -1,4 +1,4 @@
-"""A small synthetic plane dataset for the training tests, and tests of ``core.training.data``."""
+"""A small synthetic plane dataset for the training tests, and tests of ``core.dataset.plane_data``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from core.dataset import Manifest, PlaneDataset, PlaneSettings, SubjectEntry
 from core.dataset.manifest import draw_planes, plane_arrays, subject_seed
 from core.io import write_volume
 from core.labels import Label, LabelTable
-from core.training.data import PlaneData, first_planes, open_data, resize_batch
+from core.dataset.plane_data import PlaneData, first_planes, open_data, resize_batch
 from core.volume import Volume
 
 #: background, muscle, fat, bone: MRI brightness (T1: fat bright, cortical bone as dark as air, so an

@@ -16,17 +16,17 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.model.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import InputError
 from core.inference import Colorizer
-from core.networks import build_networks
-from core.outputs import OUTPUTS
+from core.model.networks import build_networks
+from core.model.outputs import OUTPUTS
 from core.training import distributed, state
 from core.training.colorization import train_colorization
 from core.training.config import resolve
 from core.training.distributed import Context, OutOfSyncError
-from core.training.evaluate import CRYO_ROW, LOOKUP_ROW, ORACLE_ROW, TRUTH_ROW, evaluate_checkpoints
-from core.training.logging import BASE_COLUMNS, read_log
+from core.evaluation.evaluate import CRYO_ROW, LOOKUP_ROW, ORACLE_ROW, TRUTH_ROW, evaluate_checkpoints
+from core.training.runlog import BASE_COLUMNS, read_log
 from core.training.loop import NonFiniteLossError, ResumableSampler
 from core.training.segmentation import train_segmentation
 from test_training_data import LABELS, SyntheticPlanes, synthetic_data

@@ -227,7 +227,7 @@ def test_the_model_sees_the_plane_at_its_training_pixel_size():
 def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     """With the framing's body level the model gets the body's box (plus a margin, in multiples
     of 32 model pixels), not the whole plane; the air around it gets the colour of the air at the box's edge."""
-    from core.colorize_volume import CROP_STEP
+    from core.inference.volume import CROP_STEP
     from core.planes import sample
     from viewer.jobs import ColorizeRequest, colorize, to_unit
 

@@ -125,7 +125,7 @@ def _run_training(args: argparse.Namespace) -> int:
     import torch
 
     from core.training import distributed
-    from core.training.data import open_data
+    from core.dataset.plane_data import open_data
 
     if args.threads is not None:
         if args.threads < 1:

@@ -1,4 +1,4 @@
-"""Exports: the three panels as one PNG, and the whole MRI volume colorized (by `core.colorize_volume`, no Qt).
+"""Exports: the three panels as one PNG, and the whole MRI volume colorized (by `core.inference.volume`, no Qt).
 
 Both write atomically (a temporary name renamed into place), so a cancelled or failed export
 never leaves half a file. The volume export runs on a worker thread, slice batch by slice batch,
@@ -15,8 +15,8 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QProgressDialog
 
 from core.atomic import atomic_path
-from core.colorize_volume import colorize_volume as core_colorize_volume
-from core.colorize_volume import slicing_axis
+from core.inference.volume import colorize_volume as core_colorize_volume
+from core.inference.volume import slicing_axis
 from core.errors import InputError
 from core.volume import Volume
 
@@ -63,7 +63,7 @@ def save_png(widget, path: str | os.PathLike) -> Path:
 def colorize_volume(mri: Volume, colorizer, output: str, pixel_mm: float | None,
                     progress: Callable[[float], None] | None = None,
                     cancel: threading.Event | None = None) -> Volume:
-    """The MRI colorized axially exactly as ``mricolor colorize`` does it (`core.colorize_volume`:
+    """The MRI colorized axially exactly as ``mricolor colorize`` does it (`core.inference.volume`:
     its normalisation, the model's pixel size, the body crop), reporting progress as a fraction
     and stopping with `Cancelled` between batches once ``cancel`` is set."""
     total = mri.array.shape[slicing_axis(mri, "axial")]

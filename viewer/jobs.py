@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.colorize_volume import colorize_slices
+from core.inference.volume import colorize_slices
 from core.planes import Plane, sample
 from core.volume import Volume
 from viewer.data import Dataset
@@ -103,7 +103,7 @@ class Colorized:
 
 def colorize(request: ColorizeRequest) -> Colorized:
     """Run the model on one plane, cropped to the body as ``mricolor colorize`` crops each slice
-    (`core.colorize_volume.colorize_slices`); the time (the status bar's) is that call's: the
+    (`core.inference.volume.colorize_slices`); the time (the status bar's) is that call's: the
     model with its crop and resampling, without the slicing before it."""
     factor = request.plane.pixel_mm / request.model_pixel_mm if request.model_pixel_mm else 1.0
     if request.preview:  # the preview is visibly coarse, never wrong

@@ -48,7 +48,7 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | None =
     """
     from core.inference import Colorizer
 
-    from core.colorize_volume import checkpoint_pixel_mm
+    from core.inference.volume import checkpoint_pixel_mm
 
     if checkpoint is not None:
         loaded = LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint),

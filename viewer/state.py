@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.outputs import OUTPUTS as CORE_OUTPUTS
+from core.model.outputs import OUTPUTS as CORE_OUTPUTS
 from core.planes import ORIENTATIONS, Plane
 
 #: The generator's outputs the viewer can show (SPEC §7), by name: what the output menu says.

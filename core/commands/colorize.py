@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.outputs import OUTPUTS
+from core.model.outputs import OUTPUTS
 
 AXIS_CHOICES = ("axial", "coronal", "sagittal")
 OUT_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from core.colorize_volume import DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume
+    from core.inference.volume import DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume
     from core.inference import Colorizer
     from core.io import read_volume, write_volume
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core.colorize_volume import slicing_axis
+    from core.inference.volume import slicing_axis
 
     n = mri.array.shape[slicing_axis(mri, args.axis)]
     with tqdm(total=n, unit="slice", desc="colorize", disable=args.no_progress, file=sys.stderr) as bar:

@@ -3,7 +3,7 @@
 Rows: reference rows computed without learning (the true colorization on phantom data, the
 registered cryosection itself, an intensity→colour lookup table fitted on the training planes,
 the tissue oracle on phantom data), then every output of every checkpoint (ĉ, c′, fused, guided:
-`core.outputs`). Columns: CF, ΔCF, SSIM, MS-SSIM, STSIM, FSIM as
+`core.model.outputs`). Columns: CF, ΔCF, SSIM, MS-SSIM, STSIM, FSIM as
 mean ± std, plus ΔE and PSNR against the true colorization on phantom data.
 """
 from __future__ import annotations
@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.checkpoint import resolve_path
-    from core.training.data import open_data
-    from core.training.evaluate import evaluate_checkpoints
+    from core.model.checkpoint import resolve_path
+    from core.dataset.plane_data import open_data
+    from core.evaluation.evaluate import evaluate_checkpoints
 
     data = open_data(args.data)
     checkpoints = [resolve_path(p) for p in args.checkpoints]

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.checkpoint import CHECKPOINT_FILE
-from core.config import ABLATIONS
+from core.model.checkpoint import CHECKPOINT_FILE
+from core.model.config import ABLATIONS
 from core.errors import InputError
 from core.training import distributed
 from core.training.colorization import ensure_segmentation, train_colorization
 from core.training.config import RunConfig
-from core.training.data import PlaneData
+from core.dataset.plane_data import PlaneData
 from core.training.distributed import Context
-from core.training.evaluate import Table, evaluate_checkpoints
+from core.evaluation.evaluate import Table, evaluate_checkpoints
 
 FULL = "full"
 VARIANTS = (FULL, *ABLATIONS)

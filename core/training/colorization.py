@@ -10,7 +10,7 @@ One step, as in CycleGAN:
 
 Each trainable network has its own DDP wrapper (gradients are all-reduced during backward);
 S is a plain module in eval mode without gradients on every rank, loaded from the pre-trained
-checkpoint. The exported ``model.safetensors`` (core.checkpoint's format) is what
+checkpoint. The exported ``model.safetensors`` (core.model.checkpoint's format) is what
 ``Colorizer.from_checkpoint`` loads.
 """
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from core.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from core.errors import InputError
-from core.losses import discriminator_objective, generator_objective
-from core.networks import Networks, build_networks
-from core.outputs import OUTPUTS
+from core.model.losses import discriminator_objective, generator_objective
+from core.model.networks import Networks, build_networks
+from core.model.outputs import OUTPUTS
 from core.training import distributed
 from core.training.config import RunConfig
-from core.training.data import PlaneData, first_planes
+from core.dataset.plane_data import PlaneData, first_planes
 from core.training.distributed import Context
 from core.training.ema import EMA
 from core.training.loop import (FitResult, Schedule, Task, autocast, fit, load_optimizer, reduce_and_check,
@@ -205,7 +205,7 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     ``out/segmentation`` (unless the ablation has no S). With ``serve`` "auto" the export
     declares the output with the lowest ΔE on the test planes (phantom data), else ĉ.
     """
-    from core.training.evaluate import choose_serve
+    from core.evaluation.evaluate import choose_serve
 
     out = Path(out)
     if segmentation is None and cfg.preset.model.segmentation != "none":

@@ -1,6 +1,6 @@
 """The training schedule (the ``train`` section of a preset) and a run's resolved configuration.
 
-Model, loss and optimiser settings live in ``core.config``; this module adds what only training
+Model, loss and optimiser settings live in ``core.model.config``; this module adds what only training
 needs (image size, batch, budget, how often to checkpoint, log and draw samples) and joins both
 into a ``RunConfig``, the object a run writes beside its checkpoints and resumes from. Command-line
 overrides are applied here, so the file on disk always states what actually ran.
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import Preset, _from_dict, apply_ablation, load_preset_dict, preset_path
+from core.model.config import Preset, _from_dict, apply_ablation, load_preset_dict, preset_path
 from core.errors import InputError
-from core.outputs import OUTPUTS
+from core.model.outputs import OUTPUTS
 
 if TYPE_CHECKING:
     from core.dataset.augment import Augment

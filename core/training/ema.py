@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.checkpoint import _unwrap
+from core.model.checkpoint import _unwrap
 
 
 class EMA:

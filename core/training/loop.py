@@ -29,9 +29,9 @@ from core.atomic import write_text
 from core.errors import InputError
 from core.training import distributed, state
 from core.training.config import RunConfig
-from core.training.data import resize_batch
+from core.dataset.plane_data import resize_batch
 from core.training.distributed import Context
-from core.training.logging import BASE_COLUMNS, LOG_FILE, RunLog, read_log
+from core.training.runlog import BASE_COLUMNS, LOG_FILE, RunLog, read_log
 from core.training.samples import loss_curves, save_png
 
 CHECKPOINT_DIR = "checkpoints"

@@ -22,13 +22,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from core.atomic import write_text
-from core.checkpoint import CHECKPOINT_FILE, save_checkpoint
+from core.model.checkpoint import CHECKPOINT_FILE, save_checkpoint
 from core.labels import LabelTable
-from core.losses import segmentation_loss
-from core.networks import build_segmentation
+from core.model.losses import segmentation_loss
+from core.model.networks import build_segmentation
 from core.training import distributed
 from core.training.config import RunConfig
-from core.training.data import PlaneData, first_planes, resize_batch
+from core.dataset.plane_data import PlaneData, first_planes, resize_batch
 from core.training.distributed import Context
 from core.training.loop import FitResult, Schedule, Task, autocast, fit, load_optimizer, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png

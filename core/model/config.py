@@ -1,7 +1,7 @@
 """Model, loss and optimiser settings, read from the preset files in ``resources/presets``.
 
 A preset is one JSON object with a section per concern: ``model`` (the architecture, consumed by
-``core.networks.build_networks``), ``loss`` (weights of the objective, ``core.losses``),
+``core.model.networks.build_networks``), ``loss`` (weights of the objective, ``core.model.losses``),
 ``optim`` (Adam settings) and any further sections other parts of the project add (training
 schedule, data). Each section here is a frozen dataclass that rejects unknown keys, so a typo in a
 preset or an override fails loudly instead of silently training the wrong model.

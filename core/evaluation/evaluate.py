@@ -6,7 +6,7 @@ Rows, in this order:
   what a perfect colorization scores on the paper's metrics), the registered cryosection itself,
   the intensity→colour lookup table fitted on the training planes, and (phantom data only) the
   tissue oracle: the MRI's true labels painted with each tissue's mean training colour, the
-  floor of any colorization that paints tissues (`core.training.lookup`);
+  floor of any colorization that paints tissues (`core.evaluation.lookup`);
 - per checkpoint, one row per output of G_m→ĉ: ĉ, c′ and their fusion, each a colorization in
   its own right.
 
@@ -31,9 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.atomic import write_text
 from core.labels import LabelTable
-from core.outputs import OUTPUTS
-from core.training.data import PlaneData, resize_batch
-from core.training.lookup import IntensityLookup, TissueLookup
+from core.model.outputs import OUTPUTS
+from core.dataset.plane_data import PlaneData, resize_batch
+from core.evaluation.lookup import IntensityLookup, TissueLookup
 
 TRUTH_ROW, CRYO_ROW, LOOKUP_ROW = "true colorization", "registered cryosection", "lookup table"
 #: Phantom data only: the true MRI labels painted with each tissue's mean training colour.
@@ -146,7 +146,7 @@ def checkpoint_source(path: str | os.PathLike, name: str, device: str | torch.de
 
 def checkpoint_image_size(paths: Sequence[str | os.PathLike]) -> int | None:
     """The training image size all ``paths`` record, or None when they disagree or do not say."""
-    from core.checkpoint import load_checkpoint
+    from core.model.checkpoint import load_checkpoint
 
     sizes = {load_checkpoint(p).extra.get("image_size") for p in paths}
     return sizes.pop() if len(sizes) == 1 and None not in sizes else None

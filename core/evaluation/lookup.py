@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from core.training.data import resize_batch
+from core.dataset.plane_data import resize_batch
 
 
 def _mean_colours(dataset: Dataset, bins: int, index: Callable[[dict], torch.Tensor], max_planes: int | None,

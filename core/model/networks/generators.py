@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.networks.blocks import (MultiscaleBranches, SEResidualBlock, conv, conv_in_relu, instance_norm,
+from core.model.networks.blocks import (MultiscaleBranches, SEResidualBlock, conv, conv_in_relu, instance_norm,
                                   skip_gate, upsample)
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.networks.blocks import upsample
+from core.model.networks.blocks import upsample
 
 
 def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -15,9 +15,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from core.config import LossConfig
-from core.networks.builder import Networks
-from core.ssim_loss import multiwindow_ssim_loss
+from core.model.config import LossConfig
+from core.model.networks.builder import Networks
+from core.model.ssim_loss import multiwindow_ssim_loss
 
 #: ITU-R BT.601 luma weights, the grey conversion used wherever colour meets grayscale.
 BT601 = (0.299, 0.587, 0.114)

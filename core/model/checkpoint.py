@@ -7,7 +7,7 @@ Layout of ``*.safetensors`` (the header's ``__metadata__`` holds strings only):
 - metadata ``format`` = ``"mricolor.checkpoint"``, ``format_version`` = ``"1"``,
   ``model`` = the ``ModelConfig`` as JSON (enough to rebuild every network),
   ``networks`` = JSON list of the saved network names,
-  ``serve`` = the output the ``Colorizer`` serves (a name of ``core.outputs.OUTPUTS``),
+  ``serve`` = the output the ``Colorizer`` serves (a name of ``core.model.outputs.OUTPUTS``),
   ``labels`` = the label table as JSON (optional; S's classes),
   ``extra`` = a JSON object for anything else (training step, preset, data normalisation…).
 
@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from core.atomic import write_bytes
-from core.config import ModelConfig
+from core.model.config import ModelConfig
 from core.errors import InputError
 from core.labels import LabelTable
-from core.outputs import check_output
+from core.model.outputs import check_output
 
 FORMAT = "mricolor.checkpoint"
 FORMAT_VERSION = 1
@@ -121,7 +121,7 @@ class Checkpoint:
 
     def build(self, name: str) -> nn.Module:
         """Build network ``name`` from the stored architecture and load its weights."""
-        from core.networks import build_discriminator, build_generator, build_segmentation
+        from core.model.networks import build_discriminator, build_generator, build_segmentation
 
         builders = {"g_mc": lambda: build_generator(self.config, "colorization"),
                     "g_cm": lambda: build_generator(self.config, "grayscale"),

@@ -3,7 +3,7 @@
 ``Colorizer`` hides everything a caller should not have to know: the best device, eval mode,
 padding to a multiple of 4 and cropping back, batching, fp16/bf16 autocast on CUDA and the
 array/tensor conversions. It serves the output its checkpoint declares (ĉ, c' or a fusion, see
-`core.outputs`) and any of the others on request.
+`core.model.outputs`) and any of the others on request.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
-from core.config import ModelConfig, load_preset
+from core.model.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
+from core.model.config import ModelConfig, load_preset
 from core.errors import InputError
-from core.fusion import fuse, mri_guided
+from core.inference.fusion import fuse, mri_guided
 from core.labels import LabelTable
-from core.networks import Generator, build_generator
-from core.outputs import available
+from core.model.networks import Generator, build_generator
+from core.model.outputs import available
 
 #: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
 DEFAULT_CHECKPOINT = f"default_model/{CHECKPOINT_FILE}"
@@ -52,7 +52,7 @@ class Colorizer:
     Build it with ``from_checkpoint`` (trained weights) or ``untrained`` (random weights of a
     preset, so the viewer runs before weights ship). ``outputs`` lists what ``colorize`` can
     return: ``c_hat``, and with a c' decoder also ``c_prime``, ``fused`` and ``guided``
-    (`core.outputs`).
+    (`core.model.outputs`).
     """
 
     def __init__(self, generator: Generator, config: ModelConfig, *, serve: str = "c_hat",

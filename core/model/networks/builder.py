@@ -1,4 +1,4 @@
-"""One builder for every network of the method, driven by ``core.config.ModelConfig``.
+"""One builder for every network of the method, driven by ``core.model.config.ModelConfig``.
 
 Ablations are switches in the config, and the builder creates only what a configuration uses:
 A3/A4 build no c' decoder (nor its gates), A2/A3 build no segmentation net, A5 builds 1×1 convs
@@ -14,10 +14,10 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from core.config import ModelConfig
-from core.networks.discriminator import Discriminator
-from core.networks.generators import Generator
-from core.networks.unet import UNet
+from core.model.config import ModelConfig
+from core.model.networks.discriminator import Discriminator
+from core.model.networks.generators import Generator
+from core.model.networks.unet import UNet
 
 
 def build_generator(config: ModelConfig, role: str = "colorization") -> Generator:

@@ -1,7 +1,7 @@
 """The colorizations G_m→ĉ offers (SPEC §7): names, labels, and which need the c′ decoder.
 
 Torch-free, so command lines can list and check output names without loading a model; the
-fusions themselves are computed in `core.fusion`.
+fusions themselves are computed in `core.inference.fusion`.
 
 - ``c_hat`` (ĉ): the paper's colorized MRI, pulled towards the MRI's structure by SSIM(m, ĉ):
   sharp, but its lightness follows T1 contrast (bone dark).
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from core.config import ModelConfig
+from core.model.config import ModelConfig
 
 
 class Output(NamedTuple):

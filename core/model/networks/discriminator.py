@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.networks.blocks import instance_norm
+from core.model.networks.blocks import instance_norm
 
 
 class Discriminator(nn.Module):

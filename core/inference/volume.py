@@ -62,7 +62,7 @@ def checkpoint_pixel_mm(path: str | os.PathLike | None) -> float | None:
     None. ``path`` None reads the shipped default; reads only the header, not the weights."""
     import safetensors
 
-    from core.checkpoint import resolve_path
+    from core.model.checkpoint import resolve_path
 
     if path is None:
         from core.inference import DEFAULT_CHECKPOINT
@@ -237,7 +237,7 @@ def export_inference_checkpoint(source: str | os.PathLike, folder: str | os.Path
     its metadata, plus ``model.json`` (architecture and metadata) and ``labels.csv`` (the label
     table) beside it for people to read. Returns the checkpoint path."""
     from core.atomic import write_text
-    from core.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+    from core.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(source)
     generator = ck.build("g_mc")

@@ -1,5 +1,5 @@
 """The fusions of G_m→ĉ's two decoders, and of c′ with the MRI (the outputs ``fused`` and
-``guided`` of `core.outputs`).
+``guided`` of `core.model.outputs`).
 
 The guided filter's window (``GUIDE_RADIUS`` model pixels) and regulariser (``GUIDE_EPS``, in
 squared MRI intensity) were chosen on 120 planes of the *training* subjects of the phantom
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.losses import luma
+from core.model.losses import luma
 
 GUIDE_RADIUS = 3
 GUIDE_EPS = 1e-3

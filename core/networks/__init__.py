@@ -1,9 +1,0 @@
-"""Networks of the method (SPEC §4): generators, discriminators, segmentation U-Net, one builder."""
-from core.networks.builder import (Networks, build_discriminator, build_generator, build_networks,
-                                   build_segmentation)
-from core.networks.discriminator import Discriminator
-from core.networks.generators import Generator
-from core.networks.unet import UNet
-
-__all__ = ["Networks", "build_networks", "build_generator", "build_discriminator", "build_segmentation",
-           "Generator", "Discriminator", "UNet"]
