@@ -8,13 +8,15 @@ import SimpleITK as sitk
 import torch
 
 from core.cli import main
-from core.inference.volume import (DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume,
-                                  export_inference_checkpoint, slicing_axis)
+from core.inference.colorizer import DEFAULT_PIXEL_MM
+from core.inference.volume import colorize_volume, slicing_axis
+from core.model.checkpoint import export_inference_checkpoint
 from core.errors import InputError
 from core.inference import Colorizer
 from core.io import read_volume, write_volume
 from core.normalize import intensity_range, normalize, normalize_array
 from core.volume import Volume
+from helpers import fake_colorizer
 
 
 def _body(shape=(12, 20, 16), seed=0) -> np.ndarray:
@@ -30,21 +32,6 @@ def _volume(array=None, spacing=(2.0, 1.5, 3.0), direction=None) -> Volume:
     array = _body() if array is None else array
     direction = np.eye(3) if direction is None else direction
     return Volume(array, spacing=spacing, origin=(-10.0, 5.0, 100.0), direction=direction)
-
-
-class Identity:
-    """A stand-in Colorizer whose RGB is the grey input, and which records what it was given."""
-
-    outputs = ("c_hat",)
-    serve = "c_hat"
-    device = torch.device("cpu")
-
-    def __init__(self):
-        self.shapes: list[tuple[int, ...]] = []
-
-    def colorize(self, planes, outputs=None):
-        self.shapes.append(tuple(planes.shape))
-        return planes.repeat(1, 3, 1, 1)
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +98,11 @@ def test_slicing_axis_follows_the_direction_matrix():
                                              ("sagittal", 16, (12, 20))])
 def test_axis_changes_slicing_not_frame(axis, n, plane):
     vol = _volume()
-    fake = Identity()
-    out = colorize_volume(vol, fake, axis=axis, pixel_mm=None, batch_size=5, crop=False)
+    fake = fake_colorizer()
+    out = colorize_volume(vol, fake, axis=axis, batch_size=5, crop=False)
     assert out.same_frame(vol) and out.array.shape == vol.array.shape + (3,) and out.array.dtype == np.uint8
-    assert sum(s[0] for s in fake.shapes) == n
-    assert {s[2:] for s in fake.shapes} == {plane}
+    assert sum(s[0] for s in fake.generator.shapes) == n
+    assert {s[2:] for s in fake.generator.shapes} == {plane}
     # the identity model gives the normalised MRI back in every channel, whatever the axis
     expected = np.round(normalize(vol)[0].array * 255).astype(np.uint8)
     np.testing.assert_array_equal(out.array[..., 1], expected)
@@ -123,24 +110,25 @@ def test_axis_changes_slicing_not_frame(axis, n, plane):
 
 def test_in_plane_resampling_to_the_model_pixel_size():
     vol = _volume()  # spacing x 2.0, y 1.5, z 3.0 mm
-    fake = Identity()
-    out = colorize_volume(vol, fake, axis="axial", pixel_mm=1.0, batch_size=100, crop=False)
-    assert fake.shapes == [(12, 1, 30, 32)]  # rows y: 20 × 1.5 mm, cols x: 16 × 2 mm at 1 mm
+    fake = fake_colorizer(pixel_mm=1.0)
+    out = colorize_volume(vol, fake, axis="axial", batch_size=100, crop=False)
+    # rows y: 20 × 1.5 mm = 30, cols x: 16 × 2 mm = 32 at 1 mm; the network pads 30 rows to 32
+    assert fake.generator.shapes == [(12, 1, 32, 32)]
     assert out.same_frame(vol)
     expected = normalize(vol)[0].array * 255
     # up to 1 mm and back down: close to the input (bilinear both ways blurs edges a little)
     assert np.abs(out.array[..., 0].astype(float) - expected).mean() < 10
     assert np.corrcoef(out.array[..., 0].ravel(), expected.ravel())[0, 1] > 0.97
-    fake = Identity()
-    colorize_volume(vol, fake, axis="sagittal", pixel_mm=6.0, crop=False)
-    assert {s[2:] for s in fake.shapes} == {(8, 8)}  # at least 8 pixels a side
+    fake = fake_colorizer(pixel_mm=6.0)
+    colorize_volume(vol, fake, axis="sagittal", crop=False)
+    assert {s[2:] for s in fake.generator.shapes} == {(8, 8)}  # at least 8 pixels a side
 
 
 def test_progress_and_batches():
     seen = []
-    fake = Identity()
-    colorize_volume(_volume(), fake, pixel_mm=None, batch_size=5, progress=seen.append, crop=False)
-    assert seen == [5, 10, 12] and [s[0] for s in fake.shapes] == [5, 5, 2]
+    fake = fake_colorizer()
+    colorize_volume(_volume(), fake, batch_size=5, progress=seen.append, crop=False)
+    assert seen == [5, 10, 12] and [s[0] for s in fake.generator.shapes] == [5, 5, 2]
 
 
 def test_crop_runs_the_network_on_the_body_only(tiny):
@@ -150,25 +138,25 @@ def test_crop_runs_the_network_on_the_body_only(tiny):
     array = np.zeros((10, 64, 72), np.float32)
     array[3:8, 8:30, 40:66] = _body((5, 22, 26))
     vol = _volume(array, spacing=(1.0, 1.0, 1.0))
-    fake = Identity()
-    cropped = colorize_volume(vol, fake, pixel_mm=None, batch_size=2)
-    plain = colorize_volume(vol, Identity(), pixel_mm=None, crop=False).array
+    fake = fake_colorizer()
+    cropped = colorize_volume(vol, fake, batch_size=2)
+    plain = colorize_volume(vol, fake_colorizer(), crop=False).array
     assert np.abs(cropped.array.astype(int) - plain).max() <= 3  # only the 1 % noise of the air is dropped
-    planes = [s for s in fake.shapes if s[2:] != (64, 64)]  # without the air probe
+    planes = [s for s in fake.generator.shapes if s[2:] != (64, 64)]  # without the air probe
     assert sum(s[0] for s in planes) < 10 and all(s[2] < 64 and s[3] < 72 for s in planes)
-    out = colorize_volume(vol, tiny, pixel_mm=None, batch_size=2).array
+    out = colorize_volume(vol, tiny, batch_size=2).array
     assert out.shape == vol.array.shape + (3,)
     assert (out[0] == out[0, 0, 0]).all()  # a slice of air is one colour
 
 
-class FramingDependent(Identity):
-    """Like `Identity`, plus a blue that grows with the plane's width: a model whose colour for
-    air depends on the framing, as instance norm makes a real one's do."""
-
-    def colorize(self, planes, outputs=None):
-        rgb = super().colorize(planes, outputs).clone()
-        rgb[:, 2] += planes.shape[-1] / 1000
-        return rgb
+def _framing_dependent() -> Colorizer:
+    """Grey in every channel plus a blue that grows with the plane's width: a model whose colour
+    for air depends on the framing, as instance norm makes a real one's do."""
+    def rgb(x: torch.Tensor) -> torch.Tensor:
+        out = x.repeat(1, 3, 1, 1)
+        out[:, 2] += x.shape[-1] / 1000
+        return out
+    return fake_colorizer(rgb)
 
 
 def test_air_outside_the_crop_box_has_the_colour_of_the_air_inside_it():
@@ -176,7 +164,7 @@ def test_air_outside_the_crop_box_has_the_colour_of_the_air_inside_it():
     not its colour for a plane of nothing but air (64 px wide here, 32-px multiples for the box)."""
     array = np.zeros((4, 96, 160), np.float32)
     array[:, 40:60, 60:100] = 0.8  # box: 40 + 2 × 16 px of margin → 96 px wide
-    out = colorize_volume(_volume(array, spacing=(1.0, 1.0, 1.0)), FramingDependent(), pixel_mm=None).array
+    out = colorize_volume(_volume(array, spacing=(1.0, 1.0, 1.0)), _framing_dependent()).array
     air = out[:, array[0] == 0]  # (slices, air pixels, 3)
     assert len(np.unique(air.reshape(-1, 3), axis=0)) == 1
     assert air[0, 0, 2] != round(64 / 1000 * 255)  # not the colour of the 64-px air probe
@@ -184,7 +172,7 @@ def test_air_outside_the_crop_box_has_the_colour_of_the_air_inside_it():
 
 def test_real_model_range_and_frame(tiny):
     vol = _volume(direction=np.diag([-1.0, -1.0, 1.0]))
-    out = colorize_volume(vol, tiny, axis="coronal", pixel_mm=2.0, batch_size=7)
+    out = colorize_volume(vol, Colorizer.untrained("tiny", device="cpu", pixel_mm=2.0), axis="coronal", batch_size=7)
     assert out.same_frame(vol) and out.array.dtype == np.uint8 and out.array.shape == vol.array.shape + (3,)
     assert out.array.max() > out.array.min()
 
@@ -217,13 +205,13 @@ def _tiny_checkpoint(tmp_path, pixel_mm=None):
 
 def test_export_keeps_the_generator_and_records_pixel_size(tmp_path):
     source = _tiny_checkpoint(tmp_path)
-    assert checkpoint_pixel_mm(source) is None
+    assert Colorizer.from_checkpoint(source, device="cpu").pixel_mm == DEFAULT_PIXEL_MM  # none recorded
     path = export_inference_checkpoint(source, tmp_path / "default", pixel_mm=3.0, extra={"note": "test"})
     from core.model.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     assert ck.networks == ("g_mc",) and ck.extra["pixel_mm"] == 3.0 and ck.extra["note"] == "test"
-    assert checkpoint_pixel_mm(tmp_path / "default") == 3.0
+    assert Colorizer.from_checkpoint(tmp_path / "default", device="cpu").pixel_mm == 3.0
     assert (tmp_path / "default" / "model.json").is_file()
     planes = np.random.default_rng(0).uniform(0, 1, (2, 16, 16)).astype(np.float32)
     a = Colorizer.from_checkpoint(source, device="cpu").colorize(planes)

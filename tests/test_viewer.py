@@ -5,6 +5,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
@@ -16,7 +17,8 @@ from core.planes import Plane
 from viewer import data, jobs
 from viewer.app import install_excepthook
 from viewer.main_window import MainWindow
-from viewer.model import UNTRAINED_NOTICE, LoadedModel, untrained
+from core.inference import Colorizer
+from viewer.model import UNTRAINED_NOTICE, LoadedModel
 from viewer.settings import ViewerSettings
 from viewer.worker import LatestWinsWorker
 
@@ -33,7 +35,7 @@ def dataset(tmp_path_factory) -> data.Dataset:
 
 @pytest.fixture(scope="module")
 def model() -> LoadedModel:
-    return LoadedModel(untrained("tiny", device="cpu"), "untrained tiny", UNTRAINED_NOTICE)
+    return LoadedModel(Colorizer.untrained("tiny", device="cpu"), "untrained tiny", UNTRAINED_NOTICE)
 
 
 @pytest.fixture
@@ -141,16 +143,21 @@ def test_keys_wheel_and_slider_scroll_the_plane(qtbot, window):
     assert window.state.orientation == "coronal"
 
 
-class _Slow:
-    """The tiny model made as slow as the lite one on a 2-core CPU (100 ms a plane)."""
+class _SlowGenerator(torch.nn.Module):
+    """The tiny generator made as slow as the lite one on a 2-core CPU (100 ms a forward)."""
 
-    def __init__(self, colorizer):
-        self.colorizer = colorizer
-        self.outputs, self.serve, self.device = colorizer.outputs, colorizer.serve, colorizer.device
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
 
-    def colorize(self, planes, outputs=None):
+    def forward(self, x):
         time.sleep(0.1)
-        return self.colorizer.colorize(planes, outputs=outputs)
+        return self.inner(x)
+
+
+def _slow(colorizer: Colorizer) -> Colorizer:
+    return Colorizer(_SlowGenerator(colorizer.generator), colorizer.config, serve=colorizer.serve, device="cpu",
+                     pixel_mm=colorizer.pixel_mm, source="slow tiny")
 
 
 def test_window_level_drag_and_linked_zoom(qtbot, window):
@@ -167,16 +174,14 @@ def test_window_level_drag_and_linked_zoom(qtbot, window):
 
 
 def test_the_model_moves_to_another_device_as_a_copy(model):
-    from viewer.model import on_device
-
-    moved = on_device(model.colorizer, "cpu")
+    moved = model.colorizer.to("cpu")
     assert moved.generator is not model.colorizer.generator
     planes = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
     assert np.allclose(moved.colorize(planes), model.colorizer.colorize(planes), atol=1e-6)
 
 
 def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_plane(qtbot, window, model):
-    window.set_model(LoadedModel(_Slow(model.colorizer), "slow tiny"))
+    window.set_model(LoadedModel(_slow(model.colorizer), "slow tiny"))
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
     shown, previews = [], []
     window.colorized_shown.connect(shown.append)

@@ -16,6 +16,8 @@ from core.volume import Volume
 from viewer import data
 from viewer.export import Cancelled, colorize_volume
 from viewer.state import ViewerState
+from helpers import fake_colorizer
+from core.inference import Colorizer
 
 TABLE = LabelTable([Label(0, "background", "", (0, 0, 0)), Label(1, "fat", "adipose", (230, 200, 140)),
                     Label(2, "liver", "digestive", (115, 45, 35))])
@@ -135,20 +137,15 @@ def test_a_corrupt_file_raises_input_error_naming_it(tmp_path):
         data.load_volume("mri", bad)
 
 
-class _Doubler:
-    """A stand-in model with the `core.inference.Colorizer` call: (N, 1, H, W) → (N, 3, H, W),
-    red = MRI, green = MRI / 2; counts its calls on planes bigger than the air probe."""
-
-    outputs = ("c_hat",)
-
-    def __init__(self):
-        self.calls = 0
-        self.shapes = []
-
-    def colorize(self, planes, outputs=None):
-        self.shapes.append(tuple(planes.shape[-2:]))
-        self.calls += bool(planes.abs().sum() > 0)
+def _doubler(pixel_mm: float | None = None) -> Colorizer:
+    """A stand-in model: red = MRI, green = MRI / 2; its generator counts the calls on planes
+    bigger than the air probe."""
+    def rgb(planes: torch.Tensor) -> torch.Tensor:
+        colorizer.calls += bool(planes.abs().sum() > 0)
         return torch.cat([planes, planes / 2, torch.zeros_like(planes)], dim=1)
+    colorizer = fake_colorizer(rgb, pixel_mm=pixel_mm)
+    colorizer.calls = 0
+    return colorizer
 
 
 def test_colorize_volume_keeps_the_frame_and_reports_progress():
@@ -156,7 +153,7 @@ def test_colorize_volume_keeps_the_frame_and_reports_progress():
     brightest tissue, maps to 1) and, without resampling, the model's output voxel for voxel."""
     mri, _ = _volumes()
     progress = []
-    rgb = colorize_volume(mri, _Doubler(), "c_hat", None, progress.append)
+    rgb = colorize_volume(mri, _doubler(), "c_hat", progress.append)
     assert rgb.array.shape == (*mri.array.shape, 3) and rgb.array.dtype == np.uint8
     assert rgb.same_frame(mri)
     lo, hi = intensity_range(mri)
@@ -168,9 +165,9 @@ def test_colorize_volume_keeps_the_frame_and_reports_progress():
 def test_colorize_volume_stops_when_cancelled():
     mri, _ = _volumes()
     cancel = threading.Event()
-    model = _Doubler()
+    model = _doubler()
     with pytest.raises(Cancelled):
-        colorize_volume(mri, model, "c_hat", None, lambda _f: cancel.set(), cancel)
+        colorize_volume(mri, model, "c_hat", lambda _f: cancel.set(), cancel)
     assert model.calls == 1
 
 
@@ -201,10 +198,10 @@ def test_a_preview_colorizes_at_half_resolution_and_fills_the_plane():
     mri, _ = _volumes()
     plane = Plane.preset("axial", mri.center, pixel_mm=1.0, width=64, height=48)
     mri01 = np.random.default_rng(0).random((48, 64), dtype=np.float32)
-    model = _Doubler()
+    model = _doubler()
     full = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane))
     preview = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, preview=True))
-    assert model.shapes == [(48, 64), (24, 32)]  # the preview costs a quarter of the model's work
+    assert [s[2:] for s in model.generator.shapes] == [(48, 64), (24, 32)]  # the preview costs a quarter of the model's work
     assert preview.preview and preview.rgb.shape == full.rgb.shape == (48, 64, 3)
     assert abs(preview.rgb[..., 0].mean() - full.rgb[..., 0].mean()) < 2  # the same plane, coarser
     assert np.abs(preview.rgb.astype(int) - full.rgb).mean() > 1  # and really coarser
@@ -216,9 +213,9 @@ def test_the_model_sees_the_plane_at_its_training_pixel_size():
     mri, _ = _volumes()
     plane = Plane.preset("axial", mri.center, pixel_mm=1.5, width=64, height=48)
     ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
-    model = _Doubler()
-    out = colorize(ColorizeRequest(ramp, model, "c_hat", mri, plane, model_pixel_mm=3.0))
-    assert model.shapes == [(24, 32)]  # 1.5 mm pixels → 3 mm for the model
+    model = _doubler(pixel_mm=3.0)
+    out = colorize(ColorizeRequest(ramp, model, "c_hat", mri, plane))
+    assert [s[2:] for s in model.generator.shapes] == [(24, 32)]  # 1.5 mm pixels → 3 mm for the model
     assert out.rgb.shape == (48, 64, 3)  # and back to the plane on screen
     row = out.rgb[24, 8:56, 0].astype(float)
     np.testing.assert_allclose(row, ramp[24, 8:56] * 255, atol=4)  # a ramp survives the round trip
@@ -227,7 +224,7 @@ def test_the_model_sees_the_plane_at_its_training_pixel_size():
 def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     """With the framing's body level the model gets the body's box (plus a margin, in multiples
     of 32 model pixels), not the whole plane; the air around it gets the colour of the air at the box's edge."""
-    from core.inference.volume import CROP_STEP
+    from core.inference.crop import CROP_STEP
     from core.planes import sample
     from viewer.jobs import ColorizeRequest, colorize, to_unit
 
@@ -236,11 +233,10 @@ def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     assert framing.body_level is not None and 0 < framing.body_level < 0.5  # fat 1.0, liver 0.44, air 0
     plane = Plane.preset("axial", mri.center, pixel_mm=1.0, width=256, height=256)  # 256 mm: air around the body
     mri01 = to_unit(sample(mri, plane)[0, 0].numpy(), framing.value_range)
-    model = _Doubler()
-    cropped = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, model_pixel_mm=1.0,
-                                       body_level=framing.body_level))
-    whole = colorize(ColorizeRequest(mri01, _Doubler(), "c_hat", mri, plane, model_pixel_mm=1.0))
-    h, w = model.shapes[-1]
+    model = _doubler(pixel_mm=1.0)
+    cropped = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, body_level=framing.body_level))
+    whole = colorize(ColorizeRequest(mri01, _doubler(pixel_mm=1.0), "c_hat", mri, plane))
+    h, w = model.generator.shapes[-1][2:]
     assert h <= 128 and w <= 128 and h % CROP_STEP == 0 and w % CROP_STEP == 0
     body = mri01 > framing.body_level
     assert cropped.rgb.shape == (256, 256, 3) and cropped.rgb.dtype == np.uint8

@@ -15,9 +15,10 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QProgressDialog
 
 from core.atomic import atomic_path
+from core.errors import InputError
+from core.inference import Colorizer
 from core.inference.volume import colorize_volume as core_colorize_volume
 from core.inference.volume import slicing_axis
-from core.errors import InputError
 from core.volume import Volume
 
 
@@ -60,7 +61,7 @@ def save_png(widget, path: str | os.PathLike) -> Path:
     return path
 
 
-def colorize_volume(mri: Volume, colorizer, output: str, pixel_mm: float | None,
+def colorize_volume(mri: Volume, colorizer: Colorizer, output: str,
                     progress: Callable[[float], None] | None = None,
                     cancel: threading.Event | None = None) -> Volume:
     """The MRI colorized axially exactly as ``mricolor colorize`` does it (`core.inference.volume`:
@@ -75,16 +76,16 @@ def colorize_volume(mri: Volume, colorizer, output: str, pixel_mm: float | None,
             raise Cancelled()
     if cancel is not None and cancel.is_set():
         raise Cancelled()
-    return core_colorize_volume(mri, colorizer, axis="axial", output=output, pixel_mm=pixel_mm, progress=report)
+    return core_colorize_volume(mri, colorizer, axis="axial", output=output, progress=report)
 
 
-def export_volume(mri: Volume, colorizer, output: str, pixel_mm: float | None, path: str | os.PathLike,
+def export_volume(mri: Volume, colorizer: Colorizer, output: str, path: str | os.PathLike,
                   progress: Callable[[float], None] | None = None,
                   cancel: threading.Event | None = None) -> Path:
     """Colorize the MRI and write it to ``path`` (format from the suffix, via `core.io.write_volume`)."""
     from core.io import write_volume
 
-    volume = colorize_volume(mri, colorizer, output, pixel_mm, progress, cancel)
+    volume = colorize_volume(mri, colorizer, output, progress, cancel)
     if cancel is not None and cancel.is_set():
         raise Cancelled()
     return write_volume(volume, path)

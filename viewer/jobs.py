@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.inference.volume import colorize_slices
+from core.inference import Colorizer
 from core.planes import Plane, sample
 from core.volume import Volume
 from viewer.data import Dataset
@@ -78,19 +78,16 @@ class ColorizeRequest:
     the MRI and plane so that pixels outside the MRI's grid are shown black, as in the MRI panel.
 
     ``preview`` runs the model at half resolution (a quarter of the work) while the user scrolls;
-    the full plane follows when the plane rests. ``model_pixel_mm`` is the pixel size the model
-    was trained at: the plane is resampled to it for the model and back for the screen, because
-    a network sees anatomy at one scale only. ``body_level`` (the MRI framing's body/air threshold
+    the full plane follows when the plane rests. ``body_level`` (the MRI framing's body/air threshold
     in [0, 1]) crops the model's input to the body, as the training planes were framed.
     """
 
     mri01: np.ndarray
-    colorizer: object
+    colorizer: Colorizer
     output: str
     mri: Volume
     plane: Plane
     preview: bool = False
-    model_pixel_mm: float | None = None
     body_level: float | None = None
 
 
@@ -103,14 +100,12 @@ class Colorized:
 
 def colorize(request: ColorizeRequest) -> Colorized:
     """Run the model on one plane, cropped to the body as ``mricolor colorize`` crops each slice
-    (`core.inference.volume.colorize_slices`); the time (the status bar's) is that call's: the
+    (`core.inference.colorizer.Colorizer.colorize_planes`); the time (the status bar's) is that call's: the
     model with its crop and resampling, without the slicing before it."""
-    factor = request.plane.pixel_mm / request.model_pixel_mm if request.model_pixel_mm else 1.0
-    if request.preview:  # the preview is visibly coarse, never wrong
-        factor /= 2
     body = None if request.body_level is None else request.mri01 > request.body_level
     start = time.perf_counter()
-    rgb = colorize_slices(request.colorizer, request.mri01[None], factor, request.output, body=body)[0]
+    rgb = to_uint8(request.colorizer.colorize_planes(request.mri01[None], request.plane.pixel_mm, request.output,
+                                                     body=body, detail=0.5 if request.preview else 1.0)[0])
     ms = (time.perf_counter() - start) * 1000.0
     rgb[~inside(request.mri, request.plane)] = 0
     return Colorized(rgb, ms, request.preview)

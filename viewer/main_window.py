@@ -25,8 +25,8 @@ from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import ExportProgress, export_volume, save_png
 from viewer.menus import CHECKPOINT_SUFFIXES, build_menus, fill_recent
 from viewer.metrics_panel import MetricsPanel
-from viewer.model import (LoadedModel, available_devices, device_name, load_model, on_device, outputs_of,
-                          served_output)
+from core.devices import available_devices
+from viewer.model import LoadedModel, load_model
 from viewer.navigator import Navigator
 from viewer.panels import ImagePanels
 from viewer.settings import ViewerSettings
@@ -199,15 +199,15 @@ class MainWindow(QMainWindow):
         """Use a new model; it shows the output its checkpoint declares unless ``keep_output``."""
         self._invalidate()
         self.model = model
-        device = device_name(model.colorizer)
+        device = str(model.colorizer.device)
         self.display.set_device(device)
         self.status.set_device(device)
         self.panels.set_notice("colorized", model.notice or "")
         if model.notice:
             self.status.showMessage(f"{model.source}: {model.notice}", 10000)
-        offered = outputs_of(model.colorizer)
+        offered = model.colorizer.outputs
         self.display.set_outputs(offered)
-        output = self.state.output if keep_output and self.state.output in offered else served_output(model.colorizer)
+        output = self.state.output if keep_output and self.state.output in offered else model.colorizer.serve
         self.model_changed.emit()
         if output != self.state.output:
             self.state.set_output(output)  # recolorizes
@@ -264,18 +264,18 @@ class MainWindow(QMainWindow):
         self._on_plane_changed(self.state.plane())
 
     def _current_device(self) -> str | None:
-        return None if self.model is None else device_name(self.model.colorizer)
+        return None if self.model is None else str(self.model.colorizer.device)
 
     def _on_device_chosen(self, device: str) -> None:
-        if self.model is None or device_name(self.model.colorizer).split(":")[0] == device:
+        if self.model is None or self.model.colorizer.device.type == device:
             return
         model = self.model
         self.status.set_busy(f"moving the model to {device}…")
 
         def failed(message: str) -> None:
-            self.display.set_device(device_name(self.model.colorizer))
+            self.display.set_device(str(self.model.colorizer.device))
             self.show_error(message, f"Could not use {device}")
-        self.tasks.submit(lambda: LoadedModel(on_device(model.colorizer, device), model.source, model.notice, model.pixel_mm),
+        self.tasks.submit(lambda: model.on(device),
                           lambda moved: self.set_model(moved, keep_output=True), failed)
 
     # --- the plane pipeline --------------------------------------------------------------------
@@ -315,7 +315,7 @@ class MainWindow(QMainWindow):
         if mri_plane is None:
             mri_plane = jobs.slice_mri(self.dataset, plane)
         return jobs.ColorizeRequest(jobs.to_unit(mri_plane, self.value_range), self.model.colorizer,
-                                    self.state.output, self.dataset.mri, plane, preview, self.model.pixel_mm,
+                                    self.state.output, self.dataset.mri, plane, preview,
                                     self.body_level)
 
     def _on_side(self, rid: int, side: jobs.SidePlanes) -> None:
@@ -444,8 +444,7 @@ class MainWindow(QMainWindow):
             return None
         dialog = ExportProgress(self)
         self._exports.append(dialog.cancelled)
-        mri, colorizer, output, pixel_mm = (self.dataset.mri, self.model.colorizer, self.state.output,
-                                            self.model.pixel_mm)
+        mri, colorizer, output = self.dataset.mri, self.model.colorizer, self.state.output
 
         def finished(written: Path) -> None:
             self._exports.remove(dialog.cancelled)
@@ -459,7 +458,7 @@ class MainWindow(QMainWindow):
                 self.status.showMessage("export cancelled; nothing was written", 8000)
             else:
                 self.show_error(message, "Export failed")
-        self.tasks.submit(lambda: export_volume(mri, colorizer, output, pixel_mm, path, dialog.report,
+        self.tasks.submit(lambda: export_volume(mri, colorizer, output, path, dialog.report,
                                                 dialog.cancelled), finished, failed)
         dialog.show()
         return dialog

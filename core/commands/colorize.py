@@ -81,54 +81,44 @@ def run(args: argparse.Namespace) -> int:
     if args.untrained and args.checkpoint:
         raise InputError("--untrained", "give either --checkpoint or --untrained, not both")
 
-    import torch
-
-    from core.inference.volume import DEFAULT_PIXEL_MM, checkpoint_pixel_mm, colorize_volume
-    from core.inference import Colorizer
+    from core.devices import parse_device
+    from core.inference.colorizer import DEFAULT_PIXEL_MM, Colorizer
     from core.io import read_volume, write_volume
 
     start = time.perf_counter()
     mri = read_volume(mri_path, expect="scalar")
-    try:
-        device = torch.device(args.device) if args.device else None
-    except RuntimeError:
-        raise InputError("--device", f"unknown device {args.device!r}; use cpu, cuda, cuda:N or mps") from None
-    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", "CUDA was asked for but is not available")
+    device = parse_device(args.device)
     if args.untrained:
         try:
-            colorizer = Colorizer.untrained(args.untrained, device=device)
+            colorizer = Colorizer.untrained(args.untrained, device=device, pixel_mm=args.pixel_mm or DEFAULT_PIXEL_MM)
         except (ValueError, OSError) as exc:
             raise InputError("--untrained", str(exc)) from None
-        recorded = None
     else:
         try:
-            colorizer = Colorizer.from_checkpoint(args.checkpoint, device=device)
+            colorizer = Colorizer.from_checkpoint(args.checkpoint, device=device, pixel_mm=args.pixel_mm)
         except InputError as exc:
             if args.checkpoint is None:
                 raise InputError(exc.source, "no shipped default model was found; pass --checkpoint CK "
                                              "(or --untrained to test with random weights)") from None
             raise
-        recorded = checkpoint_pixel_mm(args.checkpoint)
     if args.output is not None and args.output not in colorizer.outputs:
         raise InputError("--output", f"this model offers {', '.join(colorizer.outputs)}, not {args.output!r}")
-    pixel_mm = args.pixel_mm or recorded or DEFAULT_PIXEL_MM
     output = args.output or colorizer.serve
     print(f"{mri_path}: {mri.array.shape[::-1]} voxels of {[round(float(s), 3) for s in mri.spacing]} mm; "
           f"model {colorizer.source} on {colorizer.device}, output {output}, {args.axis} slices "
-          f"resampled to {pixel_mm:g} mm pixels", file=sys.stderr)
+          f"resampled to {colorizer.pixel_mm:g} mm pixels", file=sys.stderr)
 
     from tqdm import tqdm
 
-    from core.inference.volume import slicing_axis
+    from core.inference.volume import colorize_volume, slicing_axis
 
     n = mri.array.shape[slicing_axis(mri, args.axis)]
     with tqdm(total=n, unit="slice", desc="colorize", disable=args.no_progress, file=sys.stderr) as bar:
         def progress(done: int) -> None:
             bar.update(done - bar.n)
 
-        rgb = colorize_volume(mri, colorizer, axis=args.axis, output=output, pixel_mm=pixel_mm,
-                              batch_size=args.batch_size, progress=progress)
+        rgb = colorize_volume(mri, colorizer, axis=args.axis, output=output, batch_size=args.batch_size,
+                              progress=progress)
     try:
         write_volume(rgb, out)
     except PermissionError:

@@ -139,7 +139,7 @@ def checkpoint_source(path: str | os.PathLike, name: str, device: str | torch.de
     outputs = list(colorizer.outputs)
 
     def run(batch: Batch) -> dict[str, torch.Tensor]:
-        result = colorizer.colorize(batch["mri"], outputs=outputs)
+        result = colorizer.colorize_planes(batch["mri"], outputs=outputs)  # planes framed as in training
         return {f"{name} {OUTPUTS[k].label}": v for k, v in result.items()}
     return run
 
@@ -229,7 +229,7 @@ def choose_serve(checkpoint: str | os.PathLike, data: PlaneData, *, device: str 
         return "c_hat", {}
     errors: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
     for batch in _batches(data.test, planes, 8, image_size):
-        result = colorizer.colorize(batch["mri"], outputs=outputs)
+        result = colorizer.colorize_planes(batch["mri"], outputs=outputs)  # planes framed as in training
         for k in outputs:
             errors[k].append(np.asarray(delta_e(result[k].float().clamp(0, 1).cpu(), batch["truth"].cpu())))
     means = {k: float(np.concatenate(v).mean()) for k, v in errors.items()}

@@ -1,12 +1,16 @@
-"""Colorizing MRI planes with a trained G_m→ĉ (SPEC §7, §11).
+"""Colorizing MRI planes with a trained G_m→ĉ: the one place that decides how the model sees a plane.
 
 ``Colorizer`` hides everything a caller should not have to know: the best device, eval mode,
-padding to a multiple of 4 and cropping back, batching, fp16/bf16 autocast on CUDA and the
-array/tensor conversions. It serves the output its checkpoint declares (ĉ, c' or a fusion, see
-`core.model.outputs`) and any of the others on request.
+padding to a multiple of 4 and cropping back, batching, fp16/bf16 autocast on CUDA, the
+array/tensor conversions, and, through `colorize_planes`, the pixel size the model was trained at
+(from its checkpoint), the crop to the body and the colour outside it, and the resampling back to
+the caller's grid. The viewer, ``mricolor colorize`` (`core.inference.volume`) and the evaluation
+all call `colorize_planes`, so a plane looks the same everywhere. It serves the output its
+checkpoint declares (ĉ, c' or a fusion, see `core.model.outputs`) and any of the others on request.
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Sequence
 
@@ -14,17 +18,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.model.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
-from core.model.config import ModelConfig, load_preset
+from core.devices import best_device
 from core.errors import InputError
+from core.inference import crop
 from core.inference.fusion import fuse, mri_guided
 from core.labels import LabelTable
+from core.model.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
+from core.model.config import ModelConfig, load_preset
 from core.model.networks import Generator, build_generator
 from core.model.outputs import available
 
 #: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
 DEFAULT_CHECKPOINT = f"default_model/{CHECKPOINT_FILE}"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: In-plane pixel size (mm) assumed for checkpoints that do not record the one they were trained at.
+DEFAULT_PIXEL_MM = 2.0
 #: Inputs are planes in [0, 1]; this much overshoot (interpolation ringing) is clamped, more is
 #: taken as un-normalised intensities and refused.
 RANGE_TOLERANCE = 0.01
@@ -36,31 +44,37 @@ GPU_BATCH = 16
 #: Smallest plane the generator runs on: its H/4 features must still be reflect-padded.
 MIN_SIZE = 8
 
+Outputs = str | Sequence[str] | None
 
-def best_device() -> torch.device:
-    """CUDA, else Apple MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+
+def recorded_pixel_mm(extra: dict) -> float | None:
+    """The positive, finite ``pixel_mm`` a checkpoint's metadata records, or None."""
+    try:
+        value = float(extra.get("pixel_mm"))
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
 
 
 class Colorizer:
     """Colorize MRI planes (values in [0, 1]) with G_m→ĉ on the best device.
 
     Build it with ``from_checkpoint`` (trained weights) or ``untrained`` (random weights of a
-    preset, so the viewer runs before weights ship). ``outputs`` lists what ``colorize`` can
-    return: ``c_hat``, and with a c' decoder also ``c_prime``, ``fused`` and ``guided``
-    (`core.model.outputs`).
+    preset). ``outputs`` lists what it can return: ``c_hat``, and with a c' decoder also
+    ``c_prime``, ``fused`` and ``guided`` (`core.model.outputs`). ``pixel_mm`` is the in-plane
+    pixel size the model was trained at (None: it runs at whatever pixel size it is given).
+    ``colorize`` runs the network on planes as given; ``colorize_planes`` is the path every user
+    of a model takes (crop, resampling, air).
     """
 
     def __init__(self, generator: Generator, config: ModelConfig, *, serve: str = "c_hat",
                  device: str | torch.device | None = None, max_batch: int | None = None, precision: str = "auto",
-                 label_table: LabelTable | None = None, source: str | None = None):
+                 label_table: LabelTable | None = None, source: str | None = None, pixel_mm: float | None = None):
         check_serve(serve, config)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if pixel_mm is not None and not (np.isfinite(pixel_mm) and pixel_mm > 0):
+            raise InputError("pixel size", f"must be a positive number of mm, got {pixel_mm}")
         self.device = torch.device(device) if device is not None else best_device()
         if max_batch is None:
             max_batch = CPU_BATCH if self.device.type == "cpu" else GPU_BATCH
@@ -68,10 +82,13 @@ class Colorizer:
             raise ValueError("max_batch must be at least 1")
         self.config, self.serve, self.max_batch = config, serve, int(max_batch)
         self.label_table, self.source = label_table, source
+        self.pixel_mm = None if pixel_mm is None else float(pixel_mm)
+        self.precision = precision
         self.autocast_dtype = self._autocast_dtype(precision)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.generator.to(memory_format=torch.channels_last)
+        self._air: dict[str, torch.Tensor] = {}
 
     def _autocast_dtype(self, precision: str) -> torch.dtype | None:
         """fp16/bf16 only on CUDA (on CPU they are slower, on MPS patchy); auto picks bf16 where
@@ -86,25 +103,34 @@ class Colorizer:
     def outputs(self) -> tuple[str, ...]:
         return available(self.config)
 
+    def to(self, device: str | torch.device) -> "Colorizer":
+        """A copy of this colorizer on ``device``, with that device's default batch; this one keeps
+        serving meanwhile (the generator is copied, not moved: a worker may be running it)."""
+        return Colorizer(copy.deepcopy(self.generator), self.config, serve=self.serve, device=device,
+                         precision=self.precision, label_table=self.label_table, source=self.source,
+                         pixel_mm=self.pixel_mm)
+
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                        **options) -> "Colorizer":
+                        *, pixel_mm: float | None = None, **options) -> "Colorizer":
         """Load G_m→ĉ from a checkpoint file or folder; None: the shipped default checkpoint.
 
-        ``options`` go to the constructor (``max_batch``, ``precision``). A missing, foreign or
-        mismatched checkpoint raises ``InputError``.
+        The model's pixel size is ``pixel_mm`` when given, else the one its checkpoint records,
+        else ``DEFAULT_PIXEL_MM``. ``options`` go to the constructor (``max_batch``,
+        ``precision``). A missing, foreign or mismatched checkpoint raises ``InputError``.
         """
         if path is None:
             from resources import path as resource_path
 
             path = resource_path(DEFAULT_CHECKPOINT)
             if not path.is_file():
-                raise InputError(path, "no default checkpoint is shipped yet: pass a checkpoint path, "
+                raise InputError(path, "no default checkpoint is shipped: pass a checkpoint path, "
                                        "or use Colorizer.untrained() for a randomly initialised model")
         ckpt = load_checkpoint(path)
         generator = ckpt.build("g_mc")
         return cls(generator, ckpt.config, serve=ckpt.serve, device=device, label_table=ckpt.label_table,
-                   source=str(ckpt.path), **options)
+                   source=str(ckpt.path), pixel_mm=pixel_mm or recorded_pixel_mm(ckpt.extra) or DEFAULT_PIXEL_MM,
+                   **options)
 
     @classmethod
     def untrained(cls, preset: str = "lite", seed: int = 0, device: str | torch.device | None = None,
@@ -116,28 +142,85 @@ class Colorizer:
             generator = build_generator(config, "colorization")
         return cls(generator, config, device=device, source=f"untrained {preset} (seed {seed})", **options)
 
+    # --- the plane path every caller takes ------------------------------------------------------
+    def colorize_planes(self, planes: np.ndarray | torch.Tensor, pixel_mm=None, outputs: Outputs = None, *,
+                        body: np.ndarray | None = None, detail: float = 1.0):
+        """Colorize planes of ``pixel_mm`` pixels (one number or (rows, cols) mm; None: the
+        model's own) as the model was trained to see them, on the planes' own grid.
+
+        The planes are resampled to the model's pixel size (times ``1 / detail``: 0.5 is a
+        quick preview at half the resolution), colorized and resampled back. ``body`` (h, w) bool:
+        the network sees only the body's box plus a margin (`core.inference.crop`) and the rest
+        takes the colour the model gave the air at the box's edge; a plane with no body at all
+        takes the model's colour for a plane of air. None: every pixel goes through the network.
+        Input and output types as in `colorize` (numpy (N, h, w) → float32 (N, h, w, 3)).
+        """
+        names = self._names(outputs)
+        batch, single = self._as_batch(planes)
+        scale = np.ones(2) if pixel_mm is None or self.pixel_mm is None \
+            else np.broadcast_to(np.asarray(pixel_mm, dtype=np.float64), (2,)) / self.pixel_mm
+        scale = scale * detail
+        box = (slice(None), slice(None))
+        if body is not None:
+            box = crop.body_box(np.asarray(body, dtype=bool), scale)
+            if box is None:
+                n, h, w = batch.shape[0], *batch.shape[-2:]
+                results = {name: self.air_colour(name)[None, :, None, None].expand(n, 3, h, w).contiguous()
+                           for name in names}
+                return self._convert(results, planes, names, outputs, single)
+        part = batch[..., box[0], box[1]]
+        size = crop.model_size(tuple(part.shape[-2:]), scale)
+        with torch.inference_mode():
+            raw = self._run(crop.resize(part, size).clamp_(0.0, 1.0), names)
+            results = {}
+            for name, rgb in raw.items():
+                rgb = crop.resize(rgb, tuple(part.shape[-2:])).clamp_(0.0, 1.0)
+                if rgb.shape[-2:] != batch.shape[-2:]:
+                    full = crop.ring_colour(rgb)[:, :, None, None].expand(-1, -1, *batch.shape[-2:]).clone()
+                    full[..., box[0], box[1]] = rgb
+                    rgb = full
+                results[name] = rgb
+        return self._convert(results, planes, names, outputs, single)
+
+    def air_colour(self, output: str | None = None) -> torch.Tensor:
+        """(3,) RGB in [0, 1] the model gives a plane of air (zeros), on the model's device: the
+        fill of a plane with no body (cached per output)."""
+        output = output or self.serve
+        if output not in self._air:
+            size = 4 * crop.CROP_MARGIN
+            rgb = self._run(torch.zeros(1, 1, size, size, device=self.device), [output])[output]
+            self._air[output] = rgb[0, :, size // 2, size // 2].clamp(0, 1)
+        return self._air[output]
+
     # --- colorizing ---------------------------------------------------------------------------
-    def colorize(self, mri_planes: np.ndarray | torch.Tensor, outputs: str | Sequence[str] | None = None):
-        """Colorize planes given as (H, W), (N, H, W) or (N, 1, H, W), numpy or torch.
+    def colorize(self, mri_planes: np.ndarray | torch.Tensor, outputs: Outputs = None):
+        """Run the network on planes given as (H, W), (N, H, W) or (N, 1, H, W), numpy or torch,
+        at their own pixel size and framing (`colorize_planes` is the path that frames them).
 
         numpy in → numpy float32 RGB in [0, 1] shaped (H, W, 3) or (N, H, W, 3);
         torch in → float32 tensor (3, H, W) or (N, 3, H, W) on the input's device.
         ``outputs``: None → the served output; a name → that output; a sequence of names → a
         dict name → result. Float inputs must lie in [0, 1]; uint8 is scaled by 1/255.
         """
+        names = self._names(outputs)
+        batch, single = self._as_batch(mri_planes)
+        return self._convert(self._run(batch, names), mri_planes, names, outputs, single)
+
+    def _names(self, outputs: Outputs) -> list[str]:
         names = [self.serve] if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
         bad = [n for n in names if n not in self.outputs]
         if bad or not names:
             raise InputError("outputs", f"unknown output(s) {bad}; this model offers {', '.join(self.outputs)}")
-        batch, single = self._as_batch(mri_planes)
-        results = self._run(batch, names)
-        if isinstance(mri_planes, torch.Tensor):
-            converted = {n: (r[0] if single else r).to(mri_planes.device) for n, r in results.items()}
+        return names
+
+    @staticmethod
+    def _convert(results: dict[str, torch.Tensor], given, names: list[str], outputs: Outputs, single: bool):
+        """Results in the caller's type (see `colorize`): one output, or a dict for a sequence."""
+        if isinstance(given, torch.Tensor):
+            converted = {n: (r[0] if single else r).to(given.device) for n, r in results.items()}
         else:
             converted = {n: _to_numpy_rgb(r, single) for n, r in results.items()}
-        if outputs is None or isinstance(outputs, str):
-            return converted[names[0]]
-        return converted
+        return converted[names[0]] if outputs is None or isinstance(outputs, str) else converted
 
     def _as_batch(self, planes) -> tuple[torch.Tensor, bool]:
         """(N, 1, H, W) float32 on the model's device, and whether the input was a single plane."""

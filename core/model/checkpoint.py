@@ -28,7 +28,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from core.atomic import write_bytes
+from core.atomic import write_bytes, write_text
 from core.model.config import ModelConfig
 from core.errors import InputError
 from core.labels import LabelTable
@@ -203,3 +203,23 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not isinstance(extra, dict):
         raise InputError(p, "checkpoint metadata 'extra' must be a JSON object")
     return Checkpoint(p, config, weights, serve, labels, extra)
+
+
+def export_inference_checkpoint(source: str | os.PathLike, folder: str | os.PathLike, *, pixel_mm: float,
+                                serve: str | None = None, extra: dict | None = None) -> Path:
+    """Write a slim inference checkpoint into ``folder``: G_m→ĉ only (no discriminators, no
+    G_c→m, no U-Net), the architecture, the label table, the served output and ``pixel_mm`` in
+    its metadata, plus ``model.json`` (architecture and metadata) and ``labels.csv`` (the label
+    table) beside it for people to read. Returns the checkpoint path."""
+    ck = load_checkpoint(source)
+    generator = ck.build("g_mc")
+    meta = {**ck.extra, **(extra or {}), "pixel_mm": float(pixel_mm)}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = save_checkpoint(folder / CHECKPOINT_FILE, {"g_mc": generator}, ck.config, serve=serve or ck.serve,
+                           label_table=ck.label_table, extra=meta)
+    write_text(folder / "model.json", json.dumps({"model": ck.config.to_dict(), "serve": serve or ck.serve,
+                                                  "extra": meta}, indent=1, default=str) + "\n")
+    if ck.label_table is not None:
+        ck.label_table.write(folder / "labels.csv")
+    return path

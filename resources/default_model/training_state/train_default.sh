@@ -50,6 +50,6 @@ python -m train colorization --data runs/ds128 --out runs/phase5 --preset lite \
     --set augment.mri_noise=0.01
 # Export: G_m->c only, 3 mm pixels, serving "guided" (c' colours with the MRI's edges), the output
 # with the lowest mean ΔE on the held-out subject.
-python -c "from core.inference.volume import export_inference_checkpoint as e; \
+python -c "from core.model.checkpoint import export_inference_checkpoint as e; \
     e('runs/phase5/model.safetensors', 'resources/default_model', pixel_mm=3.0, serve='guided')"
 date -u
