@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,14 +15,25 @@ from typing import Iterator
 from core.errors import InputError
 
 
-def _default_mode(directory: bool = False) -> int:
-    """The mode a plain ``open``/``mkdir`` would give under the current umask.
+def _fresh(target: Path, suffix: str, directory: bool = False) -> Path:
+    """Create a new, uniquely named file (or folder) beside ``target`` with the mode a plain
+    ``open``/``mkdir`` gives under the current umask.
 
-    ``mkstemp``/``mkdtemp`` create private (0600/0700) entries; a finished file must not stay so.
+    The kernel applies the umask itself (``mkstemp``/``mkdtemp`` would make private 0600/0700
+    entries, and reading the umask means setting it, which races with other threads writing).
     """
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+    stem = target.stem.split(".")[0] if not directory else target.name
+    for _ in range(100):
+        candidate = target.parent / f".{stem}.{secrets.token_hex(6)}{suffix}"
+        try:
+            if directory:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 @contextlib.contextmanager
@@ -35,15 +47,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     target.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(target.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem.split('.')[0]}.", suffix=f".tmp{suffix}",
-                               dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _fresh(target, f".tmp{suffix}")
     try:
         yield tmp_path
         if tmp_path.is_dir():
             raise IsADirectoryError(tmp_path)
-        os.chmod(tmp_path, _default_mode())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -72,10 +80,9 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not target.is_dir():
         raise InputError(target, "exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _fresh(target, ".tmp", directory=True)
     try:
         yield tmp
-        os.chmod(tmp, _default_mode(directory=True))
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))

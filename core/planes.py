@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.labels import Label, LabelTable
+from core.normalize import body_mask
 from core.volume import Volume
 
 #: Marks a 0/1 mask volume as labels, so it is sampled with nearest neighbour.
@@ -263,24 +264,6 @@ def _bands(planes: int, height: int) -> int:
     """Row bands per plane that give each of torch's CPU threads at least one batch element."""
     wanted = -(-torch.get_num_threads() // planes)
     return next(b for b in range(min(wanted, height), 0, -1) if height % b == 0)
-
-
-def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:
-    """Boolean (z, y, x) foreground: labels ≠ 0, or intensity above a threshold (default: Otsu-like
-    mid-point between background and the body's median)."""
-    arr = volume.array
-    if volume.is_labels:
-        return arr != 0
-    grey = arr.astype(np.float32).mean(axis=3) if volume.is_rgb else arr.astype(np.float32)
-    return grey > (otsu_level(grey) if threshold is None else threshold)
-
-
-def otsu_level(grey: np.ndarray) -> float:
-    """Otsu's threshold of a 3-D array, from every other voxel along each axis (an eighth of the
-    work; a body's histogram does not change)."""
-    from skimage.filters import threshold_otsu
-
-    return float(threshold_otsu(grey[::2, ::2, ::2]))
 
 
 def random_planes(volume: Volume, n: int, seed: int, *, pixel_mm: float = 1.5, width: int = 256,

@@ -17,30 +17,16 @@ batches of tensors on the model's device.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from core.model.losses import luma
+from core.imaging import box_taps, gaussian_radius, gaussian_taps, luma, separable_filter
 
 GUIDE_RADIUS = 3
 GUIDE_EPS = 1e-3
 
 
-def _separable(x: torch.Tensor, taps: torch.Tensor, mode: str) -> torch.Tensor:
-    """(N, C, H, W) filtered by the odd 1-D kernel ``taps`` along rows, then along columns, each
-    channel alone (depthwise: on a CPU 4-5× faster than ``avg_pool2d``, whose stride-1 kernel is
-    not vectorised); edges padded by ``mode``. Same size out."""
-    radius, channels = len(taps) // 2, x.shape[1]
-    row = taps.to(x.dtype).view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    x = F.pad(x, (radius,) * 4, mode=mode)
-    return F.conv2d(F.conv2d(x, row, groups=channels), row.transpose(2, 3), groups=channels)
-
-
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W), edges replicated."""
-    radius = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
-    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    return _separable(x, g / g.sum(), "replicate")
+    return separable_filter(x, gaussian_taps(2 * gaussian_radius(sigma) + 1, sigma), "replicate")
 
 
 def fuse(c_hat: torch.Tensor, c_prime: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
@@ -55,9 +41,7 @@ def fuse(c_hat: torch.Tensor, c_prime: torch.Tensor, sigma: float = 2.0) -> torc
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over (2·radius + 1)² windows, edges mirrored (torch's "reflect" = scipy's "mirror")
     where the plane is large enough to mirror, else replicated."""
-    size = 2 * radius + 1
-    taps = torch.full((size,), 1.0 / size, device=x.device)
-    return _separable(x, taps, "reflect" if radius < min(x.shape[-2:]) else "replicate")
+    return separable_filter(x, box_taps(radius), "reflect" if radius < min(x.shape[-2:]) else "replicate")
 
 
 def guided_filter(source: torch.Tensor, guide: torch.Tensor, radius: int, eps: float) -> torch.Tensor:

@@ -6,19 +6,9 @@ every pass a plain fused multiply-add over contiguous memory, works on complex s
 """
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import torch
 
-
-@lru_cache(maxsize=None)
-def gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
-    """Normalised 1-D Gaussian of ``size`` taps (odd), as MATLAB's fspecial and Wang's SSIM use it."""
-    half = (size - 1) / 2
-    g = [math.exp(-((i - half) ** 2) / (2 * sigma * sigma)) for i in range(size)]
-    total = sum(g)
-    return tuple(v / total for v in g)
+from core.imaging import gaussian_taps
 
 
 def correlate_1d(x: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tensor:

@@ -12,13 +12,12 @@ import numpy as np
 import torch
 
 from core.errors import InputError
+from core.imaging import luma
 
 #: Values this far outside [0, 1] are float round-off (a sigmoid, a resampler) and are clipped;
 #: anything beyond is the wrong scale (0–255 data, [-1, 1] network outputs) and is refused.
 RANGE_TOLERANCE = 1e-4
 
-#: BT.601 luma weights (R, G, B): OpenCV's RGB2GRAY, PIL's "L", the Y of YIQ/YCbCr.
-BT601 = (0.299, 0.587, 0.114)
 
 
 def image_batch(x: np.ndarray | torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
@@ -75,12 +74,6 @@ def image_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
         x, y = (luma(x), y) if x.shape[1] == 3 else (x, luma(y))
     dtype = torch.promote_types(x.dtype, y.dtype)
     return x.to(dtype), y.to(device=x.device, dtype=dtype), batched_x or batched_y
-
-
-def luma(x: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of an (N, 3, H, W) batch, as (N, 1, H, W)."""
-    w = torch.tensor(BT601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
 
 
 def require_size(x: torch.Tensor, minimum: int, metric: str, why: str) -> None:

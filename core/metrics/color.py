@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core import imaging
 from core.errors import InputError
-from core.metrics import _validate
 from core.metrics._validate import as_result, image_batch, image_pair
 
 VARIANTS = ("hasler", "abs")
@@ -26,11 +26,11 @@ def luma(rgb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     if isinstance(rgb, torch.Tensor):
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError("rgb", f"expected an (N, 3, H, W) batch, got shape {tuple(rgb.shape)}")
-        return _validate.luma(rgb)
+        return imaging.luma(rgb)
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise InputError("rgb", f"expected an H×W×3 array, got shape {rgb.shape}")
-    return rgb @ np.asarray(_validate.BT601, dtype=rgb.dtype if rgb.dtype.kind == "f" else np.float64)
+    return imaging.luma(rgb)
 
 
 def colorfulness(rgb: np.ndarray | torch.Tensor, variant: str = "hasler", scale: float = 1.0) -> float | torch.Tensor:

@@ -32,7 +32,8 @@ import torch
 
 from core.errors import InputError
 from core.metrics._filters import gaussian_valid, window_sums_6_7
-from core.metrics._validate import as_result, image_pair, luma, require_size
+from core.imaging import luma
+from core.metrics._validate import as_result, image_pair, require_size
 
 HEIGHT, ORIENTATIONS = 3, 4
 C = 0.001

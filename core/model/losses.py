@@ -15,19 +15,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from core.imaging import luma
 from core.model.config import LossConfig
 from core.model.networks.builder import Networks
 from core.model.ssim_loss import multiwindow_ssim_loss
-
-#: ITU-R BT.601 luma weights, the grey conversion used wherever colour meets grayscale.
-BT601 = (0.299, 0.587, 0.114)
-
-
-def luma(rgb: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of (N, 3, H, W) RGB in [0, 1]: (N, 1, H, W)."""
-    w = torch.tensor(BT601, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    return (rgb * w).sum(dim=1, keepdim=True)
-
 
 def adversarial_loss(logits: torch.Tensor, real: bool, mode: str = "bce") -> torch.Tensor:
     """Loss pushing discriminator logits towards 'real' or 'fake'.

@@ -13,20 +13,12 @@ and loses all precision in fp16/bf16.
 """
 from __future__ import annotations
 
-import functools
-
 import torch
-import torch.nn.functional as F
+
+from core.imaging import gaussian_taps, separable_filter
 
 C1 = 0.01 ** 2
 C2 = 0.03 ** 2
-
-
-@functools.lru_cache(maxsize=32)
-def _gaussian_1d(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return (g / g.sum()).to(device=device, dtype=torch.float32)
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int, sigma: float = 1.5,
@@ -40,11 +32,8 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int, sigma: float = 1.5,
     with torch.autocast(device_type=a.device.type, enabled=False):
         a, b = a.float(), b.float()
         n, c = a.shape[:2]
-        g = _gaussian_1d(window, float(sigma), a.device)
         stack = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-        groups = stack.shape[1]
-        stack = F.conv2d(stack, g.view(1, 1, 1, -1).expand(groups, 1, 1, window), groups=groups)
-        stack = F.conv2d(stack, g.view(1, 1, -1, 1).expand(groups, 1, window, 1), groups=groups)
+        stack = separable_filter(stack, gaussian_taps(window, float(sigma)), None)
         mu_a, mu_b, e_aa, e_bb, e_ab = stack.split(c, dim=1)
         var_a = e_aa - mu_a * mu_a
         var_b = e_bb - mu_b * mu_b

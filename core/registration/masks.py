@@ -11,10 +11,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import InputError
+from core.imaging import luma
 from core.volume import Volume
 
-#: ITU-R BT.601 luma weights, the luminance the fixed image is made of.
-BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def luminance(cryo: Volume) -> Volume:
@@ -22,7 +21,7 @@ def luminance(cryo: Volume) -> Volume:
     if not cryo.is_rgb:
         raise InputError("cryosection", "is not an RGB volume; luminance needs 3 colour channels")
     rgb = cryo.array[..., :3]
-    y = np.tensordot(rgb, BT601, axes=([3], [0])).astype(np.float32)
+    y = luma(rgb).astype(np.float32)
     if cryo.array.dtype == np.uint8:
         y *= np.float32(1 / 255)
     return cryo.with_array(y, label_table=None)
@@ -79,7 +78,7 @@ def cryo_body_mask(cryo: Volume, min_fraction: float = 0.02) -> np.ndarray:
 
 def mri_body_mask(mri: Volume) -> np.ndarray:
     """Boolean (z, y, x) body mask of a scalar MRI: above an Otsu threshold, largest component."""
-    from core.planes import body_mask
+    from core.normalize import body_mask
 
     return largest_component(body_mask(mri))
 

@@ -1,0 +1,64 @@
+"""Image primitives several layers share: BT.601 luma and separable window filters.
+
+One home each, so that the training losses, the output fusions, the metrics and the
+registration's fixed image agree on what "grey" means and how a window mean is taken.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: ITU-R BT.601 luma weights (R, G, B): OpenCV's RGB2GRAY, PIL's "L", the Y of YIQ/YCbCr — the
+#: grey conversion used wherever colour meets grayscale.
+BT601 = (0.299, 0.587, 0.114)
+
+
+@lru_cache(maxsize=16)
+def _luma_weights(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(1, 3, 1, 1) weights, made once per dtype and device (no host-to-device copy per call)."""
+    return torch.tensor(BT601, dtype=dtype, device=device).view(1, 3, 1, 1)
+
+
+def luma(rgb: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """BT.601 luma Y = 0.299 R + 0.587 G + 0.114 B: an (N, 3, H, W) tensor → (N, 1, H, W); an
+    array with RGB last (…, 3) → (…), float (integers are computed in float64)."""
+    if isinstance(rgb, torch.Tensor):
+        return (rgb * _luma_weights(rgb.dtype, rgb.device)).sum(dim=1, keepdim=True)
+    rgb = np.asarray(rgb)
+    return rgb @ np.asarray(BT601, dtype=rgb.dtype if rgb.dtype.kind == "f" else np.float64)
+
+
+@lru_cache(maxsize=None)
+def gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
+    """Normalised 1-D Gaussian of ``size`` taps (odd), as MATLAB's fspecial and Wang's SSIM use it."""
+    half = (size - 1) / 2
+    g = [math.exp(-((i - half) ** 2) / (2 * sigma * sigma)) for i in range(size)]
+    total = sum(g)
+    return tuple(v / total for v in g)
+
+
+def gaussian_radius(sigma: float) -> int:
+    """Half-width that keeps a Gaussian's weight to within 0.3 % (3 σ, at least 1)."""
+    return max(1, int(3 * sigma + 0.5))
+
+
+def separable_filter(x: torch.Tensor, taps: tuple[float, ...] | torch.Tensor, pad: str | None) -> torch.Tensor:
+    """(N, C, H, W) correlated with the odd 1-D kernel ``taps`` along rows, then columns, each
+    channel alone (depthwise ``conv2d``: on a CPU 4-5× faster than ``avg_pool2d``, whose stride-1
+    kernel is not vectorised). ``pad``: a ``F.pad`` mode for an output of the input's size
+    ("reflect", "replicate"), or None for the 'valid' part only."""
+    taps = torch.as_tensor(taps, dtype=x.dtype, device=x.device)
+    size, channels = taps.numel(), x.shape[1]
+    row = taps.view(1, 1, 1, size).expand(channels, 1, 1, size)
+    if pad is not None:
+        x = F.pad(x, (size // 2,) * 4, mode=pad)
+    return F.conv2d(F.conv2d(x, row, groups=channels), row.transpose(2, 3), groups=channels)
+
+
+def box_taps(radius: int) -> tuple[float, ...]:
+    """Taps of a (2·radius + 1)-wide mean."""
+    return (1.0 / (2 * radius + 1),) * (2 * radius + 1)
