@@ -77,6 +77,49 @@ def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:
         return np.asarray(volume.array > threshold)
 
 
+#: Connected pieces of a body mask smaller than this fraction of the mask are noise, not body.
+SPECK_FRACTION = 0.005
+
+
+def body_region(mask: np.ndarray) -> np.ndarray:
+    """The body a thresholded mask (2-D plane or 3-D volume) stands for: enclosed cavities that
+    are dark on T1 (lungs, bowel gas, ventricles, cortical bone) filled — for a volume, also the
+    holes of every slice along each axis, since airways open the lungs to the outside in 3-D —
+    and specks of bright noise in the air (pieces under ``SPECK_FRACTION`` of the mask) dropped.
+    Everything outside it is background, painted with one colour."""
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask
+    pieces, _ = ndi.label(mask)
+    sizes = np.bincount(pieces.ravel())
+    keep = sizes >= SPECK_FRACTION * mask.sum()
+    keep[0] = False
+    mask = keep[pieces]
+    if mask.ndim == 2:
+        return mask | _holes(mask, ndi.generate_binary_structure(2, 1), range(2))
+    filled = mask.copy()  # a cavity closed in 3-D is closed in every slice through it
+    for axis in range(3):
+        in_slice = ndi.generate_binary_structure(3, 1)
+        in_slice[tuple(slice(0, 3, 2) if a == axis else 1 for a in range(3))] = False  # no link across slices
+        filled |= _holes(mask, in_slice, [a for a in range(3) if a != axis])
+    return filled
+
+
+def _holes(mask: np.ndarray, structure: np.ndarray, edge_axes) -> np.ndarray:
+    """Background not connected (through ``structure``) to the array's faces across ``edge_axes``."""
+    from scipy import ndimage as ndi
+
+    pieces, _ = ndi.label(~mask, structure=structure)
+    outside = np.zeros(pieces.max() + 1, dtype=bool)
+    for axis in edge_axes:
+        for index in (0, -1):
+            outside[np.take(pieces, index, axis=axis)] = True
+    outside[0] = True
+    return ~outside[pieces]
+
+
 def intensity_range(volume: Volume, mask: np.ndarray | None = None, *,
                     high_percentile: float = HIGH_PERCENTILE) -> tuple[float, float]:
     """The intensities mapped to the model's 0 and 1: (0 or the 0.5th percentile, the
@@ -123,4 +166,4 @@ def normalize(volume: Volume, mask: np.ndarray | None = None, *,
 
 
 __all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "body_mask", "body_threshold", "intensity_range", "normalize",
-           "normalize_array", "otsu_level"]
+           "normalize_array", "otsu_level", "body_region"]

@@ -10,7 +10,7 @@ import torch
 from core.errors import InputError
 from core.io import write_volume
 from core.labels import Label, LabelTable
-from core.normalize import intensity_range
+from core.normalize import body_mask, body_region, intensity_range
 from core.planes import Plane
 from core.volume import Volume
 from viewer import data
@@ -158,7 +158,9 @@ def test_colorize_volume_keeps_the_frame_and_reports_progress():
     assert rgb.same_frame(mri)
     lo, hi = intensity_range(mri)
     expected = np.rint(np.clip((mri.array - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
-    assert np.abs(rgb.array[..., 0].astype(int) - expected).max() <= 1
+    body = body_region(body_mask(mri))
+    assert np.abs(rgb.array[..., 0][body].astype(int) - expected[body]).max() <= 1
+    assert (rgb.array[~body] == (20, 20, 25)).all()  # the palette's background outside the body
     assert progress[-1] == 1.0 and progress == sorted(progress)
 
 

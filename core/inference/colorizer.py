@@ -3,7 +3,7 @@
 ``Colorizer`` hides everything a caller should not have to know: the best device, eval mode,
 padding to a multiple of 4 and cropping back, batching, fp16/bf16 autocast on CUDA, the
 array/tensor conversions, and, through `colorize_planes`, the pixel size the model was trained at
-(from its checkpoint), the crop to the body and the colour outside it, and the resampling back to
+(from its checkpoint), the crop to the body and the background outside it, and the resampling back to
 the caller's grid. The viewer, ``mricolor colorize`` (`core.inference.volume`) and the evaluation
 all call `colorize_planes`, so a plane looks the same everywhere. It serves the output its
 checkpoint declares (ĉ, c' or a fusion, see `core.model.outputs`) and any of the others on request.
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from core.devices import best_device
 from core.errors import InputError
 from core.inference import crop
-from core.inference.fusion import fuse, mri_guided
+from core.inference.fusion import GUIDE_RADIUS, fuse, mri_guided
 from core.labels import LabelTable
 from core.model.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
 from core.model.config import ModelConfig, load_preset
@@ -45,6 +45,13 @@ GPU_BATCH = 16
 MIN_SIZE = 8
 
 Outputs = str | Sequence[str] | None
+
+
+def default_palette() -> LabelTable:
+    """The shipped tissue table (``resources/tissues.csv``): colours for models that carry none."""
+    from resources import path as resource_path
+
+    return LabelTable.read(resource_path("tissues.csv"))
 
 
 def recorded_pixel_mm(extra: dict) -> float | None:
@@ -88,7 +95,7 @@ class Colorizer:
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.generator.to(memory_format=torch.channels_last)
-        self._air: dict[str, torch.Tensor] = {}
+        self._background: torch.Tensor | None = None
 
     def _autocast_dtype(self, precision: str) -> torch.dtype | None:
         """fp16/bf16 only on CUDA (on CPU they are slower, on MPS patchy); auto picks bf16 where
@@ -146,53 +153,65 @@ class Colorizer:
     def colorize_planes(self, planes: np.ndarray | torch.Tensor, pixel_mm=None, outputs: Outputs = None, *,
                         body: np.ndarray | None = None, detail: float = 1.0):
         """Colorize planes of ``pixel_mm`` pixels (one number or (rows, cols) mm; None: the
-        model's own) as the model was trained to see them, on the planes' own grid.
+        model's own) as the model was trained to see them, on the planes' own grid and detail.
 
         The planes are resampled to the model's pixel size (times ``1 / detail``: 0.5 is a
-        quick preview at half the resolution), colorized and resampled back. ``body`` (h, w) bool:
-        the network sees only the body's box plus a margin (`core.inference.crop`) and the rest
-        takes the colour the model gave the air at the box's edge; a plane with no body at all
-        takes the model's colour for a plane of air. None: every pixel goes through the network.
+        quick preview at half the resolution), colorized and resampled back; the ``guided``
+        output's MRI-guided filter then runs at the planes' own resolution, so its edges are the
+        input's. ``body`` ((h, w) for all planes, or (N, h, w)): the network sees only the body's
+        box plus a margin (`core.inference.crop`), and every pixel outside the body takes the
+        palette's background colour (`background`), the same in every plane; a plane with no
+        body is all background. None: every pixel goes through the network.
         Input and output types as in `colorize` (numpy (N, h, w) → float32 (N, h, w, 3)).
         """
         names = self._names(outputs)
         batch, single = self._as_batch(planes)
-        scale = np.ones(2) if pixel_mm is None or self.pixel_mm is None \
-            else np.broadcast_to(np.asarray(pixel_mm, dtype=np.float64), (2,)) / self.pixel_mm
-        scale = scale * detail
-        box = (slice(None), slice(None))
+        scale = self._scale(pixel_mm) * detail
+        n, h, w = batch.shape[0], *batch.shape[-2:]
+        box, inside = (slice(None), slice(None)), None
         if body is not None:
-            box = crop.body_box(np.asarray(body, dtype=bool), scale)
-            if box is None:
-                n, h, w = batch.shape[0], *batch.shape[-2:]
-                results = {name: self.air_colour(name)[None, :, None, None].expand(n, 3, h, w).contiguous()
-                           for name in names}
-                return self._convert(results, planes, names, outputs, single)
-        part = batch[..., box[0], box[1]]
-        size = crop.model_size(tuple(part.shape[-2:]), scale)
-        with torch.inference_mode():
-            raw = self._run(crop.resize(part, size).clamp_(0.0, 1.0), names)
-            results = {}
-            for name, rgb in raw.items():
-                rgb = crop.resize(rgb, tuple(part.shape[-2:])).clamp_(0.0, 1.0)
-                if rgb.shape[-2:] != batch.shape[-2:]:
-                    full = crop.ring_colour(rgb)[:, :, None, None].expand(-1, -1, *batch.shape[-2:]).clone()
-                    full[..., box[0], box[1]] = rgb
-                    rgb = full
-                results[name] = rgb
+            mask = np.asarray(body, dtype=bool)
+            inside = torch.from_numpy(np.broadcast_to(mask, (n, h, w))[:, None].copy()).to(self.device)
+            box = crop.body_box(mask.reshape(-1, h, w).any(axis=0), scale)
+        results = {name: self.background[None, :, None, None].expand(n, 3, h, w).clone() for name in names}
+        if box is not None:
+            part = batch[..., box[0], box[1]]
+            with torch.inference_mode():
+                for name, rgb in self._colorize_part(part, scale, names).items():
+                    results[name][..., box[0], box[1]] = rgb
+                    if inside is not None:
+                        results[name] = torch.where(inside, results[name], self.background[None, :, None, None])
         return self._convert(results, planes, names, outputs, single)
 
-    def air_colour(self, output: str | None = None) -> torch.Tensor:
-        """(3,) RGB in [0, 1] the model gives a plane of air (zeros), on the model's device: the
-        fill of a plane with no body (cached per output)."""
-        output = output or self.serve
-        if output not in self._air:
-            size = 4 * crop.CROP_MARGIN
-            rgb = self._run(torch.zeros(1, 1, size, size, device=self.device), [output])[output]
-            self._air[output] = rgb[0, :, size // 2, size // 2].clamp(0, 1)
-        return self._air[output]
+    def _colorize_part(self, part: torch.Tensor, scale: np.ndarray, names: list[str]) -> dict[str, torch.Tensor]:
+        """(N, 1, h, w) planes run at ``scale`` model pixels per plane pixel and brought back to
+        (N, 3, h, w); ``guided`` refined at the planes' own resolution."""
+        network = list(dict.fromkeys("c_prime" if name == "guided" else name for name in names))
+        raw = self._run(crop.resize(part, crop.model_size(tuple(part.shape[-2:]), scale)).clamp_(0.0, 1.0), network)
+        out = {}
+        for name in names:
+            rgb = crop.resize(raw["c_prime" if name == "guided" else name], tuple(part.shape[-2:])).clamp_(0.0, 1.0)
+            if name == "guided":
+                rgb = mri_guided(rgb, part, radius=tuple(max(1, round(GUIDE_RADIUS / f)) for f in scale))
+            out[name] = rgb
+        return out
 
-    # --- colorizing ---------------------------------------------------------------------------
+    def _scale(self, pixel_mm) -> np.ndarray:
+        """Model pixels per plane pixel, (rows, cols), for planes of ``pixel_mm``."""
+        if pixel_mm is None or self.pixel_mm is None:
+            return np.ones(2)
+        return np.broadcast_to(np.asarray(pixel_mm, dtype=np.float64), (2,)) / self.pixel_mm
+
+    @property
+    def background(self) -> torch.Tensor:
+        """(3,) RGB in [0, 1] of the palette's background (label 0 of the checkpoint's label table,
+        else of the shipped tissue table), on the model's device: the colour of everything
+        outside the body."""
+        if self._background is None:
+            table = self.label_table if self.label_table is not None and 0 in self.label_table else default_palette()
+            self._background = torch.tensor(table[0].color, dtype=torch.float32, device=self.device) / 255.0
+        return self._background
+
     def colorize(self, mri_planes: np.ndarray | torch.Tensor, outputs: Outputs = None):
         """Run the network on planes given as (H, W), (N, H, W) or (N, 1, H, W), numpy or torch,
         at their own pixel size and framing (`colorize_planes` is the path that frames them).

@@ -51,10 +51,3 @@ def body_box(mask2d: np.ndarray, scale: np.ndarray) -> Box | None:
         lo = min(max(0, lo - (want - (hi - lo)) // 2), n - want)
         out.append(slice(lo, lo + want))
     return out[0], out[1]
-
-
-def ring_colour(rgb: torch.Tensor) -> torch.Tensor:
-    """(N, 3) median colour of each (N, 3, H, W) plane's outer ring of pixels: the colour the
-    model gave the air at a crop box's edge, which fills the plane around the box without a seam."""
-    ring = torch.cat([rgb[..., 0, :], rgb[..., -1, :], rgb[..., 1:-1, 0], rgb[..., 1:-1, -1]], dim=-1)
-    return ring.median(dim=-1).values

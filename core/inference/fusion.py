@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from core.imaging import box_taps, gaussian_radius, gaussian_taps, luma, separable_filter
+from core.imaging import gaussian_radius, gaussian_taps, luma, separable_filter, window_mean
 
 GUIDE_RADIUS = 3
 GUIDE_EPS = 1e-3
@@ -38,34 +38,33 @@ def fuse(c_hat: torch.Tensor, c_prime: torch.Tensor, sigma: float = 2.0) -> torc
     return (c_prime + (y - gaussian_blur(y, sigma))).clamp(0.0, 1.0)
 
 
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over (2·radius + 1)² windows, edges mirrored (torch's "reflect" = scipy's "mirror")
-    where the plane is large enough to mirror, else replicated."""
-    return separable_filter(x, box_taps(radius), "reflect" if radius < min(x.shape[-2:]) else "replicate")
+def guided_filter(source: torch.Tensor, guide: torch.Tensor, radius: int | tuple[int, ...], eps: float) -> torch.Tensor:
+    """He et al.'s guided filter of ``source`` (N, C, *spatial) by a one-channel ``guide``
+    (N, 1, *spatial): planes (H, W) or volumes (D, H, W); ``radius`` in samples, one for every
+    axis or one per axis (a volume's voxels need not be cubes).
 
-
-def guided_filter(source: torch.Tensor, guide: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
-    """He et al.'s guided filter of ``source`` (N, C, H, W) by a one-channel ``guide`` (N, 1, H, W).
-
-    Per window: source ≈ a·guide + b by least squares with ridge ``eps`` on a; each pixel takes
+    Per window: source ≈ a·guide + b by least squares with ridge ``eps`` on a; each sample takes
     the mean of the (a, b) of the windows covering it. Where the guide is flat the result is the
     windowed mean of ``source``; where the guide has an edge the source's transition is moved onto
     it. Computed in float32 (the variances are differences of means).
     """
-    if guide.shape[1] != 1 or guide.shape[0] != source.shape[0] or guide.shape[-2:] != source.shape[-2:]:
-        raise ValueError(f"guide {tuple(guide.shape)} must be one channel of the source's {tuple(source.shape)} planes")
-    if radius < 1 or eps <= 0:
+    if guide.shape[1] != 1 or guide.shape[0] != source.shape[0] or guide.shape[2:] != source.shape[2:]:
+        raise ValueError(f"guide {tuple(guide.shape)} must be one channel of the source's {tuple(source.shape)}")
+    if min((radius,) if isinstance(radius, int) else radius) < 1 or eps <= 0:
         raise ValueError(f"radius must be ≥ 1 and eps > 0, got {radius} and {eps}")
     p, i = source.float(), guide.float()
     c = p.shape[1]
-    means = _box(torch.cat([i, i * i, p, i * p], dim=1), radius)     # one pass for all four means
+    means = window_mean(torch.cat([i, i * i, p, i * p], dim=1), radius)
     mean_i, mean_ii, mean_p, mean_ip = means[:, :1], means[:, 1:2], means[:, 2:2 + c], means[:, 2 + c:]
+    del means
     a = (mean_ip - mean_i * mean_p) / (mean_ii - mean_i * mean_i + eps)
     b = mean_p - a * mean_i
-    mean_ab = _box(torch.cat([a, b], dim=1), radius)
+    del mean_i, mean_ii, mean_p, mean_ip
+    mean_ab = window_mean(torch.cat([a, b], dim=1), radius)
     return mean_ab[:, :c] * i + mean_ab[:, c:]
 
 
-def mri_guided(c_prime: torch.Tensor, mri: torch.Tensor) -> torch.Tensor:
-    """The ``guided`` output: c′ guided by the MRI plane it was computed from, clamped to [0, 1]."""
-    return guided_filter(c_prime, mri, GUIDE_RADIUS, GUIDE_EPS).clamp(0.0, 1.0)
+def mri_guided(c_prime: torch.Tensor, mri: torch.Tensor, radius: int | tuple[int, ...] = GUIDE_RADIUS) -> torch.Tensor:
+    """The ``guided`` output: c′ guided by the MRI it was computed from, clamped to [0, 1].
+    ``radius``: ``GUIDE_RADIUS`` model pixels expressed in the samples of ``mri`` (per axis)."""
+    return guided_filter(c_prime, mri, radius, GUIDE_EPS).clamp(0.0, 1.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
 
 from core.errors import InputError
 from core.inference.colorizer import Colorizer
@@ -63,10 +64,11 @@ def colorize_volume(mri: Volume, colorizer: Colorizer, *, axis: str = "axial", o
 
     Returns a uint8 RGB `Volume` on the MRI's grid and frame. ``output``: one of
     ``colorizer.outputs`` (None: the one it serves). ``normalized``: the MRI is already in [0, 1]
-    (skip `core.normalize`). ``crop``: the network sees each batch's body box with a margin and
-    the air around it takes the colour the model gave the air at the box's edge (a far smaller
-    input on most bodies, and framed much as the training planes were, which instance norm makes
-    matter); off: every pixel goes through the network. ``progress`` is called with the number
+    (skip `core.normalize`). ``crop``: the network sees each batch's body box with a margin
+    (a far smaller input on most bodies, and framed much as the training planes were, which
+    instance norm makes matter) and everything outside the body (`core.normalize.body_region`)
+    takes the palette's background colour; off: every pixel goes through the network. The
+    ``guided`` output is refined over the whole volume at once (`guided_volume`). ``progress`` is called with the number
     of slices finished after each batch.
     """
     check_mri(mri)
@@ -74,28 +76,59 @@ def colorize_volume(mri: Volume, colorizer: Colorizer, *, axis: str = "axial", o
         raise InputError("output", f"unknown output {output!r}; this model offers {', '.join(colorizer.outputs)}")
     if batch_size < 1:
         raise InputError("batch size", f"must be at least 1, got {batch_size}")
-    from core.normalize import body_mask, intensity_range, normalize_array
+    from core.normalize import body_mask, body_region, intensity_range, normalize_array
 
     if normalized:
         norm = np.clip(np.asarray(mri.array, dtype=np.float32), 0.0, 1.0)
-        mask = body_mask(mri.with_array(norm)) if crop else None
+        raw_mask = body_mask(mri.with_array(norm)) if crop else None
     else:
-        mask = body_mask(mri)
-        norm = normalize_array(mri.array, *intensity_range(mri, mask))
+        raw_mask = body_mask(mri)
+        norm = normalize_array(mri.array, *intensity_range(mri, raw_mask))
+    mask = body_region(raw_mask) if crop else None
     a = slicing_axis(mri, axis)
     stack = np.moveaxis(norm, a, 0)  # (slices, rows, cols)
     in_plane = [j for j in range(3) if j != a]
     pixel_mm = np.asarray(mri.spacing, dtype=np.float64)[::-1][in_plane]  # (row, col) mm
-    out = np.empty(stack.shape + (3,), dtype=np.uint8)
+    output = output or colorizer.serve
+    refine = output == "guided"  # c′ slice by slice, then the MRI-guided filter over the whole volume
+    colour = np.empty(stack.shape + (3,), dtype=np.float32 if refine else np.uint8)
     masks = np.moveaxis(mask, a, 0) if crop else None
     for start in range(0, stack.shape[0], batch_size):
         rows = slice(start, start + batch_size)
-        body = masks[rows].any(axis=0) if crop else None
-        rgb = colorizer.colorize_planes(stack[rows], pixel_mm, output, body=body)
-        out[rows] = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+        rgb = colorizer.colorize_planes(stack[rows], pixel_mm, "c_prime" if refine else output,
+                                        body=None if masks is None else masks[rows])
+        colour[rows] = rgb if refine else _to_uint8(rgb)
         if progress is not None:
             progress(min(start + batch_size, stack.shape[0]))
-    return Volume(np.moveaxis(out, 0, a), mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
+    colour = np.moveaxis(colour, 0, a)
+    if refine:
+        colour = _to_uint8(guided_volume(colour, norm, mri.spacing, colorizer, mask))
+    return Volume(colour, mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
+
+
+def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Colorizer,
+                  body: np.ndarray | None) -> np.ndarray:
+    """The ``guided`` output of a whole volume: c′ (z, y, x, 3), colorized slice by slice, passed
+    through the MRI-guided filter in 3-D with the normalised MRI as guide. Its windows span
+    ``GUIDE_RADIUS`` model pixels along every axis, so colour follows the MRI's edges at the
+    volume's own resolution and the slice-to-slice jitter of a per-slice network is averaged
+    across neighbouring slices (no banding in the other reformats). Outside ``body``: background."""
+    from core.inference.fusion import GUIDE_RADIUS, mri_guided
+
+    reach_mm = GUIDE_RADIUS * (colorizer.pixel_mm or float(np.min(spacing)))
+    radius = tuple(max(1, round(reach_mm / s)) for s in np.asarray(spacing, dtype=np.float64)[::-1])
+    with torch.inference_mode():
+        source = torch.from_numpy(np.ascontiguousarray(np.moveaxis(c_prime, -1, 0)))[None]
+        guide = torch.from_numpy(np.ascontiguousarray(mri01, dtype=np.float32))[None, None]
+        out = mri_guided(source, guide, radius)[0]
+        if body is not None:
+            background = colorizer.background.cpu()[:, None, None, None]
+            out = torch.where(torch.from_numpy(body)[None], out, background)
+        return out.permute(1, 2, 3, 0).numpy()
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 __all__ = ["AXES", "DEFAULT_BATCH", "slicing_axis", "check_mri", "colorize_volume"]
