@@ -4,7 +4,7 @@
 
 The references run in the same process on the same pair: scikit-image for SSIM, and for the
 others the straightforward NumPy/SciPy transcriptions the tests check against (tests/
-test_metrics_reference.py; pytorch_msssim is listed too for MS-SSIM). Ours gets float32 planes,
+helpers_metrics.py; pytorch_msssim is listed too for MS-SSIM). Ours gets float32 planes,
 as the viewer and training pass them (float64 numpy input computes in float64, about 3× slower).
 "All six" is ``table_row`` (CF, ΔCF, SSIM, MS-SSIM, FSIMc, STSIM-2, plus the companions that
 come free). Each figure is the median (and minimum) over the repeats; the load average is printed
@@ -31,10 +31,9 @@ import pytorch_msssim  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
 import core.metrics as metrics  # noqa: E402
-from test_metrics_pairs import LUMA, golden_pair  # noqa: E402
-from test_metrics_reference import ref_fsim, ref_ms_ssim, ref_stsim  # noqa: E402
+from helpers_metrics import LUMA, golden_pair, ref_fsim, ref_ms_ssim, ref_stsim  # noqa: E402
 
-TARGET_MS = 150.0  # SPEC §9: all six metrics for a 256² pair on a 2-core CPU
+TARGET_MS = 150.0  # the product's target for all six metrics of a 256² pair on a 2-core CPU (docs/metrics.md)
 
 
 def timed(fn, repeats: int, clock=time.perf_counter) -> tuple[float, float]:

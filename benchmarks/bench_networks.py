@@ -4,7 +4,7 @@ For 256×256 planes: parameters and GFLOPs per plane of each preset's G_m→ĉ (
 ``torch.utils.flop_counter.FlopCounterMode``; one multiply-add = 2 FLOPs), and milliseconds per
 plane at batch 1 and batch 16 on the CPU for ``lite``, ``paper`` and the reference ResNet-9
 generator, all in this one process so the ratios compare like with like. With CUDA, the same
-in fp32, fp16 and bf16 autocast. Targets (SPEC §9): ``lite`` ≤ 100 ms per plane at batch 1 on a
+in fp32, fp16 and bf16 autocast. Targets (docs/method.md): ``lite`` ≤ 100 ms per plane at batch 1 on a
 2-core CPU and ≥ 10× faster than ResNet-9.
 
 Our generators run channels-last, as the ``Colorizer`` runs them (depthwise convolutions are

@@ -1,11 +1,11 @@
-"""CF and ΔCF against hand-computed values and DDColor's uint8 figures (reference/metrics.md §4)."""
+"""CF and ΔCF against hand-computed values and DDColor's uint8 figures (docs/metrics.md: CF and ΔCF)."""
 import numpy as np
 import pytest
 import torch
 
 from core.errors import InputError
 from core.metrics import colorfulness, delta_colorfulness, luma
-from test_metrics_pairs import LUMA, golden_pair
+from helpers_metrics import LUMA, golden_pair
 
 
 def halves(left, right, h=8, w=8):
@@ -55,7 +55,8 @@ def test_golden_values_on_the_unit_scale(h, cf_cryo, cf_col):
 @pytest.mark.parametrize("h, cf_cryo, cf_col, dcf", [(256, 56.626, 55.957, 0.668), (128, 54.486, 53.731, 0.755),
                                                      (64, 56.525, 55.348, 1.176)])
 def test_ddcolor_parity_on_uint8(h, cf_cryo, cf_col, dcf):
-    """DDColor's calculate_cf: absolute values, on uint8 images (metrics.md §2.2 columns 6–7)."""
+    """DDColor's calculate_cf: absolute values, on uint8 images (the CF_DDColor and ΔCF columns of the
+    golden values in docs/metrics.md)."""
     _, cryo, col, _ = golden_pair(h)
     cryo8, col8 = np.round(cryo * 255) / 255, np.round(col * 255) / 255
     assert colorfulness(cryo8, variant="abs", scale=255) == pytest.approx(cf_cryo, abs=5e-4)

@@ -1,4 +1,5 @@
-"""FSIM / FSIMc against values computed with piq 0.8.0's ``fsim`` (metrics.md §2.2 and below).
+"""FSIM / FSIMc against values computed with piq 0.8.0's ``fsim`` (the golden values of docs/metrics.md
+and those below).
 
 piq cannot be imported beside the CPU torch wheel (it imports torchvision), so the values were
 computed once with piq behind a stub ``torchvision`` module and are listed here. When piq is
@@ -14,8 +15,7 @@ import torch
 
 from core.errors import InputError
 from core.metrics import fsim
-from test_metrics_pairs import LUMA, golden_pair
-from test_metrics_reference import GOLDEN, ref_fsim
+from helpers_metrics import GOLDEN, LUMA, golden_pair, ref_fsim
 
 # (FSIMc, FSIM) from piq.fsim(x, y, data_range=1., chromatic=True / False) in float64
 PIQ_CROPS = {  # crop (row0, row1, col0, col1) of golden_pair(128): non-square and odd sizes
@@ -124,7 +124,7 @@ def _import_piq():
 def test_against_live_piq():
     piq = _import_piq()
     if piq is None:
-        pytest.skip("piq not importable here (see metrics.md §1.1); covered by the stored piq values")
+        pytest.skip("piq not importable here (it imports torchvision); covered by the stored piq values")
     rng = np.random.default_rng(5)
     x = torch.from_numpy(rng.random((2, 3, 70, 90)))
     y = (x + 0.1 * torch.from_numpy(rng.standard_normal(x.shape))).clamp(0, 1)

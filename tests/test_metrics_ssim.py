@@ -1,4 +1,4 @@
-"""SSIM against scikit-image, MS-SSIM against pytorch_msssim and the golden values (metrics.md §5–6)."""
+"""SSIM against scikit-image, MS-SSIM against pytorch_msssim and the golden values (docs/metrics.md)."""
 import numpy as np
 import pytest
 import pytorch_msssim
@@ -6,8 +6,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from core.metrics import ms_ssim, ms_ssim_scales, ssim
-from test_metrics_pairs import golden_pair
-from test_metrics_reference import GOLDEN, ref_ms_ssim
+from helpers_metrics import GOLDEN, golden_pair, ref_ms_ssim
 
 
 def skimage_ssim(a, b, **kw):

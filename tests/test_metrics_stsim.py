@@ -1,5 +1,5 @@
 """STSIM: the pyramid against pyrtools, the metric against a literal transcription of the reference
-code and against the properties of metrics.md §8.4 (no maintained STSIM package exists)."""
+code and against the properties docs/metrics.md lists for STSIM (no maintained STSIM package exists)."""
 import warnings
 
 import numpy as np
@@ -9,8 +9,7 @@ import torch
 
 from core.errors import InputError
 from core.metrics import ssim, steerable_pyramid, stsim
-from test_metrics_pairs import LUMA, golden_pair, texture
-from test_metrics_reference import ref_stsim, ref_undecimated_bands
+from helpers_metrics import LUMA, golden_pair, ref_stsim, ref_undecimated_bands, texture
 
 
 def pyrtools_pyramid(img):

@@ -9,7 +9,7 @@ from core.errors import InputError
 from core.labels import Label, LabelTable
 from core.metrics import (PAPER_COLUMNS, aggregate, colorfulness, delta_e, fsim, ms_ssim, psnr, ssim, stsim,
                           table_row)
-from test_metrics_pairs import golden_pair
+from helpers_metrics import golden_pair
 
 
 def planes(h=64):

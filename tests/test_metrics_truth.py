@@ -6,7 +6,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 from core.errors import InputError
 from core.metrics import delta_e, psnr
-from test_metrics_pairs import golden_pair
+from helpers_metrics import golden_pair
 
 
 def pair_and_labels(h=64):

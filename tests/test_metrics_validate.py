@@ -1,4 +1,5 @@
-"""Bad input gives a clear InputError, never a number (SPEC §7, issue 4)."""
+"""Bad input gives a clear InputError, never a number: a metric on NaN, on 0–255 data or on
+mismatched planes would still return a plausible-looking one (issue 4)."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Table-I style evaluation of checkpoints on the test planes, with reference rows (SPEC §7).
+"""Table-I style evaluation of checkpoints on the test planes, with reference rows (docs/method.md).
 
 Rows, in this order:
 
@@ -7,8 +7,8 @@ Rows, in this order:
   the intensity→colour lookup table fitted on the training planes, and (phantom data only) the
   tissue oracle: the MRI's true labels painted with each tissue's mean training colour, the
   floor of any colorization that paints tissues (`core.evaluation.lookup`);
-- per checkpoint, one row per output of G_m→ĉ: ĉ, c′ and their fusion, each a colorization in
-  its own right.
+- per checkpoint, one row per output of G_m→ĉ: ĉ, c′ and their fusions (``fused``, ``guided``),
+  each a colorization in its own right.
 
 Columns: the paper's CF, ΔCF, SSIM, MS-SSIM, STSIM, FSIM as mean ± std over planes, and on
 phantom data ΔE (CIEDE2000) and PSNR against the true colorization. ΔE is what counts; SSIM against

@@ -1,4 +1,4 @@
-"""Colour lookup tables: the references a learnt colorization is measured against (SPEC §7).
+"""Colour lookup tables: the references a learnt colorization is measured against (docs/method.md).
 
 - `IntensityLookup` paints every MRI intensity with the mean cryosection colour seen at that
   intensity on the training planes. It knows nothing of anatomy — tissues of equal T1 brightness

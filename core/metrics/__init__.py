@@ -6,8 +6,8 @@ side is reduced to BT.601 luma. float64 input is computed in float64 (reference 
 3× slower on a CPU), everything else in float32, the viewer's and training's path. Bad input (mismatched shapes, NaN/Inf, values outside [0, 1],
 planes too small for a metric, wrong channel counts) raises ``core.errors.InputError``.
 
-Conventions and the independent references each metric is tested against are in
-``shared/reference/metrics.md``; every module's docstring states its own.
+Conventions, the image pairs of Table I, the independent references each metric is tested
+against and the golden values are in docs/metrics.md; every module's docstring states its own.
 """
 from core.metrics.color import colorfulness, delta_colorfulness, luma
 from core.metrics.fsim import fsim

@@ -61,7 +61,7 @@ def image_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
                names: tuple[str, str] = ("a", "b")) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Validate two images compared with each other: same batch size and plane size, common channels.
 
-    An RGB side compared with a grey side is reduced to BT.601 luma (the SPEC's convention), so a
+    An RGB side compared with a grey side is reduced to BT.601 luma (docs/metrics.md), so a
     grey MRI can be compared with a colorized plane. Both are returned in the wider of the two
     dtypes, on the first argument's device.
     """

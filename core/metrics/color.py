@@ -1,10 +1,10 @@
 """Colourfulness (Hasler & Süsstrunk 2003), its difference ΔCF, and BT.601 luma.
 
 CF = σ_rgyb + 0.3·μ_rgyb with rg = R − G and yb = (R + G)/2 − B, population moments over all
-pixels. It is linear in intensity, so the [0, 1] scale of the SPEC gives the 0–255 value / 255;
-``scale`` multiplies it for comparisons with papers that report the 255 scale. DDColor's metric
+pixels. It is linear in intensity, so on the [0, 1] scale of every metric here it is the 0–255
+value / 255; ``scale`` multiplies it for comparisons with papers that report the 255 scale. DDColor's metric
 takes absolute values of rg and yb first (``variant="abs"``); both are offered because the paper's
-CF ≈ 0.9 cannot be reproduced from public code (reference/metrics.md §4.3).
+CF ≈ 0.9 cannot be reproduced from public code (docs/metrics.md: what that value implies).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ VARIANTS = ("hasler", "abs")
 def luma(rgb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """BT.601 luma Y = 0.299 R + 0.587 G + 0.114 B of an H×W×3 array or an (N, 3, H, W) batch.
 
-    The convention every metric here uses when an RGB image meets a grey one (reference/metrics.md §5.3).
+    The convention every metric here uses when an RGB image meets a grey one (docs/metrics.md).
     """
     if isinstance(rgb, torch.Tensor):
         if rgb.ndim != 4 or rgb.shape[1] != 3:
@@ -36,7 +36,7 @@ def luma(rgb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 def colorfulness(rgb: np.ndarray | torch.Tensor, variant: str = "hasler", scale: float = 1.0) -> float | torch.Tensor:
     """Colourfulness of an RGB image in [0, 1] (float), or of each image of an (N, 3, H, W) batch (tensor (N,)).
 
-    ``variant``: "hasler" (the original formula, the SPEC's default) or "abs" (DDColor's |rg|, |yb|).
+    ``variant``: "hasler" (the original formula, the default) or "abs" (DDColor's |rg|, |yb|).
     ``scale``: 255 gives values on the 8-bit scale. A grey image has CF 0.
     """
     if variant not in VARIANTS:

@@ -1,7 +1,7 @@
 """FSIM and FSIMc (Zhang, Zhang, Mou & Zhang, IEEE TIP 2011), with phase congruency as FeatureSIM.m.
 
 Follows the structure of piq 0.8.0's ``fsim`` (itself a port of the authors' FeatureSIM.m),
-which is the test oracle (reference/metrics.md §7): images on the 0–255 scale, average pooling by
+whose values the tests check against (docs/metrics.md): images on the 0–255 scale, average pooling by
 round(min side / 256), YIQ, phase congruency of Y from 4 scales × 4 orientations of log-Gabor
 filters applied by FFT, a Rayleigh noise threshold from the lower median of the finest scale's
 energy, Scharr gradient magnitude, similarity maps with T1 = 0.85, T2 = 160 (T3 = T4 = 200 and

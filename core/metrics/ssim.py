@@ -3,7 +3,7 @@
 Wang's settings throughout: 11×11 Gaussian window, σ 1.5, K1 0.01, K2 0.03, data range 1,
 population moments, mean over the 'valid' map only. This is what scikit-image gives with
 ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False`` and what pytorch_msssim,
-piq and pyiqa give; torchmetrics pads and differs (reference/metrics.md §5.2).
+piq and pyiqa give; torchmetrics reflect-pads, averages the whole map and differs (docs/metrics.md).
 
 MS-SSIM at 128 and 64 px cannot use five scales with an 11-px window, so it uses as many as fit,
 L = max{L : 10·2^(L−1) + 1 ≤ min(H, W)} (5 at 256, 4 at 128, 3 at 64), with the standard weights

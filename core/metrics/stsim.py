@@ -2,7 +2,8 @@
 
 Texture similarity compares local statistics of complex steerable pyramid subbands instead of
 pixels, so it tolerates small shifts and resynthesised texture that SSIM punishes. Conventions of
-reference/metrics.md §8 (andreydung's port of the authors' code, the only public one):
+andreydung's ``perceptual/metric.py`` (a port of the authors' code, the only public one; no STSIM
+package exists), summarised in docs/metrics.md:
 
 * grey images on the 0–255 scale (the constant C = 0.001 is absolute); RGB is reduced to BT.601 luma;
 * pyramid: matlabPyrTools ``buildSCFpyr`` (= ``pyrtools.SteerablePyramidFreq(height=3, order=3,

@@ -1,6 +1,6 @@
 """One row of the paper's Table I for a set of planes, and its aggregation to mean ± std.
 
-Pairs as in the paper (reference/metrics.md §0): CF of the colorized plane; ΔCF between the
+Pairs as in the paper's Table I (docs/metrics.md): CF of the colorized plane; ΔCF between the
 cryosection and the colorized plane; SSIM and MS-SSIM between the MRI and the colorized plane's
 BT.601 luma; FSIM (FSIMc, both RGB) and STSIM (STSIM-2) between the cryosection and the colorized
 plane. Companion values that cost nothing extra are kept beside them (luma FSIM, STSIM-1, the

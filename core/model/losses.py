@@ -1,4 +1,4 @@
-"""The objective of the paper (SPEC §5) as two functions, so a training step stays short:
+"""The objective of the paper (docs/method.md) as two functions, so a training step stays short:
 
     g = generator_objective(nets, m, c, s, loss_cfg)      # G step: g.total.backward()
     d = discriminator_objective(nets, m, c, g.fakes, loss_cfg)   # D step: d.total.backward()

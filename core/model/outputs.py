@@ -1,4 +1,4 @@
-"""The colorizations G_m→ĉ offers (SPEC §7): names, labels, and which need the c′ decoder.
+"""The colorizations G_m→ĉ offers (docs/method.md): names, labels, and which need the c′ decoder.
 
 Torch-free, so command lines can list and check output names without loading a model; the
 fusions themselves are computed in `core.inference.fusion`.

@@ -1,4 +1,4 @@
-"""Networks of the method (SPEC §4): generators, discriminators, segmentation U-Net, one builder."""
+"""Networks of the method (docs/method.md): generators, discriminators, segmentation U-Net, one builder."""
 from core.model.networks.builder import (Networks, build_discriminator, build_generator, build_networks,
                                          build_segmentation)
 from core.model.networks.discriminator import Discriminator

@@ -77,7 +77,8 @@ class Networks:
         return self
 
     def freeze_segmentation(self) -> None:
-        """Put S in eval mode without gradients, as during colorization training (SPEC §4)."""
+        """Put S in eval mode without gradients for colorization training: pre-trained on (c, s), it stays
+        fixed there (the paper), and gradients only pass through it into the generators."""
         if self.seg is not None:
             self.seg.eval()
             self.seg.requires_grad_(False)

@@ -3,7 +3,7 @@
 G_m→ĉ has two decoders with their own weights: c' (pseudo-cryosection) and ĉ (colorized MRI).
 At every decoder resolution the c' decoder's features pass an SE gate and are added into the ĉ
 decoder, so the colours that segmentation and SSIM(c, c') teach the c' decoder reach ĉ; the
-encoder's skips into each decoder are SE-gated too (SPEC §4). G_c→m̂ is the same generator with
+encoder's skips into each decoder are SE-gated too (docs/method.md). G_c→m̂ is the same generator with
 one decoder. Outputs go through a sigmoid: images live in [0, 1].
 """
 from __future__ import annotations
