@@ -17,7 +17,7 @@ from pathlib import Path
 from core.model.outputs import OUTPUTS
 
 AXIS_CHOICES = ("axial", "coronal", "sagittal")
-OUT_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--untrained", "give either --checkpoint or --untrained, not both")
 
     from core.devices import parse_device
-    from core.inference.colorizer import DEFAULT_PIXEL_MM, Colorizer
+    from core.inference.colorizer import DEFAULT_PIXEL_MM, SHIPPED_MODEL_NOTE, Colorizer
     from core.io import read_volume, write_volume
 
     start = time.perf_counter()
@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{mri_path}: {mri.array.shape[::-1]} voxels of {[round(float(s), 3) for s in mri.spacing]} mm; "
           f"model {colorizer.source} on {colorizer.device}, output {output}, {args.axis} slices "
           f"resampled to {colorizer.pixel_mm:g} mm pixels", file=sys.stderr)
+    if args.checkpoint is None and not args.untrained:
+        print(f"note: {SHIPPED_MODEL_NOTE}", file=sys.stderr)
 
     from tqdm import tqdm
 

@@ -44,16 +44,16 @@ Progress = Callable[[str], None]
 MRI_PERCENTILE = 99.5
 
 
-def parse_ids(text: str) -> list[int]:
-    """``"0-3,7"`` → [0, 1, 2, 3, 7]: subject seeds as users type them."""
+def parse_ids(text: str, source: str = "subjects") -> list[int]:
+    """``"0-3,7"`` → [0, 1, 2, 3, 7]: subject seeds as users type them (errors name ``source``)."""
     out: list[int] = []
     for part in filter(None, (p.strip() for p in str(text).split(","))):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if m is None or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise InputError("subjects", f"expected numbers and ranges such as '0-3,7', got {text!r}")
+            raise InputError(source, f"expected numbers and ranges such as '0-3,7', got {text!r}")
         out.extend(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
     if not out or len(set(out)) != len(out):
-        raise InputError("subjects", f"needs at least one subject and no repeats, got {text!r}")
+        raise InputError(source, f"needs at least one subject and no repeats, got {text!r}")
     return out
 
 

@@ -31,6 +31,10 @@ from core.model.outputs import available
 #: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
 DEFAULT_CHECKPOINT = f"default_model/{CHECKPOINT_FILE}"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: What the shipped model is, said wherever it colours a user's scan (command line, viewer).
+SHIPPED_MODEL_NOTE = ("the shipped model learnt from synthetic phantoms (procedural bodies with simulated T1 MRI "
+                      "and cryosections), not from real cryosection photographs; on a real scan its colours are "
+                      "the phantom's tissue palette, guessed from the MRI's contrast")
 #: In-plane pixel size (mm) assumed for checkpoints that do not record the one they were trained at.
 DEFAULT_PIXEL_MM = 2.0
 #: Inputs are planes in [0, 1]; this much overshoot (interpolation ringing) is clamped, more is
