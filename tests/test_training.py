@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError, Stopped, run_command
-from core.model.config import TrainConfig
+from core.model.train_config import TrainConfig
 from core.training import state
 from core.training.ablation import parse_variants
 from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks

@@ -10,7 +10,8 @@ import pytest
 
 from core.dataset import Augment
 from core.errors import InputError
-from core.model.config import AugmentConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig, task_key
+from core.model.config import LossConfig, ModelConfig, OptimConfig
+from core.model.train_config import AugmentConfig, TrainConfig, task_key
 from core.model.run_config import RunConfig, parse_assignment, read_saved, resolve, resume_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """Explicit command-line values as ``section.key`` overrides (None: not given); the budget
     flags set the U-Net's own ``seg_*`` keys for ``segmentation``."""
-    from core.model.config import task_key
+    from core.model.train_config import task_key
     from core.model.run_config import parse_assignment
 
     values = {task_key(kind, name): getattr(args, name) for name in ("epochs", "max_steps", "max_minutes", "batch_size")}

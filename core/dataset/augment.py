@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from core.errors import InputError
-from core.model.config import AugmentConfig
+from core.model.train_config import AugmentConfig
 from core.planes import Plane
 
 

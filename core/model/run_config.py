@@ -15,7 +15,8 @@ from typing import Any
 
 from core.errors import InputError
 from core.jsonfile import read_json_object
-from core.model.config import AugmentConfig, Preset, TrainConfig, apply_ablation, load_preset_dict, preset_path
+from core.model.config import Preset, apply_ablation, load_preset_dict, preset_path
+from core.model.train_config import AugmentConfig, TrainConfig
 
 #: The file a run writes its resolved configuration to, in its output folder.
 CONFIG_FILE = "config.json"

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from core.dataset.plane_data import resize_batch
 from core.errors import InputError
-from core.model.config import Schedule, TrainConfig
+from core.model.train_config import Schedule, TrainConfig
 from core.training.distributed import Context
 
 

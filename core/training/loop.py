@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from core.model.config import Schedule
+from core.model.train_config import Schedule
 from core.model.run_config import RunConfig
 from core.training import distributed
 from core.training.batches import Batches, on_device
