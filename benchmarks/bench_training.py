@@ -36,10 +36,10 @@ from core.model.checkpoint import save_checkpoint  # noqa: E402
 from core.labels import Label, LabelTable  # noqa: E402
 from core.model.networks import build_segmentation  # noqa: E402
 from core.training.colorization import ColorizationTask  # noqa: E402
-from core.training.config import resolve  # noqa: E402
+from core.model.run_config import resolve  # noqa: E402
 from core.dataset.plane_data import PlaneData  # noqa: E402
 from core.training.distributed import Context  # noqa: E402
-from core.training.loop import autocast  # noqa: E402
+from core.training.task import autocast  # noqa: E402
 
 CLASSES = 20  # about the phantom's tissue count
 

@@ -1,7 +1,9 @@
-"""Training building blocks: run config, full-state files, RNG, sampler, logs, pictures, EMA,
-Dice, lookup table, ablation variants. The loops themselves are in test_training_runs.py."""
+"""Training building blocks: full-state files, RNG, sampler, checkpointer, logs, pictures, EMA,
+Dice, lookup table, ablation variants. The run configuration is tested in test_training_config.py,
+the loops themselves in test_training_runs.py."""
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -9,57 +11,21 @@ import pytest
 import torch
 from torch import nn
 
-from core.errors import InputError
+from core.errors import InputError, Stopped, run_command
+from core.model.train_config import TrainConfig
 from core.training import state
 from core.training.ablation import parse_variants
-from core.training.config import RunConfig, parse_assignment, resolve
 from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
 from core.training.runlog import RunLog, read_log, truncate_log
 from core.evaluation.lookup import IntensityLookup, TissueLookup
-from core.training.loop import NonFiniteLossError, ResumableSampler, reduce_and_check
+from core.training.batches import Batches, ResumableSampler
+from core.training.checkpointer import Checkpointer, Position
+from core.training.loop import take_step
 from core.training.samples import label_colors, loss_curves, sample_grid
 from core.training.segmentation import balanced_class_weights, dice_per_class
-from test_training_data import LABELS, SyntheticPlanes
-
-
-# --- configuration ------------------------------------------------------------------------------
-def test_presets_resolve_with_train_section_and_overrides():
-    cfg = resolve("tiny", "A1", {"batch_size": 3, "loss.lambda_l1_c_prime": 10.0, "max_steps": None})
-    assert cfg.train.batch_size == 3 and cfg.preset.loss.lambda_l1_c_prime == 10.0
-    assert cfg.ablation == "A1" and cfg.preset.loss.cycle is False
-    again = RunConfig.from_dict(cfg.to_dict())
-    assert again.to_dict() == cfg.to_dict()
-    assert resolve("paper").train.batch_size == 28 and resolve("lite").train.image_size == 128
-
-
-def test_the_augment_section_is_optional_validated_and_recorded():
-    """No section: no augmentation (runs from before it train as they did); a section takes
-    Augment's defaults for keys it does not give; typos and negative values are refused with the
-    preset named."""
-    assert resolve("lite").augment is None
-    cfg = resolve("lite", overrides={"augment.mri_noise": 0.02})
-    assert cfg.augment.mri_noise == 0.02 and cfg.augment.flip_horizontal == 0.5
-    assert cfg.to_dict()["augment"] == {"mri_noise": 0.02}          # written to config.json as given
-    assert RunConfig.from_dict(cfg.to_dict()).augment == cfg.augment   # and read back on resume
-    for bad, message in (({"augment.mri_nose": 0.02}, "unknown settings"), ({"augment.rotate_deg": -5}, "negative")):
-        with pytest.raises(InputError, match=f"lite.json: invalid preset: 'augment': .*{message}"):
-            resolve("lite", overrides=bad)
-
-@pytest.mark.parametrize("bad", [{"image_size": 30}, {"batch_size": 0}, {"ema_decay": 1.0},
-                                 {"precision": "fp16"}, {"epochs": "many"}, {"batch_sise": 2},
-                                 {"model.widths": [1, 2]}])
-def test_bad_values_name_the_problem(bad):
-    with pytest.raises(InputError, match="invalid preset"):
-        resolve("tiny", overrides=bad)
-
-
-def test_assignments_parse_json_or_text():
-    assert parse_assignment("loss.lambda_rec=1") == ("loss.lambda_rec", 1)
-    assert parse_assignment("train.precision=fp32") == ("train.precision", "fp32")
-    assert parse_assignment("model.widths=[8,16,32]") == ("model.widths", [8, 16, 32])
-    with pytest.raises(InputError):
-        parse_assignment("no-equals-sign")
+from core.training.task import NonFiniteLossError, Task, reduce_and_check
+from helpers_training import LABELS, SyntheticPlanes, tiny
 
 
 # --- full training state -------------------------------------------------------------------------
@@ -134,6 +100,88 @@ def test_resumable_sampler_continues_the_same_epoch_order():
     sampler.set_start(0)
     sampler.set_epoch(3)
     assert list(sampler) != full and sorted(sampler) == sorted(full)
+
+
+class _Linear(Task):
+    """A task of one linear layer that records what it exported."""
+
+    kind = "linear"
+
+    def __init__(self, seed: int):
+        self.net = nn.Linear(2, 1).requires_grad_(False)
+        torch.nn.init.constant_(self.net.weight, float(seed))
+        self.exported: list[int] = []
+
+    def state_dict(self) -> dict:
+        return {"modules": {"net": self.net.state_dict()}}
+
+    def load_state_dict(self, payload: dict) -> None:
+        self.net.load_state_dict(payload["modules"]["net"])
+
+    def export(self, folder, step):
+        self.exported.append(step)
+        return folder / f"model-{step}"
+
+
+def test_checkpointer_restores_position_weights_and_random_state(tmp_path):
+    cfg, saved = tiny(), _Linear(1)
+    first = Checkpointer(saved, Context(), cfg, tmp_path, keep=2)
+    assert first.restore(resume=False, init_from=None) == (Position(), None)
+    first.save(Position(step=5, epoch=1, batch_in_epoch=2), global_batch=2)
+    expected = torch.rand(3)                                       # what comes after the save
+    assert first.last.name == "state-00000005.pt" and saved.exported == [5]
+    payload = state.load_state(first.last)
+    assert payload["samples"] == 10 and json.loads(payload["config"]) == cfg.to_dict()
+
+    resumed = _Linear(2)
+    second = Checkpointer(resumed, Context(), cfg, tmp_path, keep=2)
+    at, message = second.restore(resume=True, init_from=None)
+    assert at == Position(5, 1, 2) and message.startswith("resumed from") and second.last == first.last
+    assert torch.equal(resumed.net.weight, saved.net.weight) and torch.equal(torch.rand(3), expected)
+    assert second.final_export(5) == tmp_path / "model-5" and resumed.exported == [5]   # nothing left to train
+    with pytest.raises(InputError, match="continue it with --resume"):                  # never overwritten
+        Checkpointer(_Linear(3), Context(), cfg, tmp_path, keep=2).restore(resume=False, init_from=None)
+
+
+def test_a_run_initialised_from_another_counts_from_zero_and_records_its_origin(tmp_path):
+    source = Checkpointer(_Linear(1), Context(), tiny(), tmp_path / "source", keep=2)
+    source.save(Position(step=4), global_batch=2)
+    task = _Linear(2)
+    new = Checkpointer(task, Context(), tiny(), tmp_path / "new", keep=2)
+    at, message = new.restore(resume=True, init_from=tmp_path / "source")
+    assert at == Position() and "its step 4" in message and torch.equal(task.net.weight, torch.ones(1, 2))
+    new.write_config(batch_per_process=2)
+    run = json.loads((tmp_path / "new" / "config.json").read_text(encoding="utf-8"))["run"]
+    assert run["init_from"] == str(source.last) and run["global_batch"] == 2 and run["kind"] == "linear"
+
+
+def test_batches_resume_mid_epoch_and_need_one_global_batch():
+    train = TrainConfig(seed=3, max_steps=7)
+    batches = Batches(SyntheticPlanes(10), Context(), 2, train)
+    assert batches.per_epoch == 5 and batches.total_steps(train.schedule("colorization")) == 7
+    assert Batches(SyntheticPlanes(10), Context(), 2, TrainConfig(epochs=2)).total_steps(
+        TrainConfig(epochs=2).schedule("colorization")) == 10
+    whole = [b["labels"] for b in batches.epoch(1, 0)]
+    rest = [b["labels"] for b in batches.epoch(1, 3)]
+    assert len(whole) == 5 and len(rest) == 2 and all(torch.equal(a, b) for a, b in zip(whole[3:], rest))
+    with pytest.raises(InputError, match="fewer than one global batch"):
+        Batches(SyntheticPlanes(3), Context(), 4, train)
+
+
+def test_a_non_finite_loss_names_the_last_good_state_and_exits_3(tmp_path, capsys):
+    class Poisoned(_Linear):
+        def step(self, batch, step):
+            return reduce_and_check(Context(), {"adv": float("inf")}, step)
+
+    with pytest.raises(NonFiniteLossError, match=r"step 4 \(adv=inf\): .*last good checkpoint is .*x\.pt\.") as caught:
+        take_step(Poisoned(0), {}, 4, tmp_path / "x.pt")
+    assert isinstance(caught.value, Stopped)
+
+    def stop():
+        raise caught.value
+
+    assert run_command("python -m train colorization", stop) == 3
+    assert capsys.readouterr().err.startswith("python -m train colorization: non-finite loss at step 4")
 
 
 # --- logs and pictures ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from core.model.checkpoint import load_checkpoint
 from core.cli import main as mricolor
 from core.training.runlog import read_log
-from test_training_data import write_dataset
+from helpers_training import write_dataset
 from train.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

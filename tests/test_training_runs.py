@@ -21,26 +21,22 @@ from core.errors import InputError
 from core.inference import Colorizer
 from core.model.networks import build_networks
 from core.model.outputs import OUTPUTS
+from core.model.run_config import resolve
 from core.training import distributed, state
 from core.training.colorization import train_colorization
-from core.training.config import resolve
 from core.training.distributed import Context, OutOfSyncError
 from core.evaluation.evaluate import CRYO_ROW, LOOKUP_ROW, ORACLE_ROW, TRUTH_ROW, evaluate_checkpoints
 from core.training.runlog import BASE_COLUMNS, read_log
-from core.training.loop import NonFiniteLossError, ResumableSampler
+from core.training.batches import ResumableSampler
 from core.training.segmentation import train_segmentation
-from test_training_data import LABELS, SyntheticPlanes, synthetic_data
+from core.training.task import NonFiniteLossError
+from helpers_training import LABELS, SyntheticPlanes, synthetic_data, tiny
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-def tiny(**overrides):
-    base = {"image_size": 32, "batch_size": 2, "epochs": 50, "max_steps": 6, "checkpoint_every": 3, "sample_every": 100,
-            "log_every": 1, "ema_decay": 0.9, "serve": "c_hat", "seg_max_steps": 2}
-    return resolve("tiny", overrides={**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +125,7 @@ def test_ablation_without_segmentation_needs_no_unet(tmp_path):
 CHILD = """
 import signal, sys, time, torch
 signal.signal(signal.SIGINT, signal.default_int_handler)   # even when launched in the background (SIG_IGN)
-from test_training_data import synthetic_data
-from test_training_runs import tiny
+from helpers_training import synthetic_data, tiny
 from core.training.colorization import train_colorization
 from core.training.distributed import Context
 

@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-from core.errors import InputError
+from core.errors import InputError, run_command
+
+if TYPE_CHECKING:
+    from core.dataset.plane_data import PlaneData
+    from core.model.run_config import RunConfig
+    from core.training.distributed import Context
+
 
 def _add_training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--data", required=True, help="dataset folder written by `mricolor prepare`")
@@ -84,69 +89,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
-    """Explicit command-line values as ``section.key`` overrides (None: not given)."""
-    from core.training.config import parse_assignment
+    """Explicit command-line values as ``section.key`` overrides (None: not given); the budget
+    flags set the U-Net's own ``seg_*`` keys for ``segmentation``."""
+    from core.model.train_config import task_key
+    from core.model.run_config import parse_assignment
 
-    prefix = "seg_" if kind == "segmentation" else ""
-    values = {f"{prefix}epochs": args.epochs, f"{prefix}max_steps": args.max_steps,
-              f"{prefix}max_minutes": args.max_minutes,
-              f"{prefix}batch_size": args.batch_size, "image_size": args.image_size, "seed": args.seed,
-              "check_sync": args.check_sync}
+    values = {task_key(kind, name): getattr(args, name) for name in ("epochs", "max_steps", "max_minutes", "batch_size")}
+    values.update(image_size=args.image_size, seed=args.seed, check_sync=args.check_sync)
     values.update(parse_assignment(text) for text in args.assignments)
     return {k: v for k, v in values.items() if v is not None}
 
 
-def run_config(args: argparse.Namespace, kind: str, out: Path, ablation: str | None = None):
+def run_config(args: argparse.Namespace, kind: str, out: Path, ablation: str | None = None) -> "RunConfig":
     """The configuration of a run: preset + ablation + overrides, or on ``--resume`` the stored one
     with only schedule keys (budget, cadence) changeable."""
-    from core.training.config import SCHEDULE_KEYS, RunConfig, resolve
-    from core.training.loop import CONFIG_FILE
+    from core.model.run_config import CONFIG_FILE, resolve, resume_config
 
     overrides = _overrides(args, kind)
     stored = out / CONFIG_FILE
     if args.resume and stored.is_file():
-        data = json.loads(stored.read_text(encoding="utf-8"))
-        data.pop("run", None)
-
-        def current(key: str) -> Any:
-            section, _, name = key.rpartition(".")
-            return data.get(section or "train", {}).get(name)
-
-        changed = sorted(k for k, v in overrides.items()
-                         if k.rpartition(".")[2] not in SCHEDULE_KEYS and current(k) != v)
-        if changed:
-            raise InputError("--resume", f"cannot change {', '.join(changed)} of a run in progress "
-                                         f"(only {', '.join(SCHEDULE_KEYS)}); start a new --out instead")
-        return RunConfig.from_dict(data, str(stored)).with_overrides(overrides)
+        return resume_config(stored, overrides)
     return resolve(args.preset, ablation, overrides)
 
 
-def _run_training(args: argparse.Namespace) -> int:
-    import torch
-
-    from core.training import distributed
+def _open_data(args: argparse.Namespace, cfg: "RunConfig") -> "PlaneData":
+    """The dataset of ``--data``, its training planes augmented as ``cfg`` says."""
+    from core.dataset import Augment
     from core.dataset.plane_data import open_data
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError("--threads", f"must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    return open_data(args.data, seed=cfg.train.seed, augment=None if cfg.augment is None else Augment.of(cfg.augment))
 
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise InputError("--threads", f"must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def _run_ablation(args: argparse.Namespace, ctx: "Context") -> int:
+    from core.training.ablation import FULL, parse_variants, run_ablation
+
+    configs = {v: run_config(args, "colorization", args.out / v, None if v == FULL else v)
+               for v in parse_variants(args.variants)}
+    data = _open_data(args, next(iter(configs.values())))
+    table = run_ablation(configs, data, ctx, args.out, segmentation=args.segmentation, resume=args.resume,
+                         planes=args.planes)
+    if table is not None:
+        print(table.markdown(), end="")
+    return 0
+
+
+def _run_training(args: argparse.Namespace) -> int:
+    from core.training import distributed
+
+    _set_threads(args.threads)
     with distributed.session(args.device) as ctx:
         if args.command == "ablation":
-            from core.training.ablation import FULL, parse_variants, run_ablation
-
-            configs = {v: run_config(args, "colorization", args.out / v, None if v == FULL else v)
-                       for v in parse_variants(args.variants)}
-            first = next(iter(configs.values()))
-            data = open_data(args.data, seed=first.train.seed, augment=first.augment)
-            table = run_ablation(configs, data, ctx, args.out, segmentation=args.segmentation, resume=args.resume,
-                                 planes=args.planes)
-            if table is not None:
-                print(table.markdown(), end="")
-            return 0
+            return _run_ablation(args, ctx)
         cfg = run_config(args, args.command, args.out, args.ablation)
-        data = open_data(args.data, seed=cfg.train.seed, augment=cfg.augment)
+        data = _open_data(args, cfg)
         if args.command == "segmentation":
             from core.training.segmentation import train_segmentation
 
@@ -164,13 +168,13 @@ def _run_training(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (torchrun stopping its workers, `kill`) unwinds like Ctrl-C, so temporary files go."""
     raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def _sigterm_as_interrupt() -> Iterator[None]:
     """Install ``_terminate`` for the duration of a command (main thread only), then restore."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -183,28 +187,16 @@ def _sigterm_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 130 interrupted."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 130 interrupted
+    (`core.errors.run_command`)."""
+    args = build_parser().parse_args(argv)
     with _sigterm_as_interrupt():
-        return _dispatch(args)
+        return run_command(f"python -m train {args.command}", lambda: _dispatch(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from core.training.loop import NonFiniteLossError
+    if args.command == "evaluate":
+        from core.commands import evaluate as evaluate_command
 
-    try:
-        if args.command == "evaluate":
-            from core.commands import evaluate as evaluate_command
-
-            return evaluate_command.run(args)
-        return _run_training(args)
-    except InputError as exc:
-        print(f"python -m train {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as exc:
-        print(f"python -m train {args.command}: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print(f"python -m train {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return evaluate_command.run(args)
+    return _run_training(args)

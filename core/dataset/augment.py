@@ -9,34 +9,29 @@ rank cuts it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from core.errors import InputError
+from core.model.train_config import AugmentConfig
 from core.planes import Plane
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Probabilities and ranges of each augmentation; ``Augment.none()`` turns everything off."""
-
-    flip_horizontal: float = 0.5  # probability of mirroring left/right (u → −u)
-    flip_vertical: float = 0.0  # probability of mirroring up/down (v → −v)
-    rotate_deg: float = 10.0  # in-plane rotation drawn uniformly in ±rotate_deg
-    mri_gain: float = 0.1  # MRI multiplied by 1 ± gain
-    mri_gamma: float = 0.15  # MRI raised to exp(±gamma)
-    mri_offset: float = 0.03  # MRI shifted by ± offset inside the body
-    mri_noise: float = 0.01  # Gaussian noise σ added to the MRI
+class Augment(AugmentConfig):
+    """The augmentation of `AugmentConfig`'s settings; ``Augment.none()`` turns everything off."""
 
     def __post_init__(self) -> None:
-        for name in ("flip_horizontal", "flip_vertical"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise InputError("augmentation", f"{name} is a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("rotate_deg", "mri_gain", "mri_gamma", "mri_offset", "mri_noise"):
-            if getattr(self, name) < 0:
-                raise InputError("augmentation", f"{name} must not be negative, got {getattr(self, name)}")
+        try:
+            super().__post_init__()
+        except ValueError as exc:
+            raise InputError("augmentation", str(exc)) from None
+
+    @classmethod
+    def of(cls, settings: AugmentConfig) -> "Augment":
+        """The augmentation a preset's ``augment`` section describes."""
+        return cls(**settings.to_dict())
 
     @classmethod
     def none(cls) -> "Augment":

@@ -1,25 +1,26 @@
-"""Model, loss and optimiser settings, read from the preset files in ``resources/presets``.
+"""The sections of a preset and the preset files in ``resources/presets`` that hold them.
 
 A preset is one JSON object with a section per concern: ``model`` (the architecture, consumed by
 ``core.model.networks.build_networks``), ``loss`` (weights of the objective, ``core.model.losses``),
-``optim`` (Adam settings) and any further sections other parts of the project add (training
-schedule, data). Each section here is a frozen dataclass that rejects unknown keys, so a typo in a
-preset or an override fails loudly instead of silently training the wrong model.
+``optim`` (Adam settings), ``train`` (the schedule of a training run) and, optionally, ``augment``
+(the training planes' augmentation); the last two are `core.model.train_config`'s. Each section
+is a frozen `core.model.section.Section` dataclass that refuses unknown keys and bad values.
 
-The ablations of the paper (A1–A5, SPEC §5) are named sets of overrides applied to a preset:
-they change which networks are *built* (no dead branches) and which loss terms are computed.
+The ablations of the paper (A1–A5, docs/training.md) are named sets of overrides applied to a
+preset: they change which networks are *built* (no dead branches) and which loss terms are computed.
+How a run joins the sections and overrides them is `core.model.run_config`.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from core.errors import InputError
 from core.jsonfile import read_json_object
+from core.model.section import Section
 
 UPSAMPLE_MODES = ("deconv", "resize_conv")
 SKIP_GATES = ("se", "conv")
@@ -36,8 +37,8 @@ def _tuple_of_ints(value: Any, name: str, length: int | None = None) -> tuple[in
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Architecture switches and widths of every network (SPEC §4, §5).
+class ModelConfig(Section):
+    """Architecture switches and widths of every network (docs/training.md).
 
     ``widths`` are the generator's channels at full, half and quarter resolution (the authors'
     code: 128→256→512). ``multiscale_widths`` are the three convs of the m/2 and m/4 branches;
@@ -49,6 +50,8 @@ class ModelConfig:
     ``segmentation`` picks what the frozen U-Net sees: c' (full model), the reconstructed
     cryosection (A4) or nothing, in which case no U-Net is built (A2, A3).
     """
+
+    name: ClassVar[str] = "model"
 
     widths: tuple[int, int, int] = (16, 64, 128)
     multiscale_widths: tuple[int, int, int] = (16, 32, 64)
@@ -89,24 +92,20 @@ class ModelConfig:
         """Names of G_m→ĉ's outputs, main first."""
         return ("c_hat", "c_prime") if self.dual_decoder else ("c_hat",)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, data, "model")
-
 
 @dataclass(frozen=True)
-class LossConfig:
-    """Weights of the objective L = λ_adv·L_adv + λ_rec·L_rec + λ_ssim·L_ssim + λ_seg·L_seg (SPEC §5).
+class LossConfig(Section):
+    """Weights of the objective L = λ_adv·L_adv + λ_rec·L_rec + λ_ssim·L_ssim + λ_seg·L_seg.
 
     ``cycle`` False is ablation A1 (no reconstructions are even computed). ``lambda_rec`` is 10 in
     the authors' code and 1 in the paper's formula; each preset records its choice.
-    ``lambda_l1_c_prime`` adds L1(c', c), which the feasibility run (reference/model.md, last
-    section) found to speed up learning of the colours; 0 keeps the paper's objective.
+    ``lambda_l1_c_prime`` adds L1(c', c), a pull of c' towards the cryosection's colours without
+    which c' is no colour image at all under the paper's weights (docs/default_model.md, "How it
+    was trained"); 0 keeps the paper's objective.
     ``class_weights`` (one per class, or null) weight the segmentation cross-entropy.
     """
+
+    name: ClassVar[str] = "loss"
 
     adversarial: str = "bce"
     lambda_adv: float = 1.0
@@ -131,51 +130,25 @@ class LossConfig:
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LossConfig":
-        return _from_dict(cls, data, "loss")
-
 
 @dataclass(frozen=True)
-class OptimConfig:
-    """Adam settings per network group: generators, discriminators, segmentation net (SPEC §5).
+class OptimConfig(Section):
+    """Adam settings of the generators and of the discriminators (the U-Net's are ``train.seg_lr``:
+    S is pre-trained on its own and stays frozen while the GAN trains)."""
 
-    ``fine_tune_segmentation`` False keeps S frozen during colorization training (lr_s unused).
-    """
+    name: ClassVar[str] = "optim"
 
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    lr_s: float = 1e-6
     betas: tuple[float, float] = (0.5, 0.999)
-    fine_tune_segmentation: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if len(self.betas) != 2:
             raise ValueError(f"betas needs two numbers, got {self.betas!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OptimConfig":
-        return _from_dict(cls, data, "optim")
-
-
-def _from_dict(cls, data: dict[str, Any], section: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"'{section}' must be a JSON object")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown key(s) in '{section}': {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return cls(**data)
-
-
-#: Overrides per ablation of the paper (SPEC §5); see ``apply_ablation``.
+#: Overrides per ablation of the paper (docs/training.md); see ``apply_ablation``.
 ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     "A1": {"loss": {"cycle": False}},
     "A2": {"model": {"segmentation": "none"}},

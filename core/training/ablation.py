@@ -12,9 +12,9 @@ from pathlib import Path
 from core.model.checkpoint import CHECKPOINT_FILE
 from core.model.config import ABLATIONS
 from core.errors import InputError
+from core.model.run_config import RunConfig
 from core.training import distributed
 from core.training.colorization import ensure_segmentation, train_colorization
-from core.training.config import RunConfig
 from core.dataset.plane_data import PlaneData
 from core.training.distributed import Context
 from core.evaluation.evaluate import Table, evaluate_checkpoints

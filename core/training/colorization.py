@@ -1,4 +1,4 @@
-"""Colorization training: G_m→ĉ, G_c→m̂, D_c and D_m against the frozen U-Net (SPEC §5, §6).
+"""Colorization training: G_m→ĉ, G_c→m̂, D_c and D_m against the frozen U-Net (docs/training.md).
 
 One step, as in CycleGAN:
 
@@ -29,13 +29,13 @@ from core.errors import InputError
 from core.model.losses import discriminator_objective, generator_objective
 from core.model.networks import Networks, build_networks
 from core.model.outputs import OUTPUTS
+from core.model.run_config import RunConfig
 from core.training import distributed
-from core.training.config import RunConfig
 from core.dataset.plane_data import PlaneData, first_planes
 from core.training.distributed import Context
 from core.training.ema import EMA
-from core.training.loop import (FitResult, Schedule, Task, autocast, fit, load_optimizer, reduce_and_check,
-                                 wrap_ddp)
+from core.training.loop import FitResult, fit
+from core.training.task import Task, autocast, load_optimizer, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
 
 
@@ -77,9 +77,6 @@ class ColorizationTask(Task):
     def __init__(self, cfg: RunConfig, ctx: Context, data: PlaneData, segmentation: str | Path | None):
         self.cfg, self.ctx, self.label_table = cfg, ctx, data.label_table
         model, optim = cfg.preset.model, cfg.preset.optim
-        if optim.fine_tune_segmentation:
-            raise InputError("optim.fine_tune_segmentation", "fine-tuning S during colorization is not supported; "
-                                                             "pre-train it with `python -m train segmentation`")
         self.nets = build_networks(model, num_classes=data.label_table.num_classes, seed=cfg.train.seed)
         self.segmentation: dict[str, str] = {}
         if self.nets.seg is not None:
@@ -92,6 +89,10 @@ class ColorizationTask(Task):
         self.opt_d = torch.optim.Adam(self.nets.discriminator_parameters(), lr=optim.lr_d, betas=optim.betas)
         self.ema = EMA(self.nets.g_mc, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
         self.preview = first_planes(data.test, cfg.train.sample_count, cfg.train.image_size) if ctx.is_main else None
+
+    @property
+    def description(self) -> str:
+        return f"colorization {self.cfg.ablation or self.cfg.preset.name}"
 
     # --- state ---------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -178,12 +179,6 @@ class ColorizationTask(Task):
                                label_table=self.label_table, extra=extra)
 
 
-def schedule(cfg: RunConfig) -> Schedule:
-    t = cfg.train
-    return Schedule(t.batch_size, t.epochs, t.max_steps, t.max_minutes, t.checkpoint_every, t.sample_every,
-                    t.log_every, t.keep_checkpoints)
-
-
 def ensure_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, folder: str | Path, *,
                         resume: bool = False) -> Path:
     """The U-Net checkpoint in ``folder``, pre-trained there first when it is missing."""
@@ -199,7 +194,7 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
                        segmentation: str | Path | None = None, resume: bool = False,
                        init_from: str | Path | None = None) -> tuple[ColorizationTask, FitResult]:
     """Train the colorization GAN into ``out`` and export ``out/model.safetensors``
-    (``init_from``: start from another run's state, see `core.training.loop.fit`).
+    (``init_from``: start from another run's state, see `core.training.checkpointer`).
 
     ``segmentation`` is the pre-trained U-Net's checkpoint; None pre-trains one into
     ``out/segmentation`` (unless the ablation has no S). With ``serve`` "auto" the export
@@ -211,8 +206,7 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     if segmentation is None and cfg.preset.model.segmentation != "none":
         segmentation = ensure_segmentation(cfg, data, ctx, out / "segmentation", resume=resume)
     task = ColorizationTask(cfg, ctx, data, segmentation)
-    result = fit(task, data.train, ctx, cfg, out, schedule(cfg), resume=resume, check_sync=cfg.train.check_sync,
-                 description=f"colorization {cfg.ablation or cfg.preset.name}", init_from=init_from)
+    result = fit(task, data.train, ctx, cfg, out, resume=resume, init_from=init_from)
     if ctx.is_main and cfg.train.serve == "auto" and result.export is not None:
         serve, scores = choose_serve(result.export, data, device=ctx.device, planes=cfg.train.eval_planes,
                                      image_size=cfg.train.image_size)

@@ -1,6 +1,6 @@
 """Pre-training the cryosection U-Net S on (cryosection, labels) planes, and per-class Dice.
 
-S is trained once, before the GAN, and frozen there (SPEC §4): its quality bounds what the
+S is trained once, before the GAN, and frozen there (docs/training.md): its quality bounds what the
 segmentation loss can teach the c' decoder, so the run reports Dice per class on the test planes
 (``dice.md`` / ``dice.csv``) — a class S cannot find is a class whose colour L_seg cannot enforce.
 Batch norm: under DDP on CUDA it becomes SyncBatchNorm; on CPU (gloo, where SyncBatchNorm does
@@ -26,11 +26,12 @@ from core.model.checkpoint import CHECKPOINT_FILE, save_checkpoint
 from core.labels import LabelTable
 from core.model.losses import segmentation_loss
 from core.model.networks import build_segmentation
+from core.model.run_config import RunConfig
 from core.training import distributed
-from core.training.config import RunConfig
 from core.dataset.plane_data import PlaneData, first_planes, resize_batch
 from core.training.distributed import Context
-from core.training.loop import FitResult, Schedule, Task, autocast, fit, load_optimizer, reduce_and_check, wrap_ddp
+from core.training.loop import FitResult, fit
+from core.training.task import Task, autocast, load_optimizer, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
 
 
@@ -174,15 +175,11 @@ def dice_per_class(net: nn.Module, dataset: Dataset, label_table: LabelTable, de
 def train_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
                        resume: bool = False) -> tuple[SegmentationTask, FitResult, DiceReport | None]:
     """Pre-train S into ``out`` and write its per-class Dice on the test planes (rank 0)."""
-    t = cfg.train
     task = SegmentationTask(cfg, ctx, data)
-    plan = Schedule(t.seg_batch_size, t.seg_epochs, t.seg_max_steps, t.seg_max_minutes, t.checkpoint_every,
-                    t.sample_every, t.log_every, t.keep_checkpoints)
-    result = fit(task, data.train, ctx, cfg, out, plan, resume=resume, check_sync=t.check_sync,
-                 description="segmentation")
+    result = fit(task, data.train, ctx, cfg, out, resume=resume)
     report = None
     if ctx.is_main and len(data.test):
-        report = dice_per_class(task.net, data.test, data.label_table, ctx.device, t.image_size)
+        report = dice_per_class(task.net, data.test, data.label_table, ctx.device, cfg.train.image_size)
         write_text(Path(out) / "dice.md", report.markdown())
         write_text(Path(out) / "dice.csv", report.csv())
     distributed.barrier(ctx)
