@@ -17,7 +17,7 @@ from pathlib import Path
 from core.model.outputs import OUTPUTS
 
 AXIS_CHOICES = ("axial", "coronal", "sagittal")
-
+OUT_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -112,19 +112,25 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
     through the MRI-guided filter in 3-D with the normalised MRI as guide. Its windows span
     ``GUIDE_RADIUS`` model pixels along every axis, so colour follows the MRI's edges at the
     volume's own resolution and the slice-to-slice jitter of a per-slice network is averaged
-    across neighbouring slices (no banding in the other reformats). Outside ``body``: background."""
+    across neighbouring slices (no banding in the other reformats). Outside ``body``: background
+    (the filter runs on the body's box only)."""
     from core.inference.fusion import GUIDE_RADIUS, mri_guided
 
     reach_mm = GUIDE_RADIUS * (colorizer.pixel_mm or float(np.min(spacing)))
     radius = tuple(max(1, round(reach_mm / s)) for s in np.asarray(spacing, dtype=np.float64)[::-1])
+    out = np.empty_like(c_prime)
+    out[:] = colorizer.background.cpu().numpy()
+    box = (slice(None),) * 3
+    if body is not None:
+        if not body.any():
+            return out
+        box = tuple(slice(max(0, int(i.min()) - r), int(i.max()) + r + 1) for i, r in zip(np.nonzero(body), radius))
     with torch.inference_mode():
-        source = torch.from_numpy(np.ascontiguousarray(np.moveaxis(c_prime, -1, 0)))[None]
-        guide = torch.from_numpy(np.ascontiguousarray(mri01, dtype=np.float32))[None, None]
-        out = mri_guided(source, guide, radius)[0]
-        if body is not None:
-            background = colorizer.background.cpu()[:, None, None, None]
-            out = torch.where(torch.from_numpy(body)[None], out, background)
-        return out.permute(1, 2, 3, 0).numpy()
+        source = torch.from_numpy(np.ascontiguousarray(np.moveaxis(c_prime[box], -1, 0)))[None]
+        guide = torch.from_numpy(np.ascontiguousarray(mri01[box], dtype=np.float32))[None, None]
+        refined = mri_guided(source, guide, radius)[0].permute(1, 2, 3, 0).numpy()
+    out[box] = refined if body is None else np.where(body[box][..., None], refined, out[box])
+    return out
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
