@@ -1,7 +1,7 @@
-"""Loading the viewer's colorizer with a visible fallback (no Qt).
+"""The colorization network the viewer runs, loaded with a visible fallback (no Qt).
 
 An explicit checkpoint that fails is an error the user sees; a missing shipped default falls
-back to an untrained ``lite`` model so everything else still works, and the viewer says so.
+back to an untrained ``lite`` network so everything else still works, and the viewer says so.
 """
 from __future__ import annotations
 
@@ -17,35 +17,35 @@ UNTRAINED_NOTICE = "untrained model — colours are not meaningful"
 
 
 @dataclass(frozen=True)
-class LoadedModel:
+class LoadedNetwork:
     """A colorizer, where it came from, and the notice to show (None when it is a real checkpoint)."""
 
     colorizer: Colorizer
     source: str
     notice: str | None = None
 
-    def on(self, device: str) -> "LoadedModel":
-        """The same model on ``device`` (a copy: this one keeps serving until the copy is ready)."""
-        return LoadedModel(self.colorizer.to(device), self.source, self.notice)
+    def on(self, device: str) -> "LoadedNetwork":
+        """The same network on ``device`` (a copy: this one keeps serving until the copy is ready)."""
+        return LoadedNetwork(self.colorizer.to(device), self.source, self.notice)
 
 
-def load_model(checkpoint: str | os.PathLike | None = None, device: str | None = None,
-               fallback_preset: str = "lite", warm_size: int | None = None) -> LoadedModel:
+def load_network(checkpoint: str | os.PathLike | None = None, device: str | None = None,
+                 fallback_preset: str = "lite", warm_size: int | None = None) -> LoadedNetwork:
     """Load ``checkpoint`` (None: the shipped default) on ``device``.
 
     An explicit checkpoint that fails raises `InputError` (the user asked for it); a missing
-    shipped default falls back to an untrained ``fallback_preset`` model with a notice.
+    shipped default falls back to an untrained ``fallback_preset`` network with a notice.
     ``warm_size`` runs one plane of that size so the first live plane does not pay the
     one-off kernel set-up (on a CPU the first forward costs several times a later one).
     """
     if checkpoint is not None:
-        loaded = LoadedModel(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint))
+        loaded = LoadedNetwork(Colorizer.from_checkpoint(checkpoint, device=device), os.fspath(checkpoint))
     else:
         try:
-            loaded = LoadedModel(Colorizer.from_checkpoint(None, device=device), "default checkpoint")
+            loaded = LoadedNetwork(Colorizer.from_checkpoint(None, device=device), "default checkpoint")
         except InputError:
-            loaded = LoadedModel(Colorizer.untrained(fallback_preset, device=device), f"untrained {fallback_preset}",
-                                 UNTRAINED_NOTICE)
+            loaded = LoadedNetwork(Colorizer.untrained(fallback_preset, device=device),
+                                   f"untrained {fallback_preset}", UNTRAINED_NOTICE)
     if warm_size:
         loaded.colorizer.colorize(np.zeros((1, warm_size, warm_size), dtype=np.float32))
     return loaded
