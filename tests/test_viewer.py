@@ -19,6 +19,7 @@ from viewer.app import install_excepthook
 from viewer.main_window import MainWindow
 from core.inference import Colorizer
 from viewer.network import UNTRAINED_NOTICE, LoadedNetwork
+from viewer.pipeline import METRICS_DELAY_MS
 from viewer.settings import ViewerSettings
 from viewer.worker import LatestWinsWorker
 
@@ -279,6 +280,48 @@ def test_the_readout_names_the_tissue_under_the_cursor(qtbot, window):
     qtbot.waitUntil(lambda: name in window.readout.text(), timeout=5000)
     assert "mm" in window.readout.text() and "MRI" in window.readout.text()
     assert window.panels.panels["cryo"].lines[0].isVisible()  # crosshair in every panel
+
+
+def _expected_readout(window: MainWindow, row: int, col: int) -> tuple[str, str]:
+    """The position and MRI value the readout must show at pixel (row, col) of the current plane."""
+    plane = window.state.plane()
+    point = plane.pixel_to_physical(row, col)
+    value = jobs.slice_mri(window.session.study, plane)[row, col]
+    return f"({point[0]:.1f}, {point[1]:.1f}, {point[2]:.1f}) mm LPS", f"MRI {value:.4g}"
+
+
+def test_the_readout_follows_keyboard_and_navigator_moves_without_the_mouse(qtbot, window):
+    window.point_at(40, 50)
+    before = window.readout.text()
+    window.panels.setFocus()
+    qtbot.keyClick(window.panels, Qt.Key.Key_PageUp)
+    position, value = _expected_readout(window, 40, 50)
+    assert position in window.readout.text() and value in window.readout.text()
+    assert window.readout.text() != before
+    moved = window.readout.text()
+    window.navigator.clicked.emit(window.navigator.plane_of("coronal").pixel_to_physical(30, 64))
+    position, value = _expected_readout(window, 40, 50)
+    assert position in window.readout.text() and value in window.readout.text()
+    assert window.readout.text() != moved
+
+
+def test_opening_a_second_mri_clears_the_old_metrics_readout_and_zoom(qtbot, window, phantom, tmp_path):
+    qtbot.waitUntil(lambda: "dE" in window.metrics.values, timeout=TIMEOUT_MS)  # the phantom's truth ΔE
+    window.point_at(60, 70)
+    assert "mm LPS" in window.readout.text()
+    mri_view = window.panels.panels["mri"].view
+    mri_view.setRange(xRange=(20, 60), yRange=(30, 70), padding=0)
+    path = tmp_path / "another_t1.nii.gz"
+    write_volume(phantom.mri.with_array(phantom.mri.array[::-1].copy()), path)
+    with qtbot.waitSignal(window.study_changed, timeout=TIMEOUT_MS):
+        window.loader.open_file("mri", str(path))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    qtbot.wait(2 * METRICS_DELAY_MS)  # long enough for metrics, were there any to compute
+    assert window.metrics.values == {} and window.metrics.table.rowCount() == 0
+    assert "cryosection" in window.metrics.status.text()
+    assert "mm LPS" not in window.readout.text() and not window.panels.panels["mri"].lines[0].isVisible()
+    (x0, x1), (y0, y1) = mri_view.viewRange()
+    assert x0 <= 0.5 and x1 >= 127.5 and y0 <= 0.5 and y1 >= 127.5  # fitted to the new image again
 
 
 def test_navigator_click_moves_the_plane_through_the_point(qtbot, window):

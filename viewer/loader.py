@@ -14,8 +14,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from core.volume import Volume
 from viewer import study as studies
 from viewer.framing import Framing
-from viewer.menus import CHECKPOINT_SUFFIXES
-from viewer.network import LoadedNetwork, load_network
+from viewer.network import CHECKPOINT_SUFFIXES, LoadedNetwork, load_network
 from viewer.session import Session
 from viewer.settings import ViewerSettings
 from viewer.study import Study

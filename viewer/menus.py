@@ -15,8 +15,6 @@ from PyQt6.QtWidgets import QFileDialog, QMenu, QMenuBar, QMessageBox, QWidget
 
 from viewer.state import ViewerState
 from viewer.study import KINDS
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 _FILTERS = {
     "volume": "Volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm *.npy *.npz *.raw);;All files (*)",
     "checkpoint": "Checkpoints (*.pt *.pth *.ckpt *.safetensors);;All files (*)",

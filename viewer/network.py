@@ -14,6 +14,8 @@ from core.errors import InputError
 from core.inference import Colorizer
 
 UNTRAINED_NOTICE = "untrained model — colours are not meaningful"
+#: File names that are opened as checkpoints, not volumes.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 
 
 @dataclass(frozen=True)
