@@ -303,6 +303,10 @@ def test_the_readout_follows_keyboard_and_navigator_moves_without_the_mouse(qtbo
     position, value = _expected_readout(window, 40, 50)
     assert position in window.readout.text() and value in window.readout.text()
     assert window.readout.text() != moved
+    window.point_at(float("nan"), float("nan"))  # the mouse leaves the panels: the text stays to be copied
+    assert position in window.readout.text()
+    qtbot.keyClick(window.panels, Qt.Key.Key_PageUp)
+    assert "mm LPS" not in window.readout.text()  # it described another plane
 
 
 def test_opening_a_second_mri_clears_the_old_metrics_readout_and_zoom(qtbot, window, phantom, tmp_path):

@@ -49,7 +49,7 @@ class MainWindow(QMainWindow):
     otherwise ``loader`` opens files, the phantom and checkpoints in the background.
     """
 
-    study_changed = pyqtSignal()
+    study_changed = pyqtSignal()  # a new study is open (its first plane follows at once)
     error_shown = pyqtSignal(str)
 
     def __init__(self, study: Study | None = None, network: LoadedNetwork | None = None, *,
@@ -170,7 +170,6 @@ class MainWindow(QMainWindow):
         """Nothing on screen that belonged to the previous study survives: readout, zoom, presets, views."""
         framing = self.session.framing
         self.point_at(float("nan"), float("nan"))
-        self.readout.setText(_READOUT_HINT)
         self.panels.reset_zoom()
         self.display.set_presets(framing.presets)
         self.navigator.set_study(study, framing.frame, self.state.levels, self.state.size)
@@ -209,6 +208,8 @@ class MainWindow(QMainWindow):
         self.navigator.set_plane(plane)
         if self.cursor_pixel is not None:  # the plane moved under a resting cursor
             self.point_at(*self.cursor_pixel)
+        else:  # what the readout says was true of another plane
+            self.readout.setText(_READOUT_HINT)
 
     def _on_side(self, _rid: int, side: SidePlanes) -> None:
         self.side = side
