@@ -328,6 +328,31 @@ def test_opening_a_second_mri_clears_the_old_metrics_readout_and_zoom(qtbot, win
     assert x0 <= 0.5 and x1 >= 127.5 and y0 <= 0.5 and y1 >= 127.5  # fitted to the new image again
 
 
+def test_the_menus_call_the_commands_they_are_given(qtbot):
+    """The menus need no window: any widget with a menu bar and a set of commands."""
+    from PyQt6.QtWidgets import QMainWindow
+
+    from viewer.menus import MenuCommands, build_menus, fill_recent
+    from viewer.state import ViewerState
+
+    calls = []
+
+    def record(name: str):
+        return lambda *args: calls.append((name, *args))
+    commands = MenuCommands(*(record(name) for name in ("open_file", "open_phantom", "export_png", "export_volume",
+                                                        "show_error", "reset_zoom", "quit")))
+    host, state = QMainWindow(), ViewerState()
+    qtbot.addWidget(host)
+    recent = build_menus(host.menuBar(), host, commands, state, [])
+    fill_recent(recent, [("cryo", "/data/cryo.nrrd")], commands.open_file)
+    actions = {a.text(): a for menu in host.menuBar().findChildren(type(recent)) for a in menu.actions()}
+    for text in ("Reset zoom", "Open built-in phantom", "Sagittal"):
+        actions[text].trigger()
+    recent.actions()[0].trigger()
+    assert calls == [("reset_zoom",), ("open_phantom",), ("open_file", "cryo", "/data/cryo.nrrd")]
+    assert state.orientation == "sagittal"
+
+
 def test_navigator_click_moves_the_plane_through_the_point(qtbot, window):
     coronal = window.navigator.plane_of("coronal")
     point = coronal.pixel_to_physical(50, 70)
