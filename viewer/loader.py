@@ -13,7 +13,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 
 from core.volume import Volume
 from viewer import study as studies
-from viewer.framing import Framing
+from viewer.framing import Framing, framing as frame_mri
 from viewer.network import CHECKPOINT_SUFFIXES, LoadedNetwork, load_network
 from viewer.session import Session
 from viewer.settings import ViewerSettings
@@ -44,7 +44,7 @@ class Loader(QObject):
         window/level remembered for ``key`` (by default its name)."""
         self.remember_window()
         key = key or study.name
-        framing = framing or studies.framing(study.mri, self.session.state.size)
+        framing = framing or frame_mri(study.mri, self.session.state.size)
         self.session.open_study(study, framing, key, self.settings.window_level(key))
 
     def remember_window(self) -> None:
