@@ -48,14 +48,14 @@ def _child_launch(device: str, size: str) -> None:
     window = MainWindow(settings=ViewerSettings(QSettings(str(ini), QSettings.Format.IniFormat)))
     window.resize(1600, 900)
 
-    def first(_rid: int) -> None:
-        print(f"FIRST {time.time():.6f} {window.model.source}", flush=True)
+    def first(_rid: int, _result: object) -> None:
+        print(f"FIRST {time.time():.6f} {window.session.network.source}", flush=True)
         app.exit(0)
-    window.colorized_shown.connect(first)
+    window.pipeline.colorized.connect(first)
     window.error_shown.connect(lambda m: (print(f"ERROR {m}", flush=True), app.exit(1)))
     window.show()
-    window.load_default(0, size)
-    window.load_checkpoint(None, device)
+    window.loader.load_default(0, size)
+    window.loader.load_checkpoint(None, device)
     sys.exit(app.exec())
 
 
@@ -114,13 +114,14 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
     done: dict[int, float] = {}
     ui_ms: list[float] = []
 
-    def shown(rid: int) -> None:
+    def shown(rid: int, _result: object) -> None:
         now = time.perf_counter()
         for r in asked:
             if r <= rid and r not in done:
                 done[r] = (now - asked[r]) * 1000
-    window.colorized_shown.connect(shown)
-    runs = window.model_worker.runs
+    pipeline = window.pipeline
+    pipeline.colorized.connect(shown)
+    runs = pipeline.model_worker.runs
     state = window.state
     direction = 1
     meter = _StallMeter()
@@ -131,7 +132,7 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
         t0 = time.perf_counter()
         state.scroll(direction)
         ui_ms.append((time.perf_counter() - t0) * 1000)
-        asked[window.request_id] = t0
+        asked[pipeline.request_id] = t0
         if rate is None:  # rest past the scroll threshold too, so every step is a full plane, no preview
             _wait(app, lambda: window.idle and time.perf_counter() >= t0 + 0.2)
         else:
@@ -139,10 +140,10 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
     _wait(app, lambda: window.idle)
     settle = (time.perf_counter() - t0) * 1000
     stall = meter.stop()
-    window.colorized_shown.disconnect(shown)
+    pipeline.colorized.disconnect(shown)
     latency = np.array([done[r] for r in asked])
     return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)), "settle": settle,
-            "stall": stall, "ui_ms": float(np.max(ui_ms)), "ui_median": float(np.median(ui_ms)), "runs": window.model_worker.runs - runs}
+            "stall": stall, "ui_ms": float(np.max(ui_ms)), "ui_median": float(np.median(ui_ms)), "runs": pipeline.model_worker.runs - runs}
 
 
 def model_alone_ms(app, window, repeats: int = 10) -> float:
@@ -150,12 +151,13 @@ def model_alone_ms(app, window, repeats: int = 10) -> float:
     median of ``repeats`` runs of the worker's own timing."""
     times: list[float] = []
     collect = lambda _rid, result: times.append(result.ms)  # noqa: E731
-    window.model_worker.finished.connect(collect)
-    request = window.colorize_request(window.state.plane())
+    worker = window.pipeline.model_worker
+    worker.finished.connect(collect)
+    request = window.session.colorize_request(window.state.plane())
     for i in range(repeats + 1):
-        window.model_worker.submit(-1, request)  # an id below any on screen: never displayed
+        worker.submit(-1, request)  # an id below any on screen: never displayed
         _wait(app, lambda: len(times) > i)
-    window.model_worker.finished.disconnect(collect)
+    worker.finished.disconnect(collect)
     return float(np.median(times[1:]))
 
 
@@ -169,9 +171,9 @@ def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Pat
     window = MainWindow(settings=ViewerSettings(QSettings(str(tmp / f"{device}.ini"), QSettings.Format.IniFormat)))
     window.resize(1600, 900)
     window.show()
-    window.load_default(0, size)
-    window.load_checkpoint(None, device)
-    _wait(app, lambda: window.idle and window.shown["metrics"] == window.request_id)
+    window.loader.load_default(0, size)
+    window.loader.load_checkpoint(None, device)
+    _wait(app, lambda: window.idle and window.pipeline.shown["metrics"] == window.pipeline.request_id)
     reference = model_alone_ms(app, window)
     sequential = scroll(app, window, planes, None)
     paced = scroll(app, window, planes, rate)
@@ -205,10 +207,10 @@ def main() -> None:
     import torch
     from PyQt6.QtWidgets import QApplication
 
-    from viewer.data import default_dataset
+    from viewer.study import default_study
 
     start = time.perf_counter()
-    default_dataset(0, args.size)  # warms the phantom cache
+    default_study(0, args.size)  # warms the phantom cache
     print(f"phantom {args.size!r} ready in {time.perf_counter() - start:.1f} s (cache warm from now on); "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))

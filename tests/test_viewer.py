@@ -14,11 +14,12 @@ from PyQt6.QtWidgets import QMessageBox
 
 from core.io import read_volume, write_volume
 from core.planes import Plane
-from viewer import data, jobs
+from viewer import jobs, study
 from viewer.app import install_excepthook
 from viewer.main_window import MainWindow
 from core.inference import Colorizer
-from viewer.model import UNTRAINED_NOTICE, LoadedModel
+from viewer.network import UNTRAINED_NOTICE, LoadedNetwork
+from viewer.pipeline import METRICS_DELAY_MS
 from viewer.settings import ViewerSettings
 from viewer.worker import LatestWinsWorker
 
@@ -26,16 +27,16 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> data.Dataset:
+def phantom(tmp_path_factory) -> study.Study:
     """The small phantom, cached in the test session's cache folder (as conftest's autouse fixture does)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MRICOLOR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-        return data.default_dataset(seed=0, size="small")
+        return study.default_study(seed=0, size="small")
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return LoadedModel(Colorizer.untrained("tiny", device="cpu"), "untrained tiny", UNTRAINED_NOTICE)
+def model() -> LoadedNetwork:
+    return LoadedNetwork(Colorizer.untrained("tiny", device="cpu"), "untrained tiny", UNTRAINED_NOTICE)
 
 
 @pytest.fixture
@@ -44,8 +45,8 @@ def settings(tmp_path) -> ViewerSettings:
 
 
 @pytest.fixture
-def window(qtbot, dataset, model, settings) -> MainWindow:
-    w = MainWindow(dataset, model, settings=settings, size=128)
+def window(qtbot, phantom, model, settings) -> MainWindow:
+    w = MainWindow(phantom, model, settings=settings, size=128)
     qtbot.addWidget(w)
     w.resize(1200, 700)
     w.show()
@@ -54,14 +55,14 @@ def window(qtbot, dataset, model, settings) -> MainWindow:
 
 
 def _expected_colorized(w: MainWindow, plane: Plane) -> np.ndarray:
-    return jobs.colorize(w.colorize_request(plane)).rgb
+    return jobs.colorize(w.session.colorize_request(plane)).rgb
 
 
 def _assert_panels_show(w: MainWindow, plane: Plane) -> None:
     """Every panel shows ``plane``: the MRI, the cryosection and the colorized plane of that plane."""
     images = {key: panel.image.image for key, panel in w.panels.panels.items()}
-    assert np.array_equal(images["mri"], jobs.slice_mri(w.dataset, plane))
-    side = jobs.slice_side(w.dataset, plane)
+    assert np.array_equal(images["mri"], jobs.slice_mri(w.session.study, plane))
+    side = jobs.slice_side(w.session.study, plane)
     assert np.array_equal(images["cryo"], side.cryo)
     assert np.array_equal(w.side.labels, side.labels)
     assert np.array_equal(images["colorized"], _expected_colorized(w, plane))
@@ -74,8 +75,8 @@ def _open_default(qtbot, settings) -> MainWindow:
     w = MainWindow(settings=settings, size=128)
     qtbot.addWidget(w)
     w.show()
-    w.load_default(seed=0, size="small")
-    w.load_checkpoint(None, "cpu")
+    w.loader.load_default(seed=0, size="small")
+    w.loader.load_checkpoint(None, "cpu")
     qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
     rgb = w.panels.panels["colorized"].image.image
     assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8
@@ -181,22 +182,22 @@ def test_the_model_moves_to_another_device_as_a_copy(model):
 
 
 def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_plane(qtbot, window, model):
-    window.set_model(LoadedModel(_slow(model.colorizer), "slow tiny"))
+    window.set_network(LoadedNetwork(_slow(model.colorizer), "slow tiny"))
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
     shown, previews = [], []
-    window.colorized_shown.connect(shown.append)
-    window.model_worker.finished.connect(lambda _rid, result: previews.append(result.preview))
-    runs_before = window.model_worker.runs
+    window.pipeline.colorized.connect(lambda rid, _result: shown.append(rid))
+    window.pipeline.model_worker.finished.connect(lambda _rid, result: previews.append(result.preview))
+    runs_before = window.pipeline.model_worker.runs
     start = time.perf_counter()
     for _ in range(50):
         window.state.set_plane(offset_mm=window.state.offset_mm + 0.5)
     burst_s = time.perf_counter() - start
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
-    runs = window.model_worker.runs - runs_before
+    runs = window.pipeline.model_worker.runs - runs_before
     # one run in flight when the burst starts, at most one per 100 ms of burst, then the last
     # plane twice: its half-resolution preview and the full plane once it rests
     assert runs <= min(15, burst_s / 0.1 + 3), f"the model ran {runs} times for 50 plane changes in {burst_s:.2f} s"
-    assert shown == sorted(shown) and shown[-1] == window.request_id  # never went backwards
+    assert shown == sorted(shown) and shown[-1] == window.pipeline.request_id  # never went backwards
     assert any(previews) and not previews[-1]  # half-resolution while scrolling, the full plane at rest
     assert np.array_equal(window.panels.panels["colorized"].image.image,
                           _expected_colorized(window, window.state.plane()))
@@ -219,7 +220,7 @@ def test_a_corrupt_file_shows_an_error_and_the_viewer_stays_usable(qtbot, window
     bad = tmp_path / "corrupt.nii.gz"
     bad.write_bytes(b"\x1f\x8b garbage that is no NIfTI")
     with qtbot.waitSignal(window.error_shown, timeout=TIMEOUT_MS):
-        window.open_file("mri", str(bad))
+        window.loader.open_file("mri", str(bad))
     assert "corrupt.nii.gz" in window.last_error
     assert any(box.isVisible() and "corrupt.nii.gz" in box.text() for box in window.findChildren(QMessageBox))
     window.state.scroll(2)
@@ -246,8 +247,8 @@ def test_export_writes_a_png_and_a_colorized_volume(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: target.exists() and not dialog.isVisible(), timeout=60_000)
     assert not (tmp_path / "cancelled.nii.gz").exists() and window.last_error is None
     volume = read_volume(target, expect="rgb")
-    assert volume.array.shape == (*window.dataset.mri.array.shape, 3)
-    assert volume.same_frame(window.dataset.mri)
+    assert volume.array.shape == (*window.session.study.mri.array.shape, 3)
+    assert volume.same_frame(window.session.study.mri)
     assert volume.array.std() > 1
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
 
@@ -263,7 +264,7 @@ def _interior_voxel(labels, label_id: int) -> np.ndarray:
 
 
 def test_the_readout_names_the_tissue_under_the_cursor(qtbot, window):
-    labels = window.dataset.labels
+    labels = window.session.study.labels
     ids, counts = np.unique(labels.array, return_counts=True)
     tissue = int(next(i for i in ids[np.argsort(-counts)] if i != 0 and labels.label_table.name(i) != "fat"))
     point = labels.index_to_physical(_interior_voxel(labels, tissue))
@@ -279,6 +280,77 @@ def test_the_readout_names_the_tissue_under_the_cursor(qtbot, window):
     qtbot.waitUntil(lambda: name in window.readout.text(), timeout=5000)
     assert "mm" in window.readout.text() and "MRI" in window.readout.text()
     assert window.panels.panels["cryo"].lines[0].isVisible()  # crosshair in every panel
+
+
+def _expected_readout(window: MainWindow, row: int, col: int) -> tuple[str, str]:
+    """The position and MRI value the readout must show at pixel (row, col) of the current plane."""
+    plane = window.state.plane()
+    point = plane.pixel_to_physical(row, col)
+    value = jobs.slice_mri(window.session.study, plane)[row, col]
+    return f"({point[0]:.1f}, {point[1]:.1f}, {point[2]:.1f}) mm LPS", f"MRI {value:.4g}"
+
+
+def test_the_readout_follows_keyboard_and_navigator_moves_without_the_mouse(qtbot, window):
+    window.point_at(40, 50)
+    before = window.readout.text()
+    window.panels.setFocus()
+    qtbot.keyClick(window.panels, Qt.Key.Key_PageUp)
+    position, value = _expected_readout(window, 40, 50)
+    assert position in window.readout.text() and value in window.readout.text()
+    assert window.readout.text() != before
+    moved = window.readout.text()
+    window.navigator.clicked.emit(window.navigator.plane_of("coronal").pixel_to_physical(30, 64))
+    position, value = _expected_readout(window, 40, 50)
+    assert position in window.readout.text() and value in window.readout.text()
+    assert window.readout.text() != moved
+    window.point_at(float("nan"), float("nan"))  # the mouse leaves the panels: the text stays to be copied
+    assert position in window.readout.text()
+    qtbot.keyClick(window.panels, Qt.Key.Key_PageUp)
+    assert "mm LPS" not in window.readout.text()  # it described another plane
+
+
+def test_opening_a_second_mri_clears_the_old_metrics_readout_and_zoom(qtbot, window, phantom, tmp_path):
+    qtbot.waitUntil(lambda: "dE" in window.metrics.values, timeout=TIMEOUT_MS)  # the phantom's truth ΔE
+    window.point_at(60, 70)
+    assert "mm LPS" in window.readout.text()
+    mri_view = window.panels.panels["mri"].view
+    mri_view.setRange(xRange=(20, 60), yRange=(30, 70), padding=0)
+    path = tmp_path / "another_t1.nii.gz"
+    write_volume(phantom.mri.with_array(phantom.mri.array[::-1].copy()), path)
+    with qtbot.waitSignal(window.study_changed, timeout=TIMEOUT_MS):
+        window.loader.open_file("mri", str(path))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    qtbot.wait(2 * METRICS_DELAY_MS)  # long enough for metrics, were there any to compute
+    assert window.metrics.values == {} and window.metrics.table.rowCount() == 0
+    assert "cryosection" in window.metrics.status.text()
+    assert "mm LPS" not in window.readout.text() and not window.panels.panels["mri"].lines[0].isVisible()
+    (x0, x1), (y0, y1) = mri_view.viewRange()
+    assert x0 <= 0.5 and x1 >= 127.5 and y0 <= 0.5 and y1 >= 127.5  # fitted to the new image again
+
+
+def test_the_menus_call_the_commands_they_are_given(qtbot):
+    """The menus need no window: any widget with a menu bar and a set of commands."""
+    from PyQt6.QtWidgets import QMainWindow
+
+    from viewer.menus import MenuCommands, build_menus, fill_recent
+    from viewer.state import ViewerState
+
+    calls = []
+
+    def record(name: str):
+        return lambda *args: calls.append((name, *args))
+    commands = MenuCommands(*(record(name) for name in ("open_file", "open_phantom", "export_png", "export_volume",
+                                                        "show_error", "reset_zoom", "quit")))
+    host, state = QMainWindow(), ViewerState()
+    qtbot.addWidget(host)
+    recent = build_menus(host.menuBar(), host, commands, state, [])
+    fill_recent(recent, [("cryo", "/data/cryo.nrrd")], commands.open_file)
+    actions = {a.text(): a for menu in host.menuBar().findChildren(type(recent)) for a in menu.actions()}
+    for text in ("Reset zoom", "Open built-in phantom", "Sagittal"):
+        actions[text].trigger()
+    recent.actions()[0].trigger()
+    assert calls == [("reset_zoom",), ("open_phantom",), ("open_file", "cryo", "/data/cryo.nrrd")]
+    assert state.orientation == "sagittal"
 
 
 def test_navigator_click_moves_the_plane_through_the_point(qtbot, window):
@@ -298,43 +370,43 @@ def test_output_switch_recolorizes(qtbot, window):
 
 
 def test_metrics_appear_for_the_plane_on_screen(qtbot, window):
-    qtbot.waitUntil(lambda: window.shown["metrics"] == window.request_id, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.pipeline.shown["metrics"] == window.pipeline.request_id, timeout=TIMEOUT_MS)
     values = window.metrics.values
     for key in ("CF", "dCF", "SSIM", "MS-SSIM", "FSIM", "STSIM", "dE"):
         assert key in values and np.isfinite(values[key])
 
 
-def test_window_level_and_recent_files_persist(qtbot, dataset, model, settings, tmp_path):
-    first = MainWindow(dataset, model, settings=settings, size=128)
+def test_window_level_and_recent_files_persist(qtbot, phantom, model, settings, tmp_path):
+    first = MainWindow(phantom, model, settings=settings, size=128)
     qtbot.addWidget(first)
     first.state.set_window(0.123, 0.456)
     path = tmp_path / "t1.nii.gz"
-    write_volume(dataset.mri, path)
-    with qtbot.waitSignal(first.dataset_changed, timeout=TIMEOUT_MS):
-        first.open_file("mri", str(path))
+    write_volume(phantom.mri, path)
+    with qtbot.waitSignal(first.study_changed, timeout=TIMEOUT_MS):
+        first.loader.open_file("mri", str(path))
     first.close()
     assert settings.recent()[0] == ("mri", str(path))
-    second = MainWindow(dataset, model, settings=settings, size=128)
+    second = MainWindow(phantom, model, settings=settings, size=128)
     qtbot.addWidget(second)
     assert (second.state.window, second.state.level) == pytest.approx((0.123, 0.456))
     assert str(path) in [a.text() for a in second.recent_menu.actions()][0]
 
 
-def test_dropped_mri_cryosection_and_labels_open_as_one_dataset(qtbot, window, dataset, tmp_path):
+def test_dropped_mri_cryosection_and_labels_open_as_one_study(qtbot, window, phantom, tmp_path):
     """As ``mricolor view MRI --cryo C --labels L`` and a drop of the three files do."""
     paths = {"labels": tmp_path / "body_labels.nii.gz", "cryo": tmp_path / "cryo.nrrd", "mri": tmp_path / "t1.nii.gz"}
     for kind, path in paths.items():
-        write_volume(getattr(dataset, kind), path)
+        write_volume(getattr(phantom, kind), path)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths.values()])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                        Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.tasks.pending == 0 and window.idle, timeout=TIMEOUT_MS)
-    assert window.dataset.name == "t1.nii.gz" and window.dataset.truth is None
-    assert np.array_equal(window.dataset.cryo.array, dataset.cryo.array)
-    assert window.dataset.label_table.name(int(dataset.labels.array.max())) == \
-        dataset.label_table.name(int(dataset.labels.array.max()))
+    assert window.session.study.name == "t1.nii.gz" and window.session.study.truth is None
+    assert np.array_equal(window.session.study.cryo.array, phantom.cryo.array)
+    assert window.session.study.label_table.name(int(phantom.labels.array.max())) == \
+        phantom.label_table.name(int(phantom.labels.array.max()))
     _assert_panels_show(window, window.state.plane())
 
 

@@ -13,7 +13,8 @@ from core.labels import Label, LabelTable
 from core.normalize import body_mask, body_region, intensity_range
 from core.planes import Plane
 from core.volume import Volume
-from viewer import data
+from viewer import study
+from viewer.framing import frame_for, framing
 from viewer.export import Cancelled, colorize_volume
 from viewer.state import ViewerState
 from helpers import fake_colorizer
@@ -46,12 +47,12 @@ class _Recorder:
 @pytest.fixture
 def state() -> ViewerState:
     mri, _ = _volumes()
-    return ViewerState(data.frame_for(mri, 256))
+    return ViewerState(frame_for(mri, 256))
 
 
 def test_frame_centres_on_the_body_and_frames_it():
     mri, labels = _volumes()
-    frame = data.frame_for(mri, 256)
+    frame = frame_for(mri, 256)
     body = mri.index_to_physical(np.argwhere(labels.array > 0)[:, ::-1].astype(float))
     assert np.allclose(frame.center, (body.min(0) + body.max(0)) / 2, atol=3.0)
     for orientation in ("axial", "coronal", "sagittal"):
@@ -106,8 +107,8 @@ def test_window_level_and_overlay_setters(state):
 def test_label_at_names_the_voxel_under_a_point():
     _, labels = _volumes()
     liver = labels.index_to_physical(np.array([24.0, 22.0, 15.0]))
-    assert data.label_at(labels, liver) == 2
-    assert data.label_at(labels, liver + 1000) is None
+    assert study.label_at(labels, liver) == 2
+    assert study.label_at(labels, liver + 1000) is None
 
 
 def test_load_any_decides_the_kind(tmp_path):
@@ -116,9 +117,9 @@ def test_load_any_decides_the_kind(tmp_path):
     write_volume(mri, tmp_path / "t1.nii.gz")
     write_volume(cryo, tmp_path / "photo_volume.nrrd")
     write_volume(labels, tmp_path / "segmentation.nii.gz")
-    assert data.load_any(tmp_path / "t1.nii.gz")[0] == "mri"
-    assert data.load_any(tmp_path / "photo_volume.nrrd")[0] == "cryo"
-    kind, loaded = data.load_any(tmp_path / "segmentation.nii.gz")
+    assert study.load_any(tmp_path / "t1.nii.gz")[0] == "mri"
+    assert study.load_any(tmp_path / "photo_volume.nrrd")[0] == "cryo"
+    kind, loaded = study.load_any(tmp_path / "segmentation.nii.gz")
     assert kind == "labels" and loaded.label_table.name(2) == "liver"
 
 
@@ -126,7 +127,7 @@ def test_labels_without_a_table_get_the_shipped_tissue_names(tmp_path):
     _, labels = _volumes()
     bare = Volume(labels.array, labels.spacing, labels.origin)
     write_volume(bare, tmp_path / "labels.nii.gz")
-    loaded = data.load_volume("labels", tmp_path / "labels.nii.gz")
+    loaded = study.load_volume("labels", tmp_path / "labels.nii.gz")
     assert loaded.label_table.name(2) == "fat"  # id 2 of resources/tissues.csv
 
 
@@ -134,7 +135,7 @@ def test_a_corrupt_file_raises_input_error_naming_it(tmp_path):
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"not a volume at all")
     with pytest.raises(InputError, match="broken.nii.gz"):
-        data.load_volume("mri", bad)
+        study.load_volume("mri", bad)
 
 
 def _doubler(pixel_mm: float | None = None) -> Colorizer:
@@ -177,7 +178,7 @@ def test_model_range_maps_the_body_to_the_phantoms_convention():
     """The viewer frames the model's input with core.normalize, as `mricolor colorize` does."""
     mri, labels = _volumes()
     scaled = mri.with_array(mri.array * 250.0)
-    lo, hi = data.framing(scaled, 64).value_range
+    lo, hi = framing(scaled, 64).value_range
     assert lo == 0.0 and hi == pytest.approx(250 * 0.9, rel=1e-3)  # fat, the brightest tissue
 
 
@@ -231,16 +232,16 @@ def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     from viewer.jobs import ColorizeRequest, colorize, to_unit
 
     mri, _ = _volumes()
-    framing = data.framing(mri, 64)
-    assert framing.body_level is not None and 0 < framing.body_level < 0.5  # fat 1.0, liver 0.44, air 0
+    framed = framing(mri, 64)
+    assert framed.body_level is not None and 0 < framed.body_level < 0.5  # fat 1.0, liver 0.44, air 0
     plane = Plane.preset("axial", mri.center, pixel_mm=1.0, width=256, height=256)  # 256 mm: air around the body
-    mri01 = to_unit(sample(mri, plane)[0, 0].numpy(), framing.value_range)
+    mri01 = to_unit(sample(mri, plane)[0, 0].numpy(), framed.value_range)
     model = _doubler(pixel_mm=1.0)
-    cropped = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, body_level=framing.body_level))
+    cropped = colorize(ColorizeRequest(mri01, model, "c_hat", mri, plane, body_level=framed.body_level))
     whole = colorize(ColorizeRequest(mri01, _doubler(pixel_mm=1.0), "c_hat", mri, plane))
     h, w = model.generator.shapes[-1][2:]
     assert h <= 128 and w <= 128 and h % CROP_STEP == 0 and w % CROP_STEP == 0
-    body = mri01 > framing.body_level
+    body = mri01 > framed.body_level
     assert cropped.rgb.shape == (256, 256, 3) and cropped.rgb.dtype == np.uint8
     assert np.abs(cropped.rgb[body].astype(int) - whole.rgb[body].astype(int)).max() <= 1  # pointwise model
     assert cropped.rgb[0, 0].tolist() == [0, 0, 0]  # the stand-in's colour for air (MRI 0)

@@ -70,17 +70,19 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, out: Path, tim
         window.close()
         app.exit(status)
 
-    def first_colorized(_rid: int) -> None:
-        window.colorized_shown.disconnect(first_colorized)
+    def first_colorized(_rid: int, _result: object) -> None:
+        pipeline.colorized.disconnect(first_colorized)
         size = window.state.size
         window.point_at(size / 2, size / 2)  # show the crosshair and the readout too
-        if window.dataset is not None and window.dataset.cryo is not None and window.shown["metrics"] == 0:
-            window.metrics_shown.connect(lambda _r: QTimer.singleShot(300, lambda: save(0)))
+        study = window.session.study
+        if study is not None and study.cryo is not None and pipeline.shown["metrics"] == 0:
+            pipeline.metrics_ready.connect(lambda _r, _v: QTimer.singleShot(300, lambda: save(0)))
             QTimer.singleShot(_METRICS_WAIT_MS, lambda: save(0))
         else:
             QTimer.singleShot(300, lambda: save(0))
 
-    window.colorized_shown.connect(first_colorized)
+    pipeline = window.pipeline
+    pipeline.colorized.connect(first_colorized)
     window.error_shown.connect(lambda _m: QTimer.singleShot(500, lambda: save(1)))
     QTimer.singleShot(int(timeout_s * 1000), lambda: save(1))
 
@@ -103,12 +105,13 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot:
         _screenshot_when_ready(app, window, Path(args.screenshot), args.screenshot_timeout)
     window.show()
+    loader = window.loader
     if args.mri:
-        window.open_file("mri", args.mri)
+        loader.open_file("mri", args.mri)
     else:
-        window.load_default(args.seed, args.phantom_size)
+        loader.load_default(args.seed, args.phantom_size)
     for kind in ("cryo", "labels"):
         if getattr(args, kind):
-            window.open_file(kind, getattr(args, kind))
-    window.load_checkpoint(args.checkpoint, None if args.device == "auto" else args.device)
+            loader.open_file(kind, getattr(args, kind))
+    loader.load_checkpoint(args.checkpoint, None if args.device == "auto" else args.device)
     return app.exec()

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QProgressDialog
+from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtWidgets import QProgressDialog, QWidget
 
 from core.atomic import atomic_path
 from core.errors import InputError
@@ -20,6 +20,7 @@ from core.inference import Colorizer
 from core.inference.volume import colorize_volume as core_colorize_volume
 from core.inference.volume import slicing_axis
 from core.volume import Volume
+from viewer.worker import BackgroundTasks
 
 
 class Cancelled(Exception):
@@ -89,3 +90,47 @@ def export_volume(mri: Volume, colorizer: Colorizer, output: str, path: str | os
     if cancel is not None and cancel.is_set():
         raise Cancelled()
     return write_volume(volume, path)
+
+
+class VolumeExports(QObject):
+    """Volume exports running on ``tasks``, each with its progress dialog over ``parent``.
+
+    Emits ``message(text)`` when one is written or cancelled and ``failed(title, message)`` when
+    one fails; `cancel_all` (on quit) stops the running ones between batches.
+    """
+
+    message = pyqtSignal(str)
+    failed = pyqtSignal(str, str)
+
+    def __init__(self, parent: QWidget, tasks: BackgroundTasks):
+        super().__init__(parent)
+        self._parent, self._tasks = parent, tasks
+        self._running: list[threading.Event] = []  # cancel flags
+
+    def start(self, mri: Volume, colorizer: Colorizer, output: str, path: str | os.PathLike) -> ExportProgress:
+        """Colorize ``mri`` into ``path`` in the background; returns the (shown) progress dialog."""
+        dialog = ExportProgress(self._parent)
+        self._running.append(dialog.cancelled)
+
+        def ended() -> None:
+            self._running.remove(dialog.cancelled)
+            dialog.close()
+
+        def finished(written: Path) -> None:
+            ended()
+            self.message.emit(f"wrote {written}")
+
+        def failed(message: str) -> None:
+            ended()
+            if dialog.cancelled.is_set():
+                self.message.emit("export cancelled; nothing was written")
+            else:
+                self.failed.emit("Export failed", message)
+        self._tasks.submit(lambda: export_volume(mri, colorizer, output, path, dialog.report, dialog.cancelled),
+                           finished, failed)
+        dialog.show()
+        return dialog
+
+    def cancel_all(self) -> None:
+        for cancel in self._running:
+            cancel.set()

@@ -16,7 +16,7 @@ import torch
 from core.inference import Colorizer
 from core.planes import Plane, sample
 from core.volume import Volume
-from viewer.data import Dataset
+from viewer.study import Study
 
 
 def to_unit(mri_plane: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
@@ -48,10 +48,10 @@ def inside(volume: Volume, plane: Plane) -> np.ndarray:
     return mask
 
 
-def slice_mri(dataset: Dataset, plane: Plane) -> np.ndarray:
+def slice_mri(study: Study, plane: Plane) -> np.ndarray:
     """The MRI plane (H, W) float32 in the MRI's own units."""
     with torch.inference_mode():
-        return sample(dataset.mri, plane)[0, 0].numpy()
+        return sample(study.mri, plane)[0, 0].numpy()
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,11 @@ class SidePlanes:
     present: tuple[int, ...]
 
 
-def slice_side(dataset: Dataset, plane: Plane) -> SidePlanes:
+def slice_side(study: Study, plane: Plane) -> SidePlanes:
     """Cut the cryosection and the labels at ``plane`` (worker thread: an RGB cut costs more)."""
     with torch.inference_mode():
-        cryo = None if dataset.cryo is None else to_uint8(sample(dataset.cryo, plane)[0].permute(1, 2, 0).numpy())
-        labels = None if dataset.labels is None else sample(dataset.labels, plane)[0].numpy().astype(np.int32)
+        cryo = None if study.cryo is None else to_uint8(sample(study.cryo, plane)[0].permute(1, 2, 0).numpy())
+        labels = None if study.labels is None else sample(study.labels, plane)[0].numpy().astype(np.int32)
     present = () if labels is None else tuple(int(i) for i in np.unique(labels) if i != 0)
     return SidePlanes(cryo, labels, present)
 
@@ -113,9 +113,9 @@ def colorize(request: ColorizeRequest) -> Colorized:
 
 @dataclass(frozen=True)
 class MetricsRequest:
-    """The pair shown on screen for one plane, plus the dataset to cut the references from."""
+    """The pair shown on screen for one plane, plus the study to cut the references from."""
 
-    dataset: Dataset
+    study: Study
     plane: Plane
     mri01: np.ndarray
     rgb: np.ndarray  # uint8 (H, W, 3), as displayed
@@ -128,10 +128,10 @@ def plane_metrics(request: MetricsRequest) -> dict[str, float]:
     """
     from core.metrics import table_row
 
-    dataset, plane = request.dataset, request.plane
+    study, plane = request.study, request.plane
     with torch.inference_mode():
-        cryo = None if dataset.cryo is None else sample(dataset.cryo, plane)[0].permute(1, 2, 0).numpy()
-        truth = None if dataset.truth is None else sample(dataset.truth, plane)[0].permute(1, 2, 0).numpy()
+        cryo = None if study.cryo is None else sample(study.cryo, plane)[0].permute(1, 2, 0).numpy()
+        truth = None if study.truth is None else sample(study.truth, plane)[0].permute(1, 2, 0).numpy()
     colorized = request.rgb.astype(np.float32) / 255.0
     row = table_row(request.mri01, colorized, cryo, truth=truth)
     return {k: float(v) for k, v in row.items() if np.isscalar(v)}

@@ -1,7 +1,7 @@
 """The metrics of the plane on screen, computed in the background and marked when out of date.
 
 The paper's metrics (CF, ΔCF, SSIM, MS-SSIM, FSIM, STSIM) come first; on the phantom the truth
-ΔE follows, the one figure that punishes wrong colours and displaced structures alike (SPEC §7).
+ΔE follows, the one figure that punishes wrong colours and displaced structures alike.
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ METRICS = {
 }
 
 
+_WAITING = "metrics: waiting for the first colorized plane"
+
+
 class MetricsPanel(QWidget):
     """A two-column table (metric, value) plus a line saying what the figures belong to."""
 
@@ -32,7 +35,7 @@ class MetricsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.status = QLabel("metrics: waiting for the first colorized plane")
+        self.status = QLabel(_WAITING)
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -54,3 +57,9 @@ class MetricsPanel(QWidget):
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)
+
+    def clear(self) -> None:
+        """Show no figures: what was on screen belonged to volumes that are no longer open."""
+        self.values = {}
+        self.table.setRowCount(0)
+        self.status.setText(_WAITING)

@@ -14,7 +14,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor
 
 from core.planes import ORIENTATIONS, Plane
-from viewer.data import Dataset
+from viewer.study import Study
 from viewer.jobs import slice_mri
 from viewer.state import Frame
 
@@ -81,12 +81,12 @@ class Navigator(pg.GraphicsLayoutWidget):
             self.views[name], self._images[name], self._curves[name] = view, image, (outline, line)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
 
-    def set_dataset(self, dataset: Dataset, frame: Frame, levels: tuple[float, float], plane_size: int) -> None:
+    def set_study(self, study: Study, frame: Frame, levels: tuple[float, float], plane_size: int) -> None:
         """Cut the three localizers, framed as the panels frame planes of ``plane_size`` pixels."""
         for name, image in self._images.items():
             self._planes[name] = nav = Plane.preset(name, frame.center, width=_SIZE, height=_SIZE,
                                                     pixel_mm=frame.pixel_mm[name] * plane_size / _SIZE)
-            image.setImage(slice_mri(dataset, nav), levels=levels, autoLevels=False)
+            image.setImage(slice_mri(study, nav), levels=levels, autoLevels=False)
 
     def set_levels(self, levels: tuple[float, float]) -> None:
         for image in self._images.values():

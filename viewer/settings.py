@@ -1,4 +1,4 @@
-"""What the viewer remembers between sessions (QSettings): recent files, layout, window/level per dataset.
+"""What the viewer remembers between sessions (QSettings): recent files, layout, window/level per study.
 
 Lists are stored as JSON strings because QSettings' own list round trip differs between the
 native and INI back ends (a one-element list comes back as a plain string).
@@ -36,16 +36,16 @@ class ViewerSettings:
         pairs = [(kind, path)] + [pair for pair in self.recent() if pair != (kind, path)]
         self.qsettings.setValue("recent", json.dumps(pairs[:_MAX_RECENT]))
 
-    def window_level(self, dataset_key: str) -> tuple[float, float] | None:
-        value = self.qsettings.value(f"window_level/{_safe(dataset_key)}")
+    def window_level(self, study_key: str) -> tuple[float, float] | None:
+        value = self.qsettings.value(f"window_level/{_safe(study_key)}")
         try:
             window, level = json.loads(str(value))
             return float(window), float(level)
         except (TypeError, ValueError, json.JSONDecodeError):
             return None
 
-    def set_window_level(self, dataset_key: str, window: float, level: float) -> None:
-        self.qsettings.setValue(f"window_level/{_safe(dataset_key)}", json.dumps([window, level]))
+    def set_window_level(self, study_key: str, window: float, level: float) -> None:
+        self.qsettings.setValue(f"window_level/{_safe(study_key)}", json.dumps([window, level]))
 
     def value(self, key: str, default: str | None = None):
         return self.qsettings.value(key, default)

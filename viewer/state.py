@@ -16,7 +16,7 @@ import numpy as np
 from core.model.outputs import OUTPUTS as CORE_OUTPUTS
 from core.planes import ORIENTATIONS, Plane
 
-#: The generator's outputs the viewer can show (SPEC §7), by name: what the output menu says.
+#: The generator's outputs the viewer can show (core/model/outputs.py), by name: what the output menu says.
 OUTPUTS = {name: output.description for name, output in CORE_OUTPUTS.items()}
 
 

@@ -2,7 +2,7 @@
 
 `LatestWinsWorker` runs one function on its own QThread. ``submit`` overwrites a single slot, so
 however fast the requests come, only the newest is ever started; results carry the request id
-and the window drops any id older than the one on screen (reference/viewer.md §3.1: 60
+and the plane pipeline drops any id older than the one on screen (docs/viewer.md: 60
 back-to-back requests ran the model once). A running torch forward cannot be interrupted, so
 discarding is the practical cancel. Exceptions never escape a worker: PyQt6 aborts the process
 when one leaves a slot, so they come back as ``failed`` with a readable message.
