@@ -89,6 +89,11 @@ def _open_default(qtbot, settings) -> MainWindow:
 def test_the_default_opens_with_the_shipped_model_and_a_colorized_plane(qtbot, settings):
     w = _open_default(qtbot, settings)
     assert UNTRAINED_NOTICE not in w.panels.panels["colorized"].title.text
+    # the viewer says what the shipped model is: on the colorized panel and in Help ▸ About
+    assert "synthetic phantoms" in w.panels.panels["colorized"].title.toolTip()
+    from viewer.menus import ABOUT
+
+    assert "synthetic phantoms" in ABOUT and "not from real cryosection" in ABOUT
 
 
 def test_without_shipped_weights_the_default_runs_untrained_with_a_notice(qtbot, settings, monkeypatch):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from core.inference import Colorizer
+from core.normalize import body_region
 from core.planes import Plane, sample
 from core.volume import Volume
 from viewer.study import Study
@@ -79,7 +80,8 @@ class ColorizeRequest:
 
     ``preview`` runs the model at half resolution (a quarter of the work) while the user scrolls;
     the full plane follows when the plane rests. ``body_level`` (the MRI framing's body/air threshold
-    in [0, 1]) crops the model's input to the body, as the training planes were framed.
+    in [0, 1]) crops the model's input to the body, as the training planes were framed, and paints
+    everything outside the body (`core.normalize.body_region`) with the palette's background.
     """
 
     mri01: np.ndarray
@@ -102,7 +104,7 @@ def colorize(request: ColorizeRequest) -> Colorized:
     """Run the model on one plane, cropped to the body as ``mricolor colorize`` crops each slice
     (`core.inference.colorizer.Colorizer.colorize_planes`); the time (the status bar's) is that call's: the
     model with its crop and resampling, without the slicing before it."""
-    body = None if request.body_level is None else request.mri01 > request.body_level
+    body = None if request.body_level is None else body_region(request.mri01 > request.body_level)
     start = time.perf_counter()
     rgb = to_uint8(request.colorizer.colorize_planes(request.mri01[None], request.plane.pixel_mm, request.output,
                                                      body=body, detail=0.5 if request.preview else 1.0)[0])

@@ -15,6 +15,7 @@ from PyQt6.QtCore import QByteArray, Qt, pyqtSignal
 from PyQt6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from core.devices import available_devices
+from core.inference.colorizer import SHIPPED_MODEL_NOTE
 from core.planes import Plane
 from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import ExportProgress, VolumeExports, save_png
@@ -188,6 +189,9 @@ class MainWindow(QMainWindow):
         self.display.set_device(device)
         self.status.set_device(device)
         self.panels.set_notice("colorized", network.notice or "")
+        self.panels.panels["colorized"].title.setToolTip(f"colours from {network.source}: {SHIPPED_MODEL_NOTE}"
+                                                          if network.source == "default checkpoint" else
+                                                          f"colours from {network.source}")
         if network.notice:
             self.status.showMessage(f"{network.source}: {network.notice}", 10000)
         self.display.set_outputs(network.colorizer.outputs)

@@ -13,6 +13,7 @@ from typing import Callable
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QMenu, QMenuBar, QMessageBox, QWidget
 
+from core.inference.colorizer import SHIPPED_MODEL_NOTE
 from viewer.state import ViewerState
 from viewer.study import KINDS
 _FILTERS = {
@@ -25,6 +26,13 @@ HELP = ("Wheel, ↑/↓, Page Up/Down: move the plane along its normal\n"
         "1 / 2 / 3: axial / coronal / sagittal   ·   G: label overlay\n"
         "Click in the navigator: move the plane through that point\n"
         "Drop files on the window to open them")
+
+
+#: Help ▸ About: what the product is and, above all, what its shipped model is.
+ABOUT = ("mricolor colorizes MRI with the anatomical colours of cryosection photographs, keeping the MRI's "
+         "structure (Mathur et al., ISBI 2025, reimplemented).\n\n"
+         f"About the colours: {SHIPPED_MODEL_NOTE[0].upper()}{SHIPPED_MODEL_NOTE[1:]}. They are a teaching "
+         "and research aid, not a diagnosis.")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ def build_menus(bar: QMenuBar, parent: QWidget, commands: MenuCommands, state: V
 
     help_menu = bar.addMenu("&Help")
     add_action(help_menu, "Mouse and keys", lambda: QMessageBox.information(parent, "Mouse and keys", HELP), "F1")
+    add_action(help_menu, "About mricolor", lambda: QMessageBox.about(parent, "About mricolor", ABOUT))
     return recent
 
 

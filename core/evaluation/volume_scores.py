@@ -14,15 +14,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.normalize import normalize
 from core.volume import Volume
-
-if TYPE_CHECKING:
-    from core.evaluation.volumes import TruthSubject
 
 #: Voxels within this distance of the body are left out of the background's flatness (partial volume).
 BACKGROUND_MARGIN = 2
@@ -47,20 +43,21 @@ def lab(rgb_uint8: np.ndarray) -> np.ndarray:
     return rgb2lab(rgb_uint8.astype(np.float32) / 255.0, channel_axis=-1).astype(np.float32)
 
 
-def score(painted: Volume, subject: "TruthSubject", slicing_axis: int) -> Scores:
-    """All scores of ``painted`` (uint8 RGB on the subject's MRI grid) for ``subject``."""
+def score(painted: Volume, mri: Volume, truth: Volume, labels: Volume, slicing_axis: int) -> Scores:
+    """All scores of ``painted`` (uint8 RGB on the MRI's grid) against the true colorization
+    ``truth`` and the labels of ``mri`` (the body is labels ≠ 0)."""
     from skimage.color import deltaE_ciede2000
 
-    if painted.array.shape != subject.truth.array.shape:
-        raise ValueError(f"painted volume {painted.array.shape} is not on the MRI's grid {subject.truth.array.shape}")
-    labels = subject.labels.array.astype(np.int64)
+    if painted.array.shape != truth.array.shape:
+        raise ValueError(f"painted volume {painted.array.shape} is not on the MRI's grid {truth.array.shape}")
+    labels = labels.array.astype(np.int64)
     body = labels > 0
     out_lab = lab(painted.array)
-    error = deltaE_ciede2000(out_lab[body], lab(subject.truth.array[body]), channel_axis=-1)
+    error = deltaE_ciede2000(out_lab[body], lab(truth.array[body]), channel_axis=-1)
     ids, index = np.unique(labels[body], return_inverse=True)
     sums, counts = np.bincount(index, error), np.bincount(index)
     per_tissue = {int(i): (float(s / c), int(c)) for i, s, c in zip(ids, sums, counts)}
-    norm = normalize(subject.mri)[0].array
+    norm = normalize(mri)[0].array
     return Scores(float(error.mean()), per_tissue, structure(norm, out_lab[..., 0], body),
                   background_std(out_lab[..., 0], body), *banding(out_lab, norm, body, slicing_axis))
 

@@ -152,7 +152,8 @@ def evaluate_volumes(subjects: list[TruthSubject], rows: dict[str, Painter], axi
             start = time.perf_counter()
             painted = paint(subject)
             seconds = time.perf_counter() - start
-            results.append(VolumeResult(name, subject.name, score(painted, subject, a), seconds))
+            results.append(VolumeResult(name, subject.name, score(painted, subject.mri, subject.truth, subject.labels, a),
+                                        seconds))
     return results
 
 
