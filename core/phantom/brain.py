@@ -170,9 +170,9 @@ def _paint_ventricles(canvas: Canvas) -> None:
     for s in (-1, 1):
         horn = np.array([_at(body, 13 * s, 30, 8), _at(body, 15 * s, 14, 16), _at(body, 18 * s, -12, 20),
                          _at(body, 24 * s, -32, 16), _at(body, 28 * s, -42, 6), _at(body, 20 * s, -68, 4)])
-        radii = np.array([3.0, 5.5, 4.5, 4.5, 6.0, 2.5]) * k
+        radii = np.array([4.0, 7.0, 6.5, 6.0, 7.5, 3.0]) * k
         b = canvas.box(*sdf.tube_bounds(horn, radii.max() * 2, 2))
-        canvas.paint(b, "csf", _tube_flat(b, horn, radii, 1.7) < 0, only=over)
+        canvas.paint(b, "csf", _tube_flat(b, horn, radii, 1.6) < 0, only=over)
         temporal = np.array([_at(body, 28 * s, -42, 6), _at(body, 33 * s, -28, -10), _at(body, 30 * s, -10, -20)])
         b = canvas.box(*sdf.tube_bounds(temporal, 6 * k, 2))
         canvas.paint(b, "csf", sdf.tube(b.points, temporal, np.array([4.0, 2.5, 1.8]) * k) < 0, only=over)

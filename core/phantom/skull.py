@@ -75,7 +75,7 @@ def _paint_airways(canvas: Canvas) -> None:
     cavities = [(body.head_pt(0, -86, 104), k * np.array([14.0, 5.0, 9.0])),    # frontal sinus
                 (body.head_pt(0, -54, 122), k * np.array([9.0, 16.0, 11.0])),   # ethmoid cells
                 (body.head_pt(0, -20, 140), k * np.array([11.0, 10.0, 9.0])),   # sphenoid sinus
-                (body.head_pt(0, -60, 152), k * np.array([8.0, 26.0, 18.0]))]   # nasal cavity
+                (body.head_pt(0, -62, 150), k * np.array([6.0, 22.0, 14.0]))]   # nasal cavity
     cavities += [(body.head_pt(27 * s, -52, 154), k * np.array([12.0, 16.0, 15.0])) for s in (-1, 1)]  # maxillary
     pharynx = np.array([body.head_pt(0, -32, 158), body.head_pt(0, -12, 176), body.head_pt(0, -8, 240)])
     boxes = [canvas.box(*sdf.bounds(c, r, 3)) for c, r in cavities]
@@ -87,4 +87,4 @@ def _paint_airways(canvas: Canvas) -> None:
         canvas.paint(b, "air", sdf.ellipsoid(b.points, c, r) < 0, only=FACE)
     septum = np.abs(boxes[3].x - np.float32(cavities[3][0][0])) < canvas.thick(1.0) / 2
     canvas.paint(boxes[3], "cortical_bone", septum & (sdf.ellipsoid(boxes[3].points, *cavities[3]) < 0), only=("air",))
-    canvas.paint(pbox, "air", sdf.tube(pbox.points, pharynx, k * np.array([8.0, 7.0, 6.0])) < 0, only=("muscle", "fat"))
+    canvas.paint(pbox, "air", sdf.tube(pbox.points, pharynx, k * np.array([6.0, 5.0, 5.0])) < 0, only=("muscle", "fat"))

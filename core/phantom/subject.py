@@ -124,7 +124,8 @@ def generate(seed: int, size: str = "default", options: PhantomOptions = Phantom
     if options.nonlinearity:
         mri = variety.intensity_curve(mri, stream(seed, "variety.curve"), options.nonlinearity)
     if options.brain_only:
-        keep = variety.brain_mask(mri_labels, [lab.id for lab in table if lab.name in BRAIN], mri_grid.spacing)
+        keep = variety.brain_mask(mri_labels, [lab.id for lab in table if lab.name in BRAIN], mri_grid.spacing,
+                                  [lab.id for lab in table if lab.name == "csf"])
         mri, true_colour = variety.keep_only(mri, keep), variety.keep_only(true_colour, keep)
     vols = {"mri": mri_grid.volume(mri), "cryo": cryo_grid.volume(rgb), "labels": cryo_grid.volume(labels, table),
             "mri_labels": mri_grid.volume(mri_labels, table), "true_colorization": mri_grid.volume(true_colour)}

@@ -16,16 +16,17 @@ from core.volume import Volume
 ORIENTATIONS = ("LPS", "RAS")
 
 
-def brain_mask(labels: np.ndarray, brain_ids: list[int], spacing_xyz) -> np.ndarray:
-    """What a skull-stripping tool keeps: brain tissue, closed over its sulci (≈ 3 mm), holes
-    (ventricles) filled, the largest connected piece only (no optic nerves)."""
+def brain_mask(labels: np.ndarray, brain_ids: list[int], spacing_xyz, fluid_ids: list[int] = ()) -> np.ndarray:
+    """What a skull-stripping tool keeps: brain tissue and the fluid (``fluid_ids``: CSF) in its
+    sulci and ventricles, i.e. those labels inside the brain closed over ≈ 3 mm with its holes
+    filled; the largest connected piece only (no optic nerves)."""
     tissue = np.isin(labels, brain_ids)
     if not tissue.any():
         raise InputError("brain_only", "the volume holds no brain tissue to keep")
     radius = np.maximum(np.round(3.0 / np.asarray(spacing_xyz, dtype=np.float64)[::-1]).astype(int), 1)
     ball = np.linalg.norm(np.mgrid[tuple(slice(-r, r + 1) for r in radius)] / radius.reshape(3, 1, 1, 1), axis=0) <= 1
     closed = ndi.binary_closing(tissue, ball)  # not border-padded: the brain never touches the edge of a head scan
-    closed = ndi.binary_fill_holes(closed | tissue)
+    closed = ndi.binary_fill_holes(closed | tissue) & np.isin(labels, list(brain_ids) + list(fluid_ids))
     parts, n = ndi.label(closed)
     if n > 1:
         closed = parts == np.argmax(np.bincount(parts.ravel())[1:]) + 1
@@ -80,7 +81,7 @@ def retarget_contrast(image: np.ndarray, labels: np.ndarray, target: np.ndarray)
     """Change the T1 weighting (spin echo ↔ inversion recovery) of an image whose labels are known.
 
     Every tissue's voxels are scaled by target mean / current median of that tissue, the gain map
-    blurred by one voxel so partial-volume edges blend instead of stepping. ``target`` is indexed
+    blurred by half a voxel so partial-volume edges blend instead of stepping. ``target`` is indexed
     by label id (e.g. `core.phantom.relaxation.sequence_signal`).
     """
     ids = np.unique(labels)
@@ -88,7 +89,7 @@ def retarget_contrast(image: np.ndarray, labels: np.ndarray, target: np.ndarray)
     for i in ids:
         current = float(np.median(image[labels == i]))
         gain_of[i] = target[i] / current if current > 1e-6 else 0.0
-    gain = ndi.gaussian_filter(np.take(gain_of, labels), 1.0)
+    gain = ndi.gaussian_filter(np.take(gain_of, labels), 0.5)
     out = image * gain
     scale = np.percentile(out[labels > 0], 99.5) if (labels > 0).any() else 1.0
     return (out / np.float32(max(scale, 1e-6))).astype(np.float32)
