@@ -54,17 +54,19 @@ def panels(subject, points: np.ndarray, truth: bool = False) -> list[np.ndarray]
             np.clip(sample(subject.cryo, points, 1), 0, 255).astype(np.uint8), third]
 
 
-def scan_figure(subject, centre, pixel_mm: float, path: Path) -> None:
-    """Axial, coronal and sagittal rows through ``centre`` (x, y, z mm) over the MRI's extent."""
+def scan_figure(subject, cuts: list[tuple[int, float]], pixel_mm: float, path: Path) -> None:
+    """One row per cut (axis 0 sagittal at x, 1 coronal at y, 2 axial at z; mm) over the MRI's extent."""
     global PIXEL_MM
     PIXEL_MM = pixel_mm
     lo = subject.mri.index_to_physical(np.zeros(3))
     hi = subject.mri.index_to_physical(np.array(subject.mri.size_xyz, dtype=np.float64) - 1)
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
-    x, y, z = centre
-    rows = [panels(subject, plane(lo[0], hi[0], lo[1], hi[1], (2, z), (0, 1))[::-1], truth=True),
-            panels(subject, plane(lo[0], hi[0], lo[2], hi[2], (1, y), (0, 2)), truth=True),
-            panels(subject, plane(lo[1], hi[1], lo[2], hi[2], (0, x), (1, 2)), truth=True)]
+    spans = {2: (0, 1), 1: (0, 2), 0: (1, 2)}
+    rows = []
+    for axis, at in cuts:
+        u, v = spans[axis]
+        pts = plane(lo[u], hi[u], lo[v], hi[v], (axis, at), (u, v))
+        rows.append(panels(subject, pts[::-1] if axis == 2 else pts, truth=True))
     height = max(r[0].shape[0] for r in rows)
     rows = [[np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in r] for r in rows]
     width = max(r[0].shape[1] for r in rows)
@@ -80,9 +82,10 @@ def scans(seed: int, out: Path) -> None:
         t = time.perf_counter()
         subject = make_subject(seed, region="head", mri_mm=1.0, **options)
         print(f"head seed {seed} {options} in {time.perf_counter() - t:.1f} s")
-        scan_figure(subject, (14.0, -2.0, Z_CROWN - 80.0), 0.8, out / name)
+        cuts = [(2, Z_CROWN - 75.0), (2, Z_CROWN - 126.0), (1, 2.0), (0, 14.0)]
+        scan_figure(subject, cuts, 0.8, out / name)
     subject = make_subject(seed, region="thorax", mri_mm=(1.5, 1.5, 4.0))
-    scan_figure(subject, (0.0, 0.0, 1300.0), 1.5, out / "phantom_region_thorax.png")
+    scan_figure(subject, [(2, 1300.0), (1, 20.0), (0, -60.0)], 1.5, out / "phantom_region_thorax.png")
 
 
 def montage(rows: list[list[np.ndarray]], titles: list[str]) -> Image.Image:

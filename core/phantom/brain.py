@@ -1,7 +1,7 @@
 """The brain of the clinical head, as a radiologist reads it on a 1 mm T1.
 
 Cortex: a 2.5–3 mm grey ribbon over the surface and down both walls of every sulcus (the
-folding of `core.phantom.head`, with gyri about 1.4 times wider), the interhemispheric and
+folding of `core.phantom.head`, with gyri a little wider), the interhemispheric and
 Sylvian fissures with the insula at the bottom of the latter. Inside: white matter; the deep
 grey nuclei (caudate along the lateral ventricle, lentiform nucleus, thalamus); lateral
 ventricles as curved tubes (frontal horn, body, atrium, occipital and temporal horns), a slit of
@@ -19,13 +19,13 @@ import numpy as np
 
 from core.phantom import head as cranium
 from core.phantom import sdf
-from core.phantom.body import Body
+from core.phantom.body import Z_CROWN, Body
 from core.phantom.canvas import Canvas
 from core.phantom.fields import LatticeField, stream
 
 GM_MM = 2.7
 SULCUS_MM = 0.7       # half-width of the CSF in a sulcus
-FOLD_SCALE = 1.4      # gyri wider than the whole-body head's (which is drawn for 2 mm voxels)
+FOLD_SCALE = 1.1      # gyri a little wider than the whole-body head's (drawn for 2 mm voxels)
 TENTORIUM_MM = 1.2    # half-width of the CSF gap between the occipital lobes and the cerebellum
 CEREBELLUM_LOBES = 9  # primary branches of the white-matter tree over a full turn
 BRAIN = ("grey_matter", "white_matter", "deep_grey_matter", "csf")
@@ -41,9 +41,26 @@ def basal_notch(body: Body) -> tuple[np.ndarray, np.ndarray]:
     return body.head_pt(0, -30, 153), body.head * np.array([20.0, 30.0, 33.0])
 
 
+def _base_depth(x: np.ndarray, y: np.ndarray, body: Body) -> np.ndarray:
+    """Nominal depth below the crown of the cerebrum's floor: the frontal lobes on the orbital
+    roofs (rising to the front) and the floor over the brainstem high, the temporal lobes
+    hanging ~26 mm lower in the middle cranial fossae on either side."""
+    centre = cranium.cerebrum(body)[0]
+    lateral = (np.abs(x - np.float32(centre[0])) / np.float32(body.head) - np.float32(27.0)) / np.float32(3.0)
+    along = ((y - np.float32(centre[1])) / np.float32(body.head) - np.float32(2.0)) / np.float32(36.0)
+    temporal = np.exp(-along ** 6) / (1 + np.exp(-lateral))
+    frontal = np.float32(113.0) + np.float32(5.0) * np.tanh(along * np.float32(2.0))
+    return frontal + np.float32(26.0) * temporal
+
+
 def brain_distance(points, body: Body) -> np.ndarray:
-    """Distance (mm) to the clinical brain's surface: the head's brain without the basal notch."""
-    return np.maximum(cranium.brain_distance(points, body), -sdf.ellipsoid(points, *basal_notch(body)))
+    """Distance (mm, approximate below the floor) to the clinical brain's surface: the head's
+    cerebrum cut at its floor (`_base_depth`), joined to the cerebellum, less the basal notch."""
+    x, y, z = points
+    floor = np.float32(Z_CROWN) - z - _base_depth(x, y, body) * np.float32(body.head)
+    cerebrum = np.maximum(sdf.ellipsoid(points, *cranium.cerebrum(body)), floor.astype(np.float32))
+    joined = sdf.smooth_union(cerebrum, sdf.ellipsoid(points, *cranium.cerebellum(body)), 8.0)[0]
+    return np.maximum(joined, -sdf.ellipsoid(points, *basal_notch(body)))
 
 
 def paint_brain(canvas: Canvas) -> None:
@@ -54,13 +71,15 @@ def paint_brain(canvas: Canvas) -> None:
     inside = brain_distance(box.points, body) <= 0
     cb_centre, cb_radii = cranium.cerebellum(body)
     cr_centre, cr_radii = cranium.cerebrum(body)
-    split = sdf.ellipsoid(box.points, cb_centre, cb_radii) - sdf.ellipsoid(box.points, cr_centre, cr_radii)
-    in_cerebellum = inside & (split < 0)
+    # the tentorium: a tent over the cerebellum, highest at the midline; the cerebellum under it
+    lateral = (box.x - np.float32(cb_centre[0])) / np.float32(cb_radii[0])
+    tent = np.float32(cb_centre[2] + 0.92 * cb_radii[2]) - np.float32(0.35 * cb_radii[2]) * lateral ** 2
+    behind = box.y > np.float32(cb_centre[1] - 0.9 * cb_radii[1])
+    in_cerebellum = inside & behind & (box.z < tent)
     labels = canvas.labels[box.slices]
     labels[inside & ~in_cerebellum] = _cerebrum(canvas, box, inside & ~in_cerebellum)[inside & ~in_cerebellum]
     labels[in_cerebellum] = _cerebellum(canvas, box, in_cerebellum)
-    labels[inside & (np.abs(split) < TENTORIUM_MM) & (box.z > np.float32(cb_centre[2] - 0.2 * cb_radii[2]))] = \
-        canvas.ids["csf"]
+    labels[inside & behind & (np.abs(box.z - tent) < canvas.thick(TENTORIUM_MM) / 2)] = canvas.ids["csf"]
     _paint_nuclei(canvas)
     _paint_ventricles(canvas)
     _paint_brainstem(canvas)
@@ -116,9 +135,10 @@ def _cerebellum(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
     x, y, z = (np.broadcast_to(c, mask.shape)[mask].astype(np.float64) for c in box.points)
     hub = centre + np.array([0.0, -0.35 * radii[1], 0.1 * radii[2]])
     r = np.sqrt(((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2)
-    dist_mm = np.hypot(y - hub[1], z - hub[2])
+    dist_mm = np.hypot(y - hub[1], z - hub[2]) + 1e-3
     wobble = LatticeField.gaussian(stream(canvas.seed, "brain.folia"), *sdf.bounds(centre, radii, 5), 12.0)
-    theta = np.arctan2(z - hub[2], y - hub[1]) + 0.08 * wobble.at(np.stack([x, y, z], axis=-1))
+    arc = z - hub[2] + 0.5 * radii[2] * ((x - centre[0]) / radii[0]) ** 2  # folia curve round the hemispheres
+    theta = np.arctan2(arc, y - hub[1]) + 0.08 * wobble.at(np.stack([x, y, z], axis=-1))
     n1, n2 = CEREBELLUM_LOBES, 3 * CEREBELLUM_LOBES
     # approximate distance (mm) to the n·θ = π/2 + kπ lines (fissures) and to θ = kπ lines (branches)
     branch1 = np.abs(np.sin(n1 * theta)) * dist_mm / n1
@@ -170,9 +190,9 @@ def _paint_ventricles(canvas: Canvas) -> None:
     for s in (-1, 1):
         horn = np.array([_at(body, 13 * s, 30, 8), _at(body, 15 * s, 14, 16), _at(body, 18 * s, -12, 20),
                          _at(body, 24 * s, -32, 16), _at(body, 28 * s, -42, 6), _at(body, 20 * s, -68, 4)])
-        radii = np.array([4.0, 7.0, 6.5, 6.0, 7.5, 3.0]) * k
+        radii = np.array([5.0, 7.5, 7.0, 6.5, 8.0, 3.5]) * k
         b = canvas.box(*sdf.tube_bounds(horn, radii.max() * 2, 2))
-        canvas.paint(b, "csf", _tube_flat(b, horn, radii, 1.6) < 0, only=over)
+        canvas.paint(b, "csf", _tube_flat(b, horn, radii, 1.3) < 0, only=over)
         temporal = np.array([_at(body, 28 * s, -42, 6), _at(body, 33 * s, -28, -10), _at(body, 30 * s, -10, -20)])
         b = canvas.box(*sdf.tube_bounds(temporal, 6 * k, 2))
         canvas.paint(b, "csf", sdf.tube(b.points, temporal, np.array([4.0, 2.5, 1.8]) * k) < 0, only=over)
