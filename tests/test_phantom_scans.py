@@ -44,7 +44,8 @@ def test_mri_voxel_size_option_and_matching_cryosection():
 
 def test_ras_storage_is_the_same_scan(body):
     ras = generate(0, "small", PhantomOptions(orientation="RAS"))
-    assert np.allclose(np.diag(ras.mri.direction), (-1, -1, 1)) and np.allclose(np.diag(ras.cryo.direction), (-1, -1, 1))
+    for name in ("mri", "cryo"):
+        assert np.allclose(np.diag(getattr(ras, name).direction), (-1, -1, 1)), name
     for name in ("mri", "cryo", "labels", "true_colorization"):
         back = reorient(getattr(ras, name), "LPS")
         assert np.array_equal(back.array, getattr(body, name).array) and back.same_frame(getattr(body, name)), name

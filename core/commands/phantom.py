@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     written.append(timed(out / "tissues.csv", subject.label_table.write))
     written.append(timed(out / "transform.npz", subject.transform.save))
     info = {"version": PHANTOM_VERSION, "seed": subject.seed, "size": subject.size,
-            "options": subject.options.to_dict(), "t1_sequence": subject.options.effective_sequence or "spin_echo_table",
+            "options": subject.options.to_dict(),
+            "t1_sequence": subject.options.effective_sequence or "spin_echo_table",
             "cryo_spacing_mm": grids(subject.size, subject.options)[0].spacing[0],
             "mri_spacing_mm": list(mri_spacing(subject.size, subject.options)),
             "shapes_zyx": {n: list(getattr(subject, n).array.shape) for n in VOLUMES},

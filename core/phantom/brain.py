@@ -28,7 +28,6 @@ SULCUS_MM = 0.7       # half-width of the CSF in a sulcus
 FOLD_SCALE = 1.1      # gyri a little wider than the whole-body head's (drawn for 2 mm voxels)
 TENTORIUM_MM = 1.2    # half-width of the CSF gap between the occipital lobes and the cerebellum
 CEREBELLUM_LOBES = 9  # primary branches of the white-matter tree over a full turn
-BRAIN = ("grey_matter", "white_matter", "deep_grey_matter", "csf")
 
 
 def _at(body: Body, X: float, Y: float, Z: float) -> np.ndarray:
@@ -134,7 +133,7 @@ def _cerebellum(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
     centre, radii = cranium.cerebellum(body)
     x, y, z = (np.broadcast_to(c, mask.shape)[mask].astype(np.float64) for c in box.points)
     hub = centre + np.array([0.0, -0.35 * radii[1], 0.1 * radii[2]])
-    r = np.sqrt(((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2)
+    r = np.linalg.norm((np.stack([x, y, z], axis=-1) - centre) / radii, axis=-1)  # 0 at the centre, 1 on the surface
     dist_mm = np.hypot(y - hub[1], z - hub[2]) + 1e-3
     wobble = LatticeField.gaussian(stream(canvas.seed, "brain.folia"), *sdf.bounds(centre, radii, 5), 12.0)
     arc = z - hub[2] + 0.5 * radii[2] * ((x - centre[0]) / radii[0]) ** 2  # folia curve round the hemispheres

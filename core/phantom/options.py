@@ -69,7 +69,8 @@ class PhantomOptions:
     def key(self) -> str:
         """The options that differ from the defaults, as canonical JSON ("" for the defaults)."""
         default = PhantomOptions()
-        changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+        changed = {f.name: getattr(self, f.name) for f in fields(self)
+                   if getattr(self, f.name) != getattr(default, f.name)}
         return json.dumps(changed, sort_keys=True) if changed else ""
 
     def to_dict(self) -> dict:

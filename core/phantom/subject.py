@@ -154,7 +154,8 @@ def cache_path(seed: int, size: str, options: PhantomOptions = PhantomOptions())
 
 def _to_arrays(subject: Subject) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"version": np.array(PHANTOM_VERSION), "seed": np.array(subject.seed),
-                                  "size": np.array(subject.size), "label_table": np.array(subject.label_table.to_json()),
+                                  "size": np.array(subject.size),
+                                  "label_table": np.array(subject.label_table.to_json()),
                                   "options": np.array(subject.options.key())}
     for name in VOLUMES:
         vol: Volume = getattr(subject, name)
