@@ -1,8 +1,8 @@
 """The brain of the clinical head, as a radiologist reads it on a 1 mm T1.
 
 Cortex: a 2.5–3 mm grey ribbon over the surface and down both walls of every sulcus (the
-folding of `core.phantom.head`, with gyri a little wider), the interhemispheric and
-Sylvian fissures with the insula at the bottom of the latter. Inside: white matter; the deep
+folding of `core.phantom.head`, with gyri a little wider), the interhemispheric fissure with
+folded medial walls, and the Sylvian fissure with the insula at its bottom. Inside: white matter; the deep
 grey nuclei (caudate along the lateral ventricle, lentiform nucleus, thalamus); lateral
 ventricles as curved tubes (frontal horn, body, atrium, occipital and temporal horns), a slit of
 a third ventricle, the aqueduct and a tent of a fourth ventricle; brainstem (midbrain, pons,
@@ -105,6 +105,14 @@ def _cerebrum(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
     callosum = sdf.ellipsoid(box.points, cr_centre + np.array([0, 0.05, -0.3]) * cr_radii,
                              cr_radii * np.array([1.0, 0.5, 0.6]))
     fissure = mask & (callosum > 0)
+    # the medial surface folds too: sulci running from the fissure into each hemisphere
+    medial_depth = np.float32(0.6 * body.sulcal_depth_mm)
+    medial = fissure & (midline < medial_depth + gm)
+    fold = _medial_fold_distance(canvas, box, medial)
+    medial_label = label[medial]
+    medial_label[fold < sulcus + gm] = ids["grey_matter"]
+    medial_label[(fold < sulcus) & (midline[medial] < medial_depth)] = ids["csf"]
+    label[medial] = medial_label
     half = np.float32(max(0.8, 0.5 * canvas.voxel))
     label[fissure & (midline < half + gm)] = ids["grey_matter"]
     label[fissure & (midline < half)] = ids["csf"]
@@ -125,6 +133,23 @@ def _cerebrum(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
         insula = sdf.ellipsoid(box.points, _at(body, 36 * s, -6, 2), body.head * np.array([3.0 + gm, 20.0, 13.0]))
         label[mask & (insula < 0) & (label == ids["white_matter"])] = ids["grey_matter"]
     return label
+
+
+def _medial_fold_distance(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
+    """Distance (mm) in the sagittal plane to the sulci of the medial surface, for masked voxels:
+    a smooth field evaluated on the midline plane, so its zero lines extend outwards, bent and
+    branching as they go by a warp that grows with the distance from the midline."""
+    body = canvas.body
+    centre, radii = cranium.cerebrum(body)
+    fold_mm = 1.5 * FOLD_SCALE * body.fold_mm
+    lo, hi = sdf.bounds(centre, radii, 10)
+    field = LatticeField.gaussian(stream(canvas.seed, "brain.medial_folds"), lo, hi, fold_mm)
+    warp = LatticeField.gaussian(stream(canvas.seed, "brain.medial_meander"), lo, hi, 2 * fold_mm, channels=3)
+    x, y, z = (np.broadcast_to(c, mask.shape)[mask].astype(np.float64) for c in box.points)
+    on_plane = np.stack([np.full_like(y, centre[0]), y, z], axis=-1)
+    on_plane[:, 1:] += (0.6 * np.abs(x - centre[0]))[:, None] * warp.at(np.stack([x, y, z], axis=-1))[:, 1:]
+    slope = np.linalg.norm(field.gradient().at(on_plane)[:, 1:], axis=-1)
+    return np.abs(field.at(on_plane)) / np.maximum(slope, 1e-3)
 
 
 def _cerebellum(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
@@ -159,10 +184,10 @@ def _paint_nuclei(canvas: Canvas) -> None:
     body = canvas.body
     k = body.head
     for s in (-1, 1):
-        for centre, radii in ((_at(body, 13 * s, 14, 9), (6.0, 10.0, 9.0)),     # caudate head
-                              (_at(body, 25 * s, 2, 0), (6.0, 15.0, 10.0)),     # putamen
-                              (_at(body, 19 * s, -3, -2), (4.0, 9.0, 6.0)),     # globus pallidus
-                              (_at(body, 11 * s, -18, 6), (8.0, 15.0, 9.0))):   # thalamus
+        for centre, radii in ((_at(body, 13 * s, 14, 9), (7.0, 11.0, 10.0)),    # caudate head
+                              (_at(body, 25 * s, 2, 0), (6.5, 17.0, 11.0)),     # putamen
+                              (_at(body, 19 * s, -3, -2), (4.5, 10.0, 7.0)),    # globus pallidus
+                              (_at(body, 11 * s, -18, 6), (9.0, 16.0, 10.0))):  # thalamus
             r = k * np.array(radii)
             b = canvas.box(*sdf.bounds(centre, r, 1))
             canvas.paint(b, "deep_grey_matter", sdf.ellipsoid(b.points, centre, r) < 0, only=("white_matter",))
