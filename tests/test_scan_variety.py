@@ -9,7 +9,7 @@ from core.errors import InputError
 from core.phantom import generate
 from core.phantom.options import PhantomOptions
 from core.phantom.relaxation import sequence_signal
-from core.phantom.variety import intensity_curve, retarget_contrast
+from core.phantom.variety import crop, intensity_curve, reorient, retarget_contrast
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,27 @@ def test_all_changes_at_once(head):
     i = {t.name: t.id for t in head.label_table}
     outside = np.isin(lab.array, [i["skin"], i["fat"], i["muscle"], i["cortical_bone"]])
     assert not mri.array[outside].any() and not truth.array[outside].any()
+
+
+def test_region_cut_from_a_whole_body():
+    body = generate(0, "small")
+    mri, lab, truth = ScanVariety(p_region=1, p_sequence=0, curve=0, bias=0, noise=0, p_brain_only=0,
+                                  p_resample=0, p_ras=0).apply(body.mri, body.mri_labels, body.true_colorization,
+                                                               body.label_table, np.random.default_rng(2))
+    assert mri.same_frame(lab) and truth.same_frame(mri) and mri.array.size < 0.5 * body.mri.array.size
+    lo = mri.index_to_physical(np.zeros(3))
+    index = np.rint(body.mri.physical_to_index(lo)).astype(int)  # the cut is a block of the same voxels
+    z, y, x = index[::-1]
+    nz, ny, nx = mri.array.shape
+    assert np.array_equal(mri.array, body.mri.array[z:z + nz, y:y + ny, x:x + nx])
+
+
+def test_crop_is_the_same_box_whatever_the_storage(head):
+    lo, hi = (-30.0, -40.0, 1600.0), (30.0, 20.0, 1650.0)
+    lps = crop(head.mri_labels, lo, hi)
+    ras = crop(reorient(head.mri_labels, "RAS"), lo, hi)
+    assert np.array_equal(reorient(ras, "LPS").array, lps.array)
+    assert crop(head.mri_labels, (500, 500, 0), (600, 600, 10)) is None
 
 
 def test_none_changes_nothing(head):

@@ -1,7 +1,7 @@
 """Training-time augmentation at the scan level: make one subject look like many real scans.
 
-Users bring brain MRI at ~1 mm, skull-stripped or not, spin echo or MPRAGE, stored RAS or LPS,
-with their scanner's shading, noise and intensity curve. `ScanVariety.apply` draws one such scan
+Users bring brain MRI at ~1 mm, skull-stripped or not, or one body region, spin echo or
+MPRAGE, stored RAS or LPS, with their scanner's shading, noise and intensity curve. `ScanVariety.apply` draws one such scan
 from a subject's MRI, its MRI-grid labels and its true colorization (all on the MRI grid), using
 the transforms of `core.phantom.variety` that the phantom's own options use. It works on whole
 volumes, before planes are cut, so it composes with the per-plane `Augment`.
@@ -15,6 +15,7 @@ import numpy as np
 from core.errors import InputError
 from core.labels import LabelTable
 from core.phantom import variety
+from core.phantom.regions import REGIONS
 from core.phantom.relaxation import FIELDS, SEQUENCES, sequence_signal
 from core.volume import Volume
 
@@ -25,6 +26,7 @@ BRAIN = ("grey_matter", "white_matter", "deep_grey_matter")
 class ScanVariety:
     """Probabilities (p_*) and ranges of each scan-level change; `ScanVariety.none()` changes nothing."""
 
+    p_region: float = 0.3          # cut to one region's field of view (a whole-body subject)
     p_sequence: float = 0.5        # re-weight the tissues as MPRAGE or spin echo (1.5 / 3 T)
     curve: float = 0.15            # strength of the random monotone intensity curve
     bias: float = 0.2              # largest bias-field strength
@@ -35,7 +37,7 @@ class ScanVariety:
     p_ras: float = 0.5             # stored RAS instead of LPS
 
     def __post_init__(self) -> None:
-        for name in ("p_sequence", "p_brain_only", "p_resample", "p_ras"):
+        for name in ("p_region", "p_sequence", "p_brain_only", "p_resample", "p_ras"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError("scan variety", f"{name} is a probability in [0, 1], got {getattr(self, name)}")
         for name in ("curve", "bias", "noise"):
@@ -47,13 +49,15 @@ class ScanVariety:
 
     @classmethod
     def none(cls) -> "ScanVariety":
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (1.0, 1.0), 0.0)
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (1.0, 1.0), 0.0)
 
     def apply(self, mri: Volume, labels: Volume, truth: Volume | None, table: LabelTable,
               rng: np.random.Generator) -> tuple[Volume, Volume, Volume | None]:
         """One random scan of the subject: (MRI, labels, truth), all on the same new grid."""
         if not (mri.same_frame(labels) and (truth is None or truth.same_frame(mri))):
             raise InputError("scan variety", "the MRI, its labels and the truth must share one grid")
+        if rng.random() < self.p_region:
+            mri, labels, truth = self._region(mri, labels, truth, rng)
         image, lab = mri.array.astype(np.float32), labels.array
         colours = None if truth is None else truth.array
         if rng.random() < self.p_sequence:
@@ -78,3 +82,13 @@ class ScanVariety:
         if rng.random() < self.p_ras:
             out = [None if v is None else variety.reorient(v, "RAS") for v in out]
         return out[0], out[1], out[2]
+
+    @staticmethod
+    def _region(mri: Volume, labels: Volume, truth: Volume | None, rng: np.random.Generator):
+        """The volumes cut to a random body region (`core.phantom.regions`) that lies in them."""
+        names = [n for n, r in REGIONS.items() if n != "body" and variety.crop(labels, r.lo, r.hi) is not None]
+        if not names:
+            return mri, labels, truth
+        region = REGIONS[str(rng.choice(names))]
+        lo, hi = region.mri_box()
+        return tuple(None if v is None else variety.crop(v, lo, hi) for v in (mri, labels, truth))

@@ -95,6 +95,21 @@ def retarget_contrast(image: np.ndarray, labels: np.ndarray, target: np.ndarray)
     return (out / np.float32(max(scale, 1e-6))).astype(np.float32)
 
 
+def crop(volume: Volume, lo, hi) -> Volume | None:
+    """The part of ``volume`` inside the physical box [lo, hi] (x, y, z mm), whatever its storage
+    orientation (a region scan cut from a larger one); None if they do not overlap."""
+    corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
+    index = volume.physical_to_index(corners)
+    size = np.array(volume.size_xyz)
+    start = np.clip(np.ceil(index.min(axis=0) - 1e-6).astype(int), 0, size)
+    stop = np.clip(np.floor(index.max(axis=0) + 1e-6).astype(int) + 1, 0, size)
+    if np.any(stop <= start):
+        return None
+    array = volume.array[start[2]:stop[2], start[1]:stop[1], start[0]:stop[0]]
+    return Volume(array, spacing=volume.spacing, origin=volume.index_to_physical(start.astype(np.float64)),
+                  direction=volume.direction, label_table=volume.label_table)
+
+
 def resample(volume: Volume, spacing_xyz, order: int = 1) -> Volume:
     """``volume`` on a grid of ``spacing_xyz`` mm covering the same extent (thicker slices, coarser
     pixels), through SimpleITK; ``order`` 0 for labels, 1 for images."""
