@@ -184,14 +184,14 @@ def _paint_nuclei(canvas: Canvas) -> None:
     body = canvas.body
     k = body.head
     for s in (-1, 1):
-        for centre, radii in ((_at(body, 13 * s, 14, 9), (7.0, 11.0, 10.0)),    # caudate head
+        for centre, radii in ((_at(body, 14 * s, 14, 9), (7.0, 11.0, 10.0)),    # caudate head
                               (_at(body, 25 * s, 2, 0), (6.5, 17.0, 11.0)),     # putamen
                               (_at(body, 19 * s, -3, -2), (4.5, 10.0, 7.0)),    # globus pallidus
                               (_at(body, 11 * s, -18, 6), (9.0, 16.0, 10.0))):  # thalamus
             r = k * np.array(radii)
             b = canvas.box(*sdf.bounds(centre, r, 1))
             canvas.paint(b, "deep_grey_matter", sdf.ellipsoid(b.points, centre, r) < 0, only=("white_matter",))
-        body_nodes = np.array([_at(body, 14 * s, 12, 13), _at(body, 18 * s, -10, 22), _at(body, 25 * s, -30, 18)])
+        body_nodes = np.array([_at(body, 13 * s, 12, 13), _at(body, 15 * s, -10, 22), _at(body, 22 * s, -30, 18)])
         b = canvas.box(*sdf.tube_bounds(body_nodes, 6, 1))
         canvas.paint(b, "deep_grey_matter", sdf.tube(b.points, body_nodes, k * np.array([5.0, 3.5, 2.0])) < 0,
                      only=("white_matter",))
@@ -212,8 +212,9 @@ def _paint_ventricles(canvas: Canvas) -> None:
     k = body.head * stream(canvas.seed, "brain.ventricles").uniform(0.85, 1.35)  # ventricles widen with age
     over = ("white_matter", "grey_matter", "deep_grey_matter")
     for s in (-1, 1):
-        horn = np.array([_at(body, 13 * s, 30, 8), _at(body, 15 * s, 14, 16), _at(body, 18 * s, -12, 20),
-                         _at(body, 24 * s, -32, 16), _at(body, 28 * s, -42, 6), _at(body, 20 * s, -68, 4)])
+        # the frontal horns and bodies lie either side of a thin septum, the atria swing outwards
+        horn = np.array([_at(body, 7 * s, 30, 8), _at(body, 8 * s, 14, 16), _at(body, 10 * s, -12, 20),
+                         _at(body, 19 * s, -32, 16), _at(body, 27 * s, -42, 6), _at(body, 20 * s, -68, 4)])
         radii = np.array([5.0, 7.5, 7.0, 6.5, 8.0, 3.5]) * k
         b = canvas.box(*sdf.tube_bounds(horn, radii.max() * 2, 2))
         canvas.paint(b, "csf", _tube_flat(b, horn, radii, 1.3) < 0, only=over)
