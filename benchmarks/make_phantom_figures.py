@@ -1,6 +1,11 @@
-"""Write the phantom montages for the docs: MRI | cryosection | labels.
+"""Write the phantom montages for the docs: MRI | cryosection | labels, and the clinical scans.
 
     python benchmarks/make_phantom_figures.py [--seed 0] [--size default] [--out docs/images]
+    python benchmarks/make_phantom_figures.py --scans    # 1 mm head, its brain-only variant, a thorax
+
+The clinical scans show MRI | cryosection | true colorization in axial, coronal and sagittal
+planes through the head (phantom_head.png, phantom_head_brain_only.png) and one region scan
+(phantom_region_thorax.png).
 
 Every panel is the same physical plane (LPS mm) sampled from its own volume, so the MRI shows the
 MRI's geometry and the cryosection and labels the cryosection's: the difference between them is
@@ -39,13 +44,48 @@ def sample(volume: Volume, points: np.ndarray, order: int) -> np.ndarray:
                      for c in range(arr.shape[3])], axis=-1)
 
 
-def panels(subject, points: np.ndarray) -> list[np.ndarray]:
-    """The three RGB panels of one plane."""
+def panels(subject, points: np.ndarray, truth: bool = False) -> list[np.ndarray]:
+    """The three RGB panels of one plane: MRI, cryosection, and the labels or (``truth``) the true
+    colorization."""
     mri = np.clip(sample(subject.mri, points, 1) * 255, 0, 255).astype(np.uint8)
-    lut = subject.label_table.color_lut()
+    third = (np.clip(sample(subject.true_colorization, points, 1), 0, 255).astype(np.uint8) if truth
+             else subject.label_table.color_lut()[sample(subject.labels, points, 0).astype(np.intp)])
     return [np.repeat(mri[..., None], 3, axis=-1),
-            np.clip(sample(subject.cryo, points, 1), 0, 255).astype(np.uint8),
-            lut[sample(subject.labels, points, 0).astype(np.intp)]]
+            np.clip(sample(subject.cryo, points, 1), 0, 255).astype(np.uint8), third]
+
+
+def scan_figure(subject, cuts: list[tuple[int, float]], pixel_mm: float, path: Path) -> None:
+    """One row per cut (axis 0 sagittal at x, 1 coronal at y, 2 axial at z; mm) over the MRI's extent."""
+    global PIXEL_MM
+    PIXEL_MM = pixel_mm
+    lo = subject.mri.index_to_physical(np.zeros(3))
+    hi = subject.mri.index_to_physical(np.array(subject.mri.size_xyz, dtype=np.float64) - 1)
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    spans = {2: (0, 1), 1: (0, 2), 0: (1, 2)}
+    rows = []
+    for axis, at in cuts:
+        u, v = spans[axis]
+        pts = plane(lo[u], hi[u], lo[v], hi[v], (axis, at), (u, v))
+        rows.append(panels(subject, pts[::-1] if axis == 2 else pts, truth=True))
+    height = max(r[0].shape[0] for r in rows)
+    rows = [[np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in r] for r in rows]
+    width = max(r[0].shape[1] for r in rows)
+    rows = [[np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in r] for r in rows]
+    save(montage(rows, ["MRI (T1w)", "cryosection", "true colorization"]), path)
+
+
+def scans(seed: int, out: Path) -> None:
+    """The clinical head (and its skull-stripped variant) at 1 mm, and a 3 mm thorax."""
+    from core.phantom.body import Z_CROWN
+
+    for name, options in (("phantom_head.png", {}), ("phantom_head_brain_only.png", {"brain_only": True})):
+        t = time.perf_counter()
+        subject = make_subject(seed, region="head", mri_mm=1.0, **options)
+        print(f"head seed {seed} {options} in {time.perf_counter() - t:.1f} s")
+        cuts = [(2, Z_CROWN - 75.0), (2, Z_CROWN - 126.0), (1, 2.0), (0, 14.0)]
+        scan_figure(subject, cuts, 0.8, out / name)
+    subject = make_subject(seed, region="thorax", mri_mm=(1.5, 1.5, 4.0))
+    scan_figure(subject, [(2, 1300.0), (1, 20.0), (0, -60.0)], 1.5, out / "phantom_region_thorax.png")
 
 
 def montage(rows: list[list[np.ndarray]], titles: list[str]) -> Image.Image:
@@ -92,7 +132,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", default="default")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images")
+    ap.add_argument("--scans", action="store_true", help="the clinical head, brain-only head and thorax montages")
     args = ap.parse_args()
+    if args.scans:
+        scans(args.seed, args.out)
+        return 0
     t = time.perf_counter()
     subject = make_subject(args.seed, args.size)
     print(f"subject seed {args.seed} ({args.size}) in {time.perf_counter() - t:.1f} s")

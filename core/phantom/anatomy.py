@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.phantom import bowel, envelope, head, organs, skeleton
+from core.phantom import bowel, brain, envelope, head, organs, skeleton, skull
 from core.phantom.body import Body
 from core.phantom.canvas import BOWEL_ZONE, Canvas
 from core.phantom.grid import Grid
@@ -12,12 +12,18 @@ from core.phantom.grid import Grid
 class Anatomy:
     """Labels with the bowel zone left open, so the bowel can be drawn more than once."""
 
-    def __init__(self, grid: Grid, ids: dict[str, int], body: Body, seed: int):
+    def __init__(self, grid: Grid, ids: dict[str, int], body: Body, seed: int, clinical_head: bool = False):
+        """``clinical_head``: paint the 1 mm head (`brain`, `skull`) instead of the whole body's."""
         canvas = Canvas(grid, ids, body, seed)
         envelope.paint_envelope(canvas)
         organs.paint_organs(canvas)
         skeleton.paint_skeleton(canvas)
-        head.paint_head(canvas)
+        if clinical_head:
+            skull.paint_cranium(canvas)
+            brain.paint_brain(canvas)
+            skull.paint_face(canvas)
+        else:
+            head.paint_head(canvas)
         bowel.paint_zone(canvas)
         self.canvas = canvas
         self.zone_slices = bowel.zone_slices(canvas.labels)

@@ -26,8 +26,10 @@ class Canvas:
         """A layer thickness that stays at least one voxel, so thin tissues exist at every size."""
         return np.float32(max(mm, self.voxel))
 
-    def box(self, lo, hi) -> Box | None:
-        return self.grid.box(lo, hi)
+    def box(self, lo, hi) -> Box:
+        """The voxels in [lo, hi] (x, y, z mm); an empty box where that misses the grid, so painters
+        of structures outside a region's field of view run on empty arrays and paint nothing."""
+        return self.grid.box(lo, hi) or self.grid.box(lo, hi, allow_empty=True)
 
     def id(self, tissue: str | int) -> int:
         return tissue if isinstance(tissue, (int, np.integer)) else self.ids[tissue]

@@ -65,13 +65,14 @@ class Grid:
         i1 = int(np.clip(np.floor((hi - self.origin[k]) / self.spacing[k]) + 1, 0, n))
         return slice(i0, max(i0, i1))
 
-    def box(self, lo, hi, z_slice: slice | None = None) -> Box | None:
-        """The voxels whose centres lie in [lo, hi] (x, y, z mm), within ``z_slice`` if given; None if empty."""
+    def box(self, lo, hi, z_slice: slice | None = None, allow_empty: bool = False) -> Box | None:
+        """The voxels whose centres lie in [lo, hi] (x, y, z mm), within ``z_slice`` if given; None if
+        empty, unless ``allow_empty`` (then a box of zero voxels)."""
         sx, sy, sz = (self._range(k, lo[k], hi[k]) for k in range(3))
         if z_slice is not None:
             start = max(sz.start, z_slice.start)
             sz = slice(start, max(start, min(sz.stop, z_slice.stop)))
-        if sx.start >= sx.stop or sy.start >= sy.stop or sz.start >= sz.stop:
+        if not allow_empty and (sx.start >= sx.stop or sy.start >= sy.stop or sz.start >= sz.stop):
             return None
         x = self.axis(0)[sx].astype(np.float32).reshape(1, 1, -1)
         y = self.axis(1)[sy].astype(np.float32).reshape(1, -1, 1)

@@ -23,37 +23,39 @@ MEANDER = 0.6
 RADIAL = 0.5  # 1: sulci exactly radial; less lets them lean and curve with depth
 
 
-def _cerebrum(body: Body) -> tuple[np.ndarray, np.ndarray]:
+def cerebrum(body: Body) -> tuple[np.ndarray, np.ndarray]:
     return body.head_pt(0, 5, 82), body.head * np.array([66.0, 83.0, 60.0])
 
 
-def _cerebellum(body: Body) -> tuple[np.ndarray, np.ndarray]:
+def cerebellum(body: Body) -> tuple[np.ndarray, np.ndarray]:
     return body.head_pt(0, 50, 136), body.head * np.array([50.0, 31.0, 24.0])
 
 
 def brain_bounds(body: Body) -> tuple[np.ndarray, np.ndarray]:
-    boxes = [sdf.bounds(*_cerebrum(body)), sdf.bounds(*_cerebellum(body))]
+    boxes = [sdf.bounds(*cerebrum(body)), sdf.bounds(*cerebellum(body))]
     return np.minimum(boxes[0][0], boxes[1][0]), np.maximum(boxes[0][1], boxes[1][1])
 
 
 def brain_distance(p, body: Body) -> np.ndarray:
     """Distance to the brain surface (cerebrum smoothly joined to the cerebellum), mm."""
-    return sdf.smooth_union(sdf.ellipsoid(p, *_cerebrum(body)), sdf.ellipsoid(p, *_cerebellum(body)), 8.0)[0]
+    return sdf.smooth_union(sdf.ellipsoid(p, *cerebrum(body)), sdf.ellipsoid(p, *cerebellum(body)), 8.0)[0]
 
 
-def _fold_distance(canvas: Canvas, box, mask: np.ndarray) -> np.ndarray:
-    """Approximate distance (mm) from each masked voxel to the nearest sulcal sheet."""
+def fold_distance(canvas: Canvas, box, mask: np.ndarray, fold_mm: float | None = None) -> np.ndarray:
+    """Approximate distance (mm) from each masked voxel to the nearest sulcal sheet; ``fold_mm``
+    (default: the subject's) is the correlation length of the folding pattern."""
     body = canvas.body
-    centre, radii = _cerebrum(body)
+    fold_mm = body.fold_mm if fold_mm is None else fold_mm
+    centre, radii = cerebrum(body)
     lo, hi = sdf.bounds(centre, radii, 10)
-    field = LatticeField.gaussian(stream(canvas.seed, "head.folds"), lo, hi, body.fold_mm)
-    meander = LatticeField.gaussian(stream(canvas.seed, "head.meander"), lo, hi, 3 * body.fold_mm, channels=3)
+    field = LatticeField.gaussian(stream(canvas.seed, "head.folds"), lo, hi, fold_mm)
+    meander = LatticeField.gaussian(stream(canvas.seed, "head.meander"), lo, hi, 3 * fold_mm, channels=3)
     x, y, z = (np.broadcast_to(c, mask.shape)[mask] for c in box.points)
     rel = np.stack([x - centre[0], y - centre[1], z - centre[2]], axis=-1)
     k0 = np.linalg.norm(rel / radii, axis=-1, keepdims=True)
     surface = centre + rel / np.maximum(k0, 1e-6)
     surface += (1 - RADIAL) * (rel + centre - surface)
-    surface += MEANDER * body.fold_mm * meander.at(surface)  # domain warp: sulci wander and branch
+    surface += MEANDER * fold_mm * meander.at(surface)  # domain warp: sulci wander and branch
     slope = np.linalg.norm(field.gradient().at(surface), axis=-1)
     return np.abs(field.at(surface)) / np.maximum(slope, 1e-3)
 
@@ -71,8 +73,8 @@ def paint_head(canvas: Canvas) -> None:
     canvas.paint(box, "csf", (dist > 0) & (dist <= csf), only=soft)
 
     inside = dist <= 0
-    cb_centre, cb_radii = _cerebellum(body)
-    cr_centre, cr_radii = _cerebrum(body)
+    cb_centre, cb_radii = cerebellum(body)
+    cr_centre, cr_radii = cerebrum(body)
     in_cerebellum = inside & (sdf.ellipsoid(box.points, cb_centre, cb_radii)
                               < sdf.ellipsoid(box.points, cr_centre, cr_radii))
     in_cerebrum = inside & ~in_cerebellum
@@ -83,7 +85,7 @@ def paint_head(canvas: Canvas) -> None:
 
     # cerebrum: sulci, and the interhemispheric fissure everywhere but over the corpus callosum
     shell = in_cerebrum & (depth < body.sulcal_depth_mm + gm)
-    fold = _fold_distance(canvas, box, shell)
+    fold = fold_distance(canvas, box, shell)
     shell_label = label[shell]
     shell_label[fold < sulcus_half + gm] = ids["grey_matter"]
     shell_label[(fold < sulcus_half) & (depth[shell] < body.sulcal_depth_mm)] = ids["csf"]
@@ -143,6 +145,12 @@ def _paint_face(canvas: Canvas) -> None:
         b = canvas.box(*sdf.bounds(c, (19,) * 3, 2))
         canvas.paint(b, "fat", sdf.sphere(b.points, c, 18 * body.head) < 0, only=("muscle", "cortical_bone", "marrow"))
         canvas.paint(b, "csf", sdf.sphere(b.points, c, 12 * body.head) < 0, only=("fat",))
+    paint_jaw(canvas)
+
+
+def paint_jaw(canvas: Canvas) -> None:
+    """The mandible: a bony shell in the lower face, marrow in its middle third."""
+    body = canvas.body
     face_c, face_r = body.head_pt(0, -38, 158), body.head * np.array([56.0, 52.0, 72.0])
     b = canvas.box(*sdf.bounds(face_c, face_r, 2))
     depth = -sdf.ellipsoid(b.points, face_c, face_r)

@@ -18,6 +18,7 @@ from core.labels import LabelTable
 from core.phantom.body import FOV_HI, FOV_LO
 from core.phantom.fields import LatticeField, stream
 from core.phantom.grid import Grid
+from core.phantom.relaxation import sequence_signal
 
 # Relative spin-echo T1w signal at 3 T (TR 500 ms, TE 15 ms, fat = 1), from the relaxation times
 # of reference §1.5; skin, bowel and bone as estimated there.
@@ -35,24 +36,31 @@ NOISE = (0.02, 0.05)  # Rician σ as a fraction of the muscle signal
 SLAB = 24
 
 
-def tissue_signal(table: LabelTable, seed: int) -> np.ndarray:
+def tissue_signal(table: LabelTable, seed: int, sequence: str | None = None, field_t: float = 3.0) -> np.ndarray:
     """Mean signal of every label id for this subject (cadaver tissue varies: ±15 %).
 
-    Tissues of one system share most of the factor, which keeps contrasts within a system (grey
-    versus white matter) the right way round while whole systems drift.
+    ``sequence`` None uses the whole body's spin-echo table `T1_SIGNAL`; otherwise the signal
+    equation of `core.phantom.relaxation`. Tissues of one system share most of the factor, which
+    keeps contrasts within a system (grey versus white matter) the right way round while whole
+    systems drift.
     """
+    if sequence is None:
+        base = np.array([T1_SIGNAL[lab.name] for lab in table])
+    else:
+        base = sequence_signal(table, sequence, field_t)[[lab.id for lab in table]]
     rng = stream(seed, "mri.tissue_signal")
     systems = sorted({lab.system for lab in table})
     system_factor = dict(zip(systems, rng.uniform(1 - SYSTEM_SPREAD, 1 + SYSTEM_SPREAD, len(systems))))
     out = np.zeros(table.num_classes, dtype=np.float32)
-    for lab in table:
-        out[lab.id] = T1_SIGNAL[lab.name] * system_factor[lab.system] * rng.uniform(1 - TISSUE_SPREAD, 1 + TISSUE_SPREAD)
+    for lab, value in zip(table, base):
+        out[lab.id] = value * system_factor[lab.system] * rng.uniform(1 - TISSUE_SPREAD, 1 + TISSUE_SPREAD)
     return out
 
 
-def signal_volume(labels: np.ndarray, grid: Grid, table: LabelTable, seed: int, mri_spacing) -> np.ndarray:
-    """Noise-free signal on the anatomy's grid, blurred by the MRI's point-spread function (float32)."""
-    means = tissue_signal(table, seed)
+def signal_volume(labels: np.ndarray, grid: Grid, means: np.ndarray, table: LabelTable, seed: int,
+                  mri_spacing) -> np.ndarray:
+    """Noise-free signal on the anatomy's grid, blurred by the MRI's point-spread function (float32);
+    ``means`` from `tissue_signal`."""
     content_id = next(lab.id for lab in table if lab.name == "bowel_content")
     texture = LatticeField.gaussian(stream(seed, "mri.texture"), FOV_LO, FOV_HI, 15.0)
     content = LatticeField.gaussian(stream(seed, "mri.bowel_content"), FOV_LO, FOV_HI, 12.0)
@@ -73,23 +81,30 @@ def signal_volume(labels: np.ndarray, grid: Grid, table: LabelTable, seed: int, 
     return out
 
 
-def acquire(clean: np.ndarray, grid: Grid, body: np.ndarray, table: LabelTable, seed: int) -> np.ndarray:
-    """Bias field, Rician noise and intensity scaling of a noise-free MRI on its own grid (in place)."""
+def acquire(clean: np.ndarray, grid: Grid, body: np.ndarray, means: np.ndarray, table: LabelTable, seed: int,
+            bias: float | None = None, noise: float | None = None) -> np.ndarray:
+    """Bias field, Rician noise and intensity scaling of a noise-free MRI on its own grid (in place).
+
+    ``bias`` (field strength) and ``noise`` (σ as a fraction of the muscle signal) replace the
+    subject's draws from `BIAS` and `NOISE` when given; the draws are made either way, so other
+    random streams do not shift.
+    """
     rng = stream(seed, "mri.scanner")
     lo = np.array(grid.origin)
     hi = lo + (np.array(grid.size_xyz) - 1) * np.array(grid.spacing)
-    bias = LatticeField.gaussian(stream(seed, "mri.bias"), lo, hi, (hi - lo).min() / 3)
-    strength = np.float32(rng.uniform(*BIAS))
-    muscle = tissue_signal(table, seed)[next(lab.id for lab in table if lab.name == "muscle")]
-    sigma = np.float32(rng.uniform(*NOISE) * muscle)
+    shading = LatticeField.gaussian(stream(seed, "mri.bias"), lo, hi, (hi - lo).min() / 3)
+    strength, noise_fraction = rng.uniform(*BIAS), rng.uniform(*NOISE)
+    strength = np.float32(strength if bias is None else bias)
+    muscle = means[next(lab.id for lab in table if lab.name == "muscle")]
+    sigma = np.float32((noise_fraction if noise is None else noise) * muscle)
     zc, yc, xc = grid.axes()
     for zs in grid.slabs(SLAB):
         s = clean[zs]
-        s *= np.exp(strength * bias.on_grid(zc[zs], yc, xc))
-        noise = stream(seed, f"mri.noise.{zs.start}").standard_normal((2,) + s.shape, dtype=np.float32)
-        noise *= sigma
-        s += noise[0]
-        clean[zs] = np.sqrt(s * s + noise[1] * noise[1])
+        s *= np.exp(strength * shading.on_grid(zc[zs], yc, xc))
+        draw = stream(seed, f"mri.noise.{zs.start}").standard_normal((2,) + s.shape, dtype=np.float32)
+        draw *= sigma
+        s += draw[0]
+        clean[zs] = np.sqrt(s * s + draw[1] * draw[1])
     scale = np.percentile(clean[body], 99.5) if body.any() else 1.0
     clean /= np.float32(scale)
     return clean
