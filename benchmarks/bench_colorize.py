@@ -9,8 +9,7 @@ there is one (its recorded pixel size), else untrained `lite` weights (same comp
 
     python benchmarks/bench_colorize.py [--volume default|head] [--axes axial coronal sagittal] [--threads 2]
 
-``--volume head`` is a 1 mm isotropic head of 256³ voxels: the head of default phantom 100
-resampled to 1 mm (a stand-in with a clinical head scan's grid until the phantom has a head region).
+``--volume head`` is phantom 100's head region as a 1 mm isotropic scan (a clinical head grid).
 
 ``--figure DIR --data DATASET``: PNG grids MRI | every output of the model | true colour |
 cryosection on axial, coronal and sagittal planes of the dataset's first test subject.
@@ -40,22 +39,10 @@ def _colorizer(shipped: bool):
 
 
 def head_1mm():
-    """The head of default phantom 100 on a 1 mm isotropic 256³ grid (trilinear)."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    from core.io.sitk_formats import from_sitk, to_sitk
+    """Phantom 100 as a 1 mm isotropic head scan (the phantom's head region)."""
     from core.phantom import make_subject
 
-    mri = make_subject(100, "default").mri
-    labels = make_subject(100, "default").mri_labels.array
-    top = np.argwhere(labels.any(axis=(1, 2)))[-1, 0]  # highest slice with body
-    centre = mri.index_to_physical(np.array([mri.array.shape[2] / 2, mri.array.shape[1] / 2, top - 110 / 4.0]))
-    ref = sitk.Image(256, 256, 256, sitk.sitkFloat32)
-    ref.SetSpacing((1.0, 1.0, 1.0))
-    ref.SetOrigin(tuple(centre - 127.5))
-    image = sitk.Resample(to_sitk(mri), ref, sitk.Transform(), sitk.sitkLinear, 0.0)
-    return from_sitk(image)
+    return make_subject(100, region="head", mri_mm=1.0).mri
 
 
 def main() -> int:

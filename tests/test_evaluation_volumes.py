@@ -116,9 +116,9 @@ def test_cli_evaluates_whole_volumes_and_refuses_training_subjects(dataset, tmp_
                          colorizer.config, extra={"pixel_mm": 8.0})
     out = tmp_path / "eval"
     assert main(["evaluate", "--data", str(dataset), "--checkpoints", str(ck), "--names", "tiny", "--out", str(out),
-                 "--volumes", "1", "--volume-size", "small", "--device", "cpu"]) == 0
+                 "--volumes", "1", "--scans", "small", "--device", "cpu"]) == 0
     assert (out / "volumes.md").is_file() and "| tiny (c_hat) |" in (out / "volumes.md").read_text()
     capsys.readouterr()
-    assert main(["evaluate", "--data", str(dataset), "--out", str(out), "--volumes", "0", "--volume-size", "small"]) == 2
+    assert main(["evaluate", "--data", str(dataset), "--out", str(out), "--volumes", "0", "--scans", "small"]) == 2
     err = capsys.readouterr().err
     assert "never trained on" in err and err.count("\n") == 1

@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--volumes", metavar="SEEDS",
                         help="whole-volume evaluation on these unseen phantom subjects (e.g. 100-102 or 100,105)")
-    parser.add_argument("--volume-size", default="default", help="phantom size of --volumes (default: default)")
+    parser.add_argument("--scans", nargs="+", default=["body"], metavar="KIND",
+                        help="kinds of phantom scan for --volumes: body (default), small, head (1 mm), "
+                             "head-brain (1 mm, skull-stripped)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,14 +77,13 @@ def run_volumes(args: argparse.Namespace) -> int:
     device = parse_device(args.device)
     references = References.fit(args.data)
     rows = references.rows()
-    table = None
     for name, path in zip(names, args.checkpoints):
         colorizer = Colorizer.from_checkpoint(path, device=device)
-        table = table or colorizer.label_table
         rows[f"{name} ({colorizer.serve})"] = model_row(colorizer)
-    subjects = phantom_subjects(seeds, args.volume_size)
+    subjects = phantom_subjects(seeds, tuple(args.scans))
+    table = max((s.labels.label_table for s in subjects if s.labels.label_table is not None), key=len, default=None)
     results = evaluate_volumes(subjects, rows, progress=lambda m: print(m, file=sys.stderr))
-    md, csv_path = write_tables(results, args.out, table, f"Whole volumes of unseen subjects ({args.volume_size})")
+    md, csv_path = write_tables(results, args.out, table, f"Whole volumes of unseen subjects ({', '.join(args.scans)})")
     print(md.read_text(), end="")
     print(f"wrote {md} and {csv_path}", file=sys.stderr)
     return 0

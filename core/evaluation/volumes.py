@@ -52,14 +52,29 @@ class TruthSubject:
     labels: Volume
 
 
-def phantom_subjects(seeds: list[int], size: str = "default") -> list[TruthSubject]:
-    """Phantom subjects ``seeds`` (generated, or read from the phantom cache)."""
+#: The kinds of scan the whole-volume evaluation can draw from a phantom seed: (size, options).
+SCANS: dict[str, tuple[str, dict]] = {
+    "body": ("default", {}),
+    "small": ("small", {}),
+    "head": ("default", {"region": "head", "mri_mm": 1.0}),
+    "head-brain": ("default", {"region": "head", "mri_mm": 1.0, "brain_only": True}),
+}
+
+
+def phantom_subjects(seeds: list[int], scans: tuple[str, ...] = ("body",)) -> list[TruthSubject]:
+    """Phantom subjects ``seeds``, each as every kind of scan in ``scans`` (keys of `SCANS`:
+    whole bodies, 1 mm heads, skull-stripped 1 mm heads), generated or read from the cache."""
     from core.phantom import make_subject
 
+    unknown = [s for s in scans if s not in SCANS]
+    if unknown:
+        raise InputError("scans", f"unknown scan kind(s) {unknown}; valid: {', '.join(SCANS)}")
     out = []
-    for seed in seeds:
-        s = make_subject(seed, size)
-        out.append(TruthSubject(f"phantom-{seed} ({size})", s.mri, s.true_colorization, s.mri_labels))
+    for scan in scans:
+        size, options = SCANS[scan]
+        for seed in seeds:
+            s = make_subject(seed, size, **options)
+            out.append(TruthSubject(f"{scan} {seed}", s.mri, s.true_colorization, s.mri_labels))
     return out
 
 
@@ -70,6 +85,7 @@ class References:
     registered_lut: np.ndarray   # (LUT_BINS, 3) float RGB in [0, 1]: MRI → registered cryosection
     truth_lut: np.ndarray        # (LUT_BINS, 3): MRI → true colorization
     tissue_colours: np.ndarray   # (max label + 1, 3): mean true colour per MRI-grid label
+    seen: np.ndarray             # (max label + 1,) bool: labels present in the training subjects
     background: np.ndarray = field(default_factory=lambda: np.array([20, 20, 25]) / 255.0)
 
     @classmethod
@@ -107,7 +123,7 @@ class References:
             return np.stack([np.interp(centres, centres[seen], means[seen, c]) for c in range(3)], axis=1)
         tissue = tissue_sums / np.maximum(tissue_counts, 1)[:, None]
         bg = tissue[0] if background is None else np.asarray(background, dtype=np.float64)
-        return cls(table("cryo"), table("truth"), tissue, bg)
+        return cls(table("cryo"), table("truth"), tissue, tissue_counts > 0, bg)
 
     def rows(self) -> dict[str, Painter]:
         """Reference row name → how it paints a subject."""
@@ -123,8 +139,16 @@ class References:
         return subject.mri.with_array(_uint8(rgb), label_table=None)
 
     def _oracle(self, subject: TruthSubject) -> Volume:
-        labels = np.clip(subject.labels.array.astype(np.int64), 0, len(self.tissue_colours) - 1)
-        return subject.mri.with_array(_uint8(self.tissue_colours[labels]), label_table=None)
+        """Each tissue's mean training colour; a tissue the training subjects lack (a head's deep
+        grey matter after training on bodies) takes its palette colour from the subject's table."""
+        colours = self.tissue_colours.copy()
+        table = subject.labels.label_table
+        if table is not None:
+            for label in table:
+                if label.id < len(colours) and not self.seen[label.id]:
+                    colours[label.id] = np.asarray(label.color) / 255.0
+        labels = np.clip(subject.labels.array.astype(np.int64), 0, len(colours) - 1)
+        return subject.mri.with_array(_uint8(colours[labels]), label_table=None)
 
 
 def model_row(colorizer: Colorizer, axis: str = "axial") -> Painter:
