@@ -19,7 +19,7 @@ class FakeGenerator(nn.Module):
         self.rgb = rgb
         self.shapes: list[tuple[int, ...]] = []
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, outputs: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         self.shapes.append(tuple(x.shape))
         return {"c_hat": self.rgb(x)}
 

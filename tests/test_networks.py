@@ -171,3 +171,20 @@ def test_presets_validate():
         load_preset("tiny", "A9")
     with pytest.raises(InputError, match="preset not found"):
         load_preset("nonexistent")
+
+
+def test_asking_for_c_prime_alone_skips_the_c_hat_decoder_and_gives_the_same_c_prime():
+    from core.model.config import load_preset
+    from core.model.networks import build_generator
+
+    torch.manual_seed(0)
+    g = build_generator(load_preset("tiny").model, "colorization").eval()
+    calls = []
+    g.decoder.register_forward_hook(lambda *_: calls.append("c_hat decoder"))
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        both = g(x)
+        alone = g(x, ("c_prime",))
+    assert set(both) == {"c_hat", "c_prime"} and set(alone) == {"c_prime"}
+    assert calls == ["c_hat decoder"]  # run for the full forward only
+    torch.testing.assert_close(alone["c_prime"], both["c_prime"])

@@ -156,9 +156,9 @@ class _SlowGenerator(torch.nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, x):
+    def forward(self, x, outputs=None):
         time.sleep(0.1)
-        return self.inner(x)
+        return self.inner(x, outputs)
 
 
 def _slow(colorizer: Colorizer) -> Colorizer:

@@ -26,7 +26,7 @@ from core.labels import LabelTable
 from core.model.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
 from core.model.config import ModelConfig, load_preset
 from core.model.networks import Generator, build_generator
-from core.model.outputs import available
+from core.model.outputs import OUTPUTS, available
 
 #: Where the shipped default checkpoint lives (``resources.path(DEFAULT_CHECKPOINT)``).
 DEFAULT_CHECKPOINT = f"default_model/{CHECKPOINT_FILE}"
@@ -291,11 +291,12 @@ class Colorizer:
         mode = "reflect" if max(pad) < min(h, w) else "replicate"
         padded = F.pad(batch, pad, mode=mode) if ph or pw else batch
         chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        decoders = tuple(sorted({d for n in names for d in OUTPUTS[n].decoders}))
         for start in range(0, padded.shape[0], self.max_batch):
             x = padded[start:start + self.max_batch].contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                 enabled=self.autocast_dtype is not None):
-                out = self.generator(x)
+                out = self.generator(x, decoders)
             out = {k: v.float() for k, v in out.items()}
             if "fused" in names:
                 out["fused"] = fuse(out["c_hat"], out["c_prime"])

@@ -24,19 +24,23 @@ from core.model.config import ModelConfig
 
 
 class Output(NamedTuple):
-    """How an output is named in tables (``label``) and menus (``description``), and whether it
-    needs the c′ decoder."""
+    """How an output is named in tables (``label``) and menus (``description``), and which of the
+    generator's decoder outputs it is made from (``decoders``)."""
 
     label: str
     description: str
-    needs_c_prime: bool
+    decoders: tuple[str, ...]
+
+    @property
+    def needs_c_prime(self) -> bool:
+        return "c_prime" in self.decoders
 
 
 OUTPUTS: dict[str, Output] = {
-    "c_hat": Output("ĉ", "ĉ (colorized MRI)", False),
-    "c_prime": Output("c′", "c′ (pseudo-cryosection)", True),
-    "fused": Output("fused", "c′ colours + ĉ edges", True),
-    "guided": Output("guided", "c′ colours + MRI edges", True),
+    "c_hat": Output("ĉ", "ĉ (colorized MRI)", ("c_hat",)),
+    "c_prime": Output("c′", "c′ (pseudo-cryosection)", ("c_prime",)),
+    "fused": Output("fused", "c′ colours + ĉ edges", ("c_hat", "c_prime")),
+    "guided": Output("guided", "c′ colours + MRI edges", ("c_prime",)),
 }
 
 

@@ -96,7 +96,9 @@ class Generator(nn.Module):
         self.aux_decoder = (Decoder(out_ch, widths, upsample_mode, gate, reduction, separable, cross=False)
                             if dual else None)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, outputs: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """``outputs``: the names wanted (None: all); asking for c' alone skips the ĉ decoder,
+        which a served ``guided`` output does not need (a sixth of an inference's work)."""
         h, w = image.shape[-2:]
         if h % 4 or w % 4:
             raise ValueError(f"generator input height and width must be divisible by 4, got {h}×{w}")
@@ -105,5 +107,7 @@ class Generator(nn.Module):
             out, _ = self.decoder(x, skips)
             return {self.output_names[0]: out}
         aux, aux_features = self.aux_decoder(x, skips)
+        if outputs is not None and self.output_names[0] not in outputs:
+            return {self.output_names[1]: aux}
         out, _ = self.decoder(x, skips, aux_features)
         return {self.output_names[0]: out, self.output_names[1]: aux}
