@@ -122,3 +122,17 @@ def test_cli_evaluates_whole_volumes_and_refuses_training_subjects(dataset, tmp_
     assert main(["evaluate", "--data", str(dataset), "--out", str(out), "--volumes", "0", "--scans", "small"]) == 2
     err = capsys.readouterr().err
     assert "never trained on" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_shipped_model_keeps_structure_a_flat_background_and_no_banding(subjects, dataset):
+    """The properties `mricolor colorize`'s output must have on a whole volume, checked on an
+    unseen small phantom with the shipped model: SSIM(MRI, L*) at least 0.9 × the tissue
+    oracle's, background L* std ≤ 2, banding ≤ 1.15 in both reformats across the slices."""
+    colorizer = Colorizer.from_checkpoint(device="cpu")
+    rows = {"shipped": model_row(colorizer), "oracle": References.fit(dataset)._oracle}
+    results = {r.row: r.scores for r in evaluate_volumes([subjects[1]], rows)}
+    shipped, oracle = results["shipped"], results["oracle"]
+    assert shipped.structure >= 0.9 * oracle.structure
+    assert shipped.background_std <= 2
+    assert max(shipped.banding.values()) <= 1.15
