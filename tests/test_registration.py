@@ -323,7 +323,7 @@ def test_a_rejected_registration_raises_with_the_reasons(pair):
 def test_elastix_failures_are_wrapped(pair):
     mri, cryo, _, _, _ = pair
     stages = load_stages([default_parameter_file("rigid")], {**FAST, "Metric": "NoSuchMetric"})
-    with pytest.raises(RegistrationError, match="elastix failed in the euler stage: .*NoSuchMetric"):
+    with pytest.raises(RegistrationError, match="elastix failed in the rigid stage: .*NoSuchMetric"):
         register(mri, cryo, stages=stages, threads=2)
 
 
