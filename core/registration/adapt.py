@@ -26,7 +26,7 @@ GRID_POINTS_ACROSS = 8.0
 #: Iterations and samples per pyramid level, coarsest first (the finest level gets the last value).
 #: The coarse levels only need to get close: fewer iterations there save time, not accuracy.
 RIGID_ITERATIONS, RIGID_SAMPLES = (96, 128, 192, 256), 2048
-BSPLINE_ITERATIONS, BSPLINE_SAMPLES = (80, 120), (3072, 6144)
+BSPLINE_ITERATIONS, BSPLINE_SAMPLES = (60, 100), (2048, 4096)
 
 
 def body_extent_mm(grid: Volume, mask: np.ndarray) -> np.ndarray:
