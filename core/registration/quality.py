@@ -28,8 +28,8 @@ class QualityLimits:
 def quality_problems(report: dict, limits: QualityLimits, previous: dict | None = None) -> list[str]:
     """Human-readable reasons to distrust one stage's result (empty when it looks sound).
 
-    ``report`` holds the stage's ``body_dice``, ``similarity`` and ``deformation`` (and ``dice``
-    with labels); ``previous`` the same for the stage it started from, which it must not undo.
+    ``report`` holds the stage's ``body_dice``, ``similarity`` and ``deformation``; ``previous``
+    the same for the stage it started from, which it must not undo.
     """
     problems = []
     body, sim, deform = report["body_dice"], report["similarity"], report["deformation"]
@@ -48,10 +48,16 @@ def quality_problems(report: dict, limits: QualityLimits, previous: dict | None 
     if deform["max_nonrigid_mm"] > limits.max_nonrigid_mm:
         problems.append(f"the non-rigid stage moves tissue by up to {deform['max_nonrigid_mm']:.0f} mm "
                         f"(> {limits.max_nonrigid_mm:.0f} mm)")
+    return problems
+
+
+def label_problems(report: dict, limits: QualityLimits) -> list[str]:
+    """The tissue-Dice check, on the kept result only: labels are warped on the full cryosection
+    grid, which costs too much to repeat for every stage."""
     dice = report.get("dice")
     if dice and dice["mean_after"] < dice["mean_before"] - limits.max_label_dice_drop:
-        problems.append(f"mean tissue Dice got worse ({dice['mean_before']:.2f} → {dice['mean_after']:.2f})")
-    return problems
+        return [f"mean tissue Dice got worse ({dice['mean_before']:.2f} → {dice['mean_after']:.2f})"]
+    return []
 
 
 def _worse_than(report: dict, previous: dict, limits: QualityLimits) -> list[str]:

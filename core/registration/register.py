@@ -28,7 +28,7 @@ from core.registration.grids import registration_grid, strided
 from core.registration.initialise import initial_pose
 from core.registration.masks import check_mask, cryo_body_mask, luminance, mri_body_mask
 from core.registration.params import ParameterMap, load_stages
-from core.registration.quality import QualityLimits, choose_stage, quality_problems, refusal
+from core.registration.quality import QualityLimits, choose_stage, label_problems, quality_problems, refusal
 from core.registration.warp import DisplacementField, identity_field
 from core.volume import Volume
 
@@ -258,7 +258,7 @@ def register(mri: Volume, cryo: Volume, *, stages: list[ParameterMap] | None = N
     result = RegistrationResult(field.warp(data.moving, cryo), field, transform_maps(results[choice.kept].transform),
                                 data.body, cryo, report)
     _measure(result, mri_labels, labels, truth, points, say)
-    problems = choice.problems + _label_problems(report, limits)
+    problems = choice.problems + label_problems(report, limits)
     if problems and strict:
         raise RegistrationError("registration", refusal([kept["name"]], [problems]))
     report["checks"] = {"passed": not problems, "problems": problems, "warnings": choice.warnings}
@@ -278,14 +278,6 @@ def _measure(result: RegistrationResult, mri_labels: Volume | None, labels: Volu
     if truth is not None:
         say("measuring the target registration error")
         result.report["tre_mm"] = measures.target_registration_error(result.field.map_points, truth, points)
-
-
-def _label_problems(report: dict, limits: QualityLimits) -> list[str]:
-    """The tissue-Dice check of the kept result (labels are warped on the full grid, so only once)."""
-    dice = report.get("dice")
-    if dice and dice["mean_after"] < dice["mean_before"] - limits.max_label_dice_drop:
-        return [f"mean tissue Dice got worse ({dice['mean_before']:.2f} → {dice['mean_after']:.2f})"]
-    return []
 
 
 def label_dice(result: RegistrationResult, mri_labels: Volume, labels: Volume) -> dict:
