@@ -6,7 +6,8 @@ Layout of the folder::
     mask.nii.gz                the body mask used (uint8, cryosection grid)
     mri_labels_registered.nii.gz  the MRI labels warped the same way (when given)
     deformation_field.nii.gz   d(p) = T(p) − p in mm on the registration grid (vector image)
-    transform/TransformParameters.{0,1,…}.txt  elastix transform files, chained
+    transform/TransformParameters.{0,1,…}.txt  elastix transform files, chained (0: the initial pose
+                                               from the body masks, then one per stage kept)
     report.json, report.txt    times, metrics, Dice, TRE, quality checks
 
 The folder is built under a temporary name beside the target and renamed into place, so an
