@@ -192,5 +192,7 @@ def test_defaults_register_a_small_phantom_subject():
     result = register(subject.mri, subject.cryo, truth=subject.transform.mri_to_cryo, threads=2)
     report = result.report
     assert report["checks"]["passed"], report["checks"]
-    assert report["tre_mm"]["after"]["mean"] < 0.3 * report["tre_mm"]["before"]["mean"]
+    before = report["tre_mm"]["before"]["mean"]
+    assert report["initial_pose"]["tre_mean_mm"] < 0.5 * before
+    assert report["tre_mm"]["after"]["mean"] < 0.35 * before  # the small phantom's 10 mm grid limits precision
     assert report["body_dice"]["after"] > 0.9
