@@ -24,7 +24,8 @@ from core.registration.measures import body_points, invert_mapping, target_regis
 from core.registration.output import atomic_directory
 from core.registration.params import (DEFAULT_STAGES, default_parameter_file, format_parameter_map,
                                       parse_parameter_text, read_parameter_file)
-from core.registration.register import check_modalities, check_overlap, quality_problems
+from core.registration.quality import label_problems, quality_problems
+from core.registration.register import check_modalities, check_overlap
 from core.registration.warp import DisplacementField, identity_field
 from core.registration.masks import mri_body_mask
 from core.volume import Volume
@@ -237,10 +238,15 @@ def test_quality_problems_name_every_failure():
     report = {"body_dice": {"before": 0.8, "after": 0.4}, "similarity": {"nmi_before": 1.1, "nmi_after": 1.05},
               "deformation": {"folding_fraction": 0.02, "min_jacobian": -0.5, "max_nonrigid_mm": 80.0},
               "dice": {"mean_before": 0.6, "mean_after": 0.3}}
-    problems = " | ".join(quality_problems(report, QualityLimits()))
+    previous = {"body_dice": {"after": 0.9}, "similarity": {"nmi_after": 1.2}}
+    problems = " | ".join(quality_problems(report, QualityLimits(), previous) + label_problems(report, QualityLimits()))
     for words in ("overlap poorly", "overlap less than before", "similarity got worse", "folds over 2.00%",
-                  "up to 80 mm", "tissue Dice got worse"):
+                  "up to 80 mm", "tissue Dice got worse", "similarity is worse than after the previous stage",
+                  "overlap less than after the previous stage"):
         assert words in problems
+    assert quality_problems({**report, "body_dice": {"before": 0.8, "after": 0.85}, "similarity":
+                             {"nmi_before": 1.1, "nmi_after": 1.12}, "deformation": {"folding_fraction": 0,
+                             "min_jacobian": 0.5, "max_nonrigid_mm": 10.0}}, QualityLimits()) == []
 
 
 def test_cli_register_bad_inputs_give_one_line(tmp_path, pair, capsys):
@@ -323,7 +329,7 @@ def test_a_rejected_registration_raises_with_the_reasons(pair):
 def test_elastix_failures_are_wrapped(pair):
     mri, cryo, _, _, _ = pair
     stages = load_stages([default_parameter_file("rigid")], {**FAST, "Metric": "NoSuchMetric"})
-    with pytest.raises(RegistrationError, match="elastix failed in the euler stage: .*NoSuchMetric"):
+    with pytest.raises(RegistrationError, match="elastix failed in the rigid stage: .*NoSuchMetric"):
         register(mri, cryo, stages=stages, threads=2)
 
 

@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     reg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an elastix parameter in every stage")
     reg.add_argument("--threads", type=int, help="CPU threads for elastix")
-    reg.add_argument("--force", action="store_true", help="keep registrations that fail the quality checks")
+    reg.add_argument("--force", action="store_true",
+                     help="keep a registration even when no stage passes the quality checks (by default a "
+                          "failing B-spline stage falls back to the rigid result, with a warning)")
     parser.add_argument("--materialise", action="store_true", help="also write the slices as PNG images")
 
 

@@ -2,8 +2,10 @@
 
 Writes to OUT: the MRI on the cryosection grid, the body mask, the elastix transform files
 (reusable), the deformation field and a report (JSON and text: times, metric values, Dice per
-tissue when labels are given, target registration error with --truth). A registration that
-fails its quality checks is not written unless --force is given.
+tissue when labels are given, target registration error with --truth). The rigid stage starts
+from a pose found from the body masks, and geometry-dependent elastix settings follow the
+volumes (docs/registration.md). When the B-spline stage fails its quality checks the rigid
+result is written, with a warning; when no stage passes nothing is written unless --force.
 """
 from __future__ import annotations
 
@@ -32,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spacing", type=float, metavar="MM",
                         help="registration grid spacing in mm (default: the MRI's coarsest spacing)")
     parser.add_argument("--init", choices=("frames", "center"), default="frames",
-                        help="frames: trust both volumes' physical frames; center: align centres of gravity first")
+                        help="the rigid stage starts from the best of several poses found from the body masks "
+                             "(centres of mass, principal axes); frames: the files' frames are one of them and "
+                             "volumes that do not overlap are refused; center: the frames are not trusted")
     parser.add_argument("--no-moving-mask", action="store_true",
                         help="let elastix sample the MRI outside its body too (the MRI body mask is found by "
                              "thresholding; use this when that fails)")
     parser.add_argument("--force", action="store_true",
-                        help="write the result even when it fails the quality checks (the report lists why)")
+                        help="write a result even when no stage passes the quality checks (the last stage's; "
+                             "the report lists why)")
 
 
 def parse_overrides(items: list[str]) -> dict[str, list[str]]:

@@ -1,5 +1,8 @@
 """MRI-to-cryosection registration (itk-elastix, rigid then B-spline) and alignment measures.
 
+The rigid stage starts from a pose found from the two body masks; when the B-spline stage fails
+its quality checks, the rigid result is kept and ``result.report["checks"]["warnings"]`` says so.
+
 Importing this package is cheap: ``itk`` is imported only when a registration or transformix
 call runs (it takes about 10 s).
 
@@ -15,7 +18,8 @@ from core.registration.masks import cryo_body_mask, luminance
 from core.registration.measures import dice_per_label, target_registration_error
 from core.registration.output import read_transform, report_text, save_result
 from core.registration.params import default_parameter_file, load_stages, read_parameter_file
-from core.registration.register import QualityLimits, RegistrationResult, register
+from core.registration.quality import QualityLimits
+from core.registration.register import RegistrationResult, register
 from core.registration.warp import DisplacementField
 
 __all__ = ["register", "RegistrationResult", "RegistrationError", "QualityLimits", "DisplacementField",

@@ -119,12 +119,25 @@ class StageResult:
     transform: Any = field(repr=False)  # itk transform-parameter object, all stages so far
 
 
+#: Report names of elastix transforms (users know "rigid", not "Euler").
+STAGE_NAMES = {"EulerTransform": "rigid", "SimilarityTransform": "similarity", "AffineTransform": "affine",
+               "BSplineTransform": "B-spline"}
+
+
+def stage_name(pmap: ParameterMap, number: int) -> str:
+    """The name a stage goes by in progress messages and reports."""
+    transform = pmap["Transform"][0]
+    return STAGE_NAMES.get(transform) or transform.replace("Transform", "").lower() or f"stage {number}"
+
+
 def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages: list[ParameterMap],
-               progress=None, moving_mask: np.ndarray | None = None) -> list[StageResult]:
+               progress=None, moving_mask: np.ndarray | None = None,
+               initial: ParameterMap | None = None) -> list[StageResult]:
     """Run ``stages`` one after another (each started from the previous), returning each stage's result.
 
     ``mask`` (fixed grid) limits where elastix samples; ``moving_mask`` (moving grid), when given,
-    drops samples that land outside the MRI's body.
+    drops samples that land outside the MRI's body. ``initial`` (a transform map) is where the
+    first stage starts; it stays first in every stage's chained transform.
     """
     fixed_image = to_itk(itk, fixed)
     moving_image = to_itk(itk, moving)
@@ -133,7 +146,7 @@ def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages
                          to_itk(itk, moving.with_array(moving_mask.astype(np.uint8), label_table=None), dtype=np.uint8))
     results: list[StageResult] = []
     for number, pmap in enumerate(stages, start=1):
-        name = pmap["Transform"][0].replace("Transform", "").lower() or f"stage {number}"
+        name = stage_name(pmap, number)
         if progress:
             progress(f"stage {number}/{len(stages)}: {name} registration")
         with tempfile.TemporaryDirectory(prefix="mricolor-elastix-") as logdir:
@@ -147,6 +160,8 @@ def run_stages(itk: Any, fixed: Volume, moving: Volume, mask: np.ndarray, stages
             method.SetOutputDirectory(logdir)
             if results:
                 method.SetInitialTransformParameterObject(results[-1].transform)
+            elif initial is not None:
+                method.SetInitialTransformParameterObject(_parameter_object(itk, [initial]))
             start = time.perf_counter()
             try:
                 method.UpdateLargestPossibleRegion()

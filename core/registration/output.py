@@ -6,7 +6,8 @@ Layout of the folder::
     mask.nii.gz                the body mask used (uint8, cryosection grid)
     mri_labels_registered.nii.gz  the MRI labels warped the same way (when given)
     deformation_field.nii.gz   d(p) = T(p) − p in mm on the registration grid (vector image)
-    transform/TransformParameters.{0,1,…}.txt  elastix transform files, chained
+    transform/TransformParameters.{0,1,…}.txt  elastix transform files, chained (0: the initial pose
+                                               from the body masks, then one per stage kept)
     report.json, report.txt    times, metrics, Dice, TRE, quality checks
 
 The folder is built under a temporary name beside the target and renamed into place, so an
@@ -71,11 +72,18 @@ def report_text(report: dict) -> str:
              f"time: {sec['total']:.1f} s (import itk {sec['import_itk']:.1f} s, elastix {sec['registration']:.1f} s, "
              f"checks and warping {sec['check_and_warp']:.1f} s) on {report['threads']} thread(s), "
              f"{sec['cpu']:.0f} s of CPU time"]
+    start = report.get("initial_pose")
+    if start:
+        lines.append(f"initial pose: from the {start['start']} start, rotation {start['rotation_deg']:.1f}°, "
+                     f"translation {', '.join(f'{t:.0f}' for t in start['translation_mm'])} mm")
     for stage in report["stages"]:
         trace = stage["metric"]
         metric = ("metric per resolution " + ", ".join(f"{r['first']:.3f} → {r['last']:.3f}" for r in trace)
                   if trace else "no metric trace")
-        lines.append(f"  {stage['name']}: {stage['seconds']:.1f} s, {metric}")
+        verdict = "" if "problems" not in stage else " (failed its checks)" if stage["problems"] else " (passed)"
+        lines.append(f"  {stage['name']}: {stage['seconds']:.1f} s, {metric}{verdict}")
+    if "kept_stage" in report:
+        lines.append(f"kept: the {report['kept_stage']} result")
     sim, body, deform = report["similarity"], report["body_dice"], report["deformation"]
     lines.append(f"normalised mutual information: {_fmt(sim['nmi_before'], 3)} → {_fmt(sim['nmi_after'], 3)}")
     lines.append(f"body outline Dice: {_fmt(body['before'])} → {_fmt(body['after'])}")
@@ -88,6 +96,7 @@ def report_text(report: dict) -> str:
         t = report["tre_mm"]
         lines.append(f"TRE mean/p95: {t['before']['mean']:.2f}/{t['before']['p95']:.2f} mm → "
                      f"{t['after']['mean']:.2f}/{t['after']['p95']:.2f} mm ({t['reduction']:.0%} less)")
+    lines.extend(f"warning: {w}" for w in report["checks"].get("warnings", []))
     lines.extend(f"problem: {p}" for p in report["checks"]["problems"])
     return "\n".join(lines) + "\n"
 

@@ -3,9 +3,12 @@
 The pipeline: refuse inputs that cannot work (wrong modalities, volumes that do not overlap, an
 empty mask) before the slow ``import itk``; register on a coarse copy of the cryosection
 luminance inside the body mask; sample the transform as a displacement field; warp the MRI onto
-the full cryosection grid; then measure the result and refuse it (`RegistrationError`) when it is
-visibly wrong: similarity or body overlap got worse, the field folds, or it moves tissue absurdly
-far. A silently wrong registration would poison every training slice cut from it.
+the full cryosection grid; then measure each stage's result and keep the last one that is not
+visibly wrong (similarity or body overlap got worse, the field folds, or it moves tissue absurdly
+far): when the B-spline stage fails, the rigid result is kept with a warning, and only when no
+stage passes is the run refused (`RegistrationError`). The rigid stage starts from a pose found
+from the body masks (`initialise`), and geometry-dependent elastix settings follow the volumes
+(`adapt`). A silently wrong registration would poison every training slice cut from it.
 """
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ import numpy as np
 from core.errors import InputError
 from core.labels import Label, LabelTable
 from core.registration import measures
+from core.registration.adapt import adapt_stages
 from core.registration.elastix import (RegistrationError, displacement_field, load_itk, run_stages,
                                        transform_maps)
 from core.registration.grids import registration_grid, strided
+from core.registration.initialise import initial_pose
 from core.registration.masks import check_mask, cryo_body_mask, luminance, mri_body_mask
 from core.registration.params import ParameterMap, load_stages
+from core.registration.quality import QualityLimits, choose_stage, label_problems, quality_problems, refusal
 from core.registration.warp import DisplacementField, identity_field
 from core.volume import Volume
 
@@ -32,18 +38,6 @@ Progress = Callable[[str], None]
 _BODY_TABLE = LabelTable([Label(0, "background", "", (0, 0, 0)), Label(1, "body", "", (255, 255, 255))])
 
 INIT_MODES = ("frames", "center")
-
-
-@dataclass(frozen=True)
-class QualityLimits:
-    """When a finished registration is refused as wrong rather than written."""
-
-    min_body_dice: float = 0.6       # body outlines must overlap at least this much afterwards
-    max_body_dice_drop: float = 0.05  # … and not overlap less than before
-    max_nmi_drop: float = 0.02       # normalised mutual information (1: independent, 2: identical) must not fall
-    max_label_dice_drop: float = 0.05  # mean tissue Dice (when labels are given) must not fall
-    max_folding_fraction: float = 1e-3  # share of body voxels where the mapping folds (det J ≤ 0)
-    max_nonrigid_mm: float = 40.0    # largest displacement beyond the first (rigid) stage
 
 
 @dataclass(eq=False)
@@ -106,13 +100,6 @@ def check_overlap(mri: Volume, mri_mask: np.ndarray, cryo: Volume, mask: np.ndar
     return share
 
 
-def _with_center_init(stages: list[ParameterMap]) -> list[ParameterMap]:
-    first = dict(stages[0])
-    first["AutomaticTransformInitialization"] = ["true"]
-    first["AutomaticTransformInitializationMethod"] = ["CenterOfGravity"]
-    return [first, *stages[1:]]
-
-
 def _body_dice(field: DisplacementField, mri: Volume, mri_mask: np.ndarray, grid: Volume, mask: np.ndarray) -> float:
     body = mri.with_array(mri_mask.astype(np.int16), label_table=_BODY_TABLE)
     warped = field.warp(body, grid).array
@@ -134,32 +121,82 @@ def _deformation(final: DisplacementField, first: DisplacementField | None, mask
             "min_jacobian": float(jac.min()), "folding_fraction": float((jac <= 0).mean())}
 
 
-def quality_problems(report: dict, limits: QualityLimits) -> list[str]:
-    """Human-readable reasons to distrust a finished registration (empty when it looks sound)."""
-    problems = []
-    body, sim, deform = report["body_dice"], report["similarity"], report["deformation"]
-    if body["after"] < limits.min_body_dice:
-        problems.append(f"the body outlines overlap poorly after registration (Dice {body['after']:.2f} "
-                        f"< {limits.min_body_dice})")
-    if body["after"] < body["before"] - limits.max_body_dice_drop:
-        problems.append(f"the body outlines overlap less than before (Dice {body['before']:.2f} → {body['after']:.2f})")
-    if sim["nmi_after"] < sim["nmi_before"] - limits.max_nmi_drop:
-        problems.append(f"image similarity got worse (NMI {sim['nmi_before']:.3f} → {sim['nmi_after']:.3f})")
-    if deform["folding_fraction"] > limits.max_folding_fraction:
-        problems.append(f"the deformation folds over {deform['folding_fraction']:.2%} of the body "
-                        f"(Jacobian determinant down to {deform['min_jacobian']:.2f})")
-    if deform["max_nonrigid_mm"] > limits.max_nonrigid_mm:
-        problems.append(f"the non-rigid stage moves tissue by up to {deform['max_nonrigid_mm']:.0f} mm "
-                        f"(> {limits.max_nonrigid_mm:.0f} mm)")
-    dice = report.get("dice")
-    if dice and dice["mean_after"] < dice["mean_before"] - limits.max_label_dice_drop:
-        problems.append(f"mean tissue Dice got worse ({dice['mean_before']:.2f} → {dice['mean_after']:.2f})")
-    return problems
-
-
 def _frame_info(volume: Volume) -> dict:
     return {"shape_zyx": list(volume.array.shape[:3]), "spacing": volume.spacing.round(4).tolist(),
             "origin": volume.origin.round(3).tolist()}
+
+
+@dataclass(eq=False)
+class _Inputs:
+    """What the elastix stages and the checks need, prepared before ``import itk``."""
+
+    mri: Volume
+    cryo: Volume
+    body: np.ndarray      # cryosection grid
+    mri_mask: np.ndarray  # MRI grid
+    fixed: Volume         # luminance on the registration grid
+    fixed_mask: np.ndarray
+    moving: Volume        # the MRI as float32
+    overlap: float | None
+
+
+def _prepare(mri: Volume, cryo: Volume, mask, labels: Volume | None, init: str,
+             registration_spacing: float | None) -> _Inputs:
+    """Refuse inputs that cannot work, find the masks and build the registration grid."""
+    if init not in INIT_MODES:
+        raise InputError("init", f"must be one of {INIT_MODES}, got {init!r}")
+    check_modalities(mri, cryo)
+    if labels is not None and not labels.same_frame(cryo, atol=1e-3):
+        raise InputError("labels", "must lie on the cryosection grid (they are compared with the registered MRI labels)")
+    body = cryo_body_mask(cryo) if mask is None else check_mask(mask, cryo)
+    mri_mask = mri_body_mask(mri)
+    overlap = check_overlap(mri, mri_mask, cryo, body) if init == "frames" else None
+    target = registration_spacing or float(mri.spacing.max())
+    fixed, fixed_mask = registration_grid(luminance(cryo), body, max(target, float(cryo.spacing.min())))
+    moving = mri.with_array(mri.array.astype(np.float32), label_table=None)
+    return _Inputs(mri, cryo, body, mri_mask, fixed, fixed_mask, moving, overlap)
+
+
+def _stage_measures(field: DisplacementField, rigid: DisplacementField | None, data: _Inputs) -> dict:
+    """Similarity, body overlap and deformation of one stage's result (``rigid``: the first stage's)."""
+    return {"similarity": {"nmi_after": _nmi(field, data.moving, data.fixed, data.fixed_mask)},
+            "body_dice": {"after": _body_dice(field, data.mri, data.mri_mask, data.fixed, data.fixed_mask)},
+            "deformation": _deformation(field, rigid, data.fixed_mask)}
+
+
+def _judge_stages(itk, results: list, data: _Inputs, limits: QualityLimits, truth, points) -> tuple[list, list[dict]]:
+    """Every stage's displacement field and its measured, checked report entry."""
+    identity = identity_field()
+    nmi_before = _nmi(identity, data.moving, data.fixed, data.fixed_mask)
+    body_before = _body_dice(identity, data.mri, data.mri_mask, data.fixed, data.fixed_mask)
+    fields, entries, previous = [], [], None
+    for result in results:
+        field = displacement_field(itk, result.transform, data.moving)
+        entry = _stage_measures(field, fields[0] if fields else None, data)
+        entry["similarity"]["nmi_before"], entry["body_dice"]["before"] = nmi_before, body_before
+        entry["problems"] = quality_problems(entry, limits, previous)
+        if truth is not None:
+            entry["tre_mean_mm"] = _mean_tre(field.map_points, truth, points)
+        fields.append(field)
+        entries.append({"name": result.name, "seconds": round(result.seconds, 2), "metric": result.metric, **entry})
+        previous = entry
+    return fields, entries
+
+
+def _mean_tre(estimate, truth, points: np.ndarray, n: int = 2000) -> float:
+    """Mean TRE of an intermediate pose on the first ``n`` TRE points (the kept result gets all)."""
+    return measures.target_registration_error(estimate, truth, points[:n])["after"]["mean"]
+
+
+def _start(data: _Inputs, init: str, threads: int | None, truth, points, say: Progress) -> tuple[dict, dict]:
+    """The rigid stage's initial transform map and the initialisation report."""
+    say("initial pose from the body masks")
+    pose, report = initial_pose(data.fixed, data.fixed_mask, data.mri, data.mri_mask, frames=init == "frames",
+                                threads=threads)
+    if truth is not None:
+        report["tre_mean_mm"] = _mean_tre(pose.map_points, truth, points)
+    say(f"initial pose: start '{report['start']}', rotation {report['rotation_deg']:.1f}°")
+    return pose.parameter_map(data.fixed), report
 
 
 def register(mri: Volume, cryo: Volume, *, stages: list[ParameterMap] | None = None,
@@ -171,80 +208,76 @@ def register(mri: Volume, cryo: Volume, *, stages: list[ParameterMap] | None = N
              progress: Progress | None = None) -> RegistrationResult:
     """Register ``mri`` (moving) to ``cryo`` (fixed, RGB) and warp the MRI onto the cryosection grid.
 
-    ``stages``: elastix parameter maps (default: the shipped rigid + B-spline files).
+    ``stages``: elastix parameter maps (default: the shipped rigid + B-spline files); keys they
+    leave out that depend on the geometry are filled in (`adapt_stages`).
     ``mask``: body mask on the cryosection grid (default: found from the colours).
     ``registration_spacing``: mm of the coarse registration grid (default: the MRI's coarsest spacing).
-    ``init``: "frames" trusts both physical frames; "center" aligns centres of gravity first.
+    ``init``: the first stage starts from the best of several poses found from the body masks;
+    "frames" includes the files' frames among them (and refuses volumes that do not overlap),
+    "center" does not trust the frames at all.
     ``moving_mask``: also restrict elastix to the MRI's body (found by thresholding), so that
     tissue is never matched to the background around the MRI's body.
     ``mri_labels``/``labels`` (MRI grid / cryosection grid) add Dice per tissue; ``truth`` (the
-    phantom's ``mri_to_cryo``) adds TRE. With ``strict`` a result failing ``limits`` raises
-    `RegistrationError`; otherwise the problems are listed in ``report["checks"]``.
+    phantom's ``mri_to_cryo``) adds TRE. The result is the last stage that passes ``limits``
+    (a warning in ``report["checks"]`` says which later stage was discarded and why). When no
+    stage passes, ``strict`` raises `RegistrationError`; otherwise the last stage is kept and
+    its problems are listed in ``report["checks"]``.
     """
     say = progress or (lambda message: None)
-    if init not in INIT_MODES:
-        raise InputError("init", f"must be one of {INIT_MODES}, got {init!r}")
-    clock = {"start": time.perf_counter()}
-    cpu_start = time.process_time()
-    check_modalities(mri, cryo)
-    if labels is not None and not labels.same_frame(cryo, atol=1e-3):
-        raise InputError("labels", "must lie on the cryosection grid (they are compared with the registered MRI labels)")
-    stages = load_stages() if stages is None else stages
-    if init == "center":
-        stages = _with_center_init(stages)
-
+    clock, cpu_start = {"start": time.perf_counter()}, time.process_time()
     say("body mask")
-    body = cryo_body_mask(cryo) if mask is None else check_mask(mask, cryo)
-    mri_mask = mri_body_mask(mri)
-    overlap = check_overlap(mri, mri_mask, cryo, body) if init == "frames" else None
-    target = registration_spacing or float(mri.spacing.max())
-    fixed, fixed_mask = registration_grid(luminance(cryo), body, max(target, float(cryo.spacing.min())))
-    moving = mri.with_array(mri.array.astype(np.float32), label_table=None)
+    data = _prepare(mri, cryo, mask, labels, init, registration_spacing)
+    stages, filled = adapt_stages(load_stages() if stages is None else stages, data.fixed, data.fixed_mask)
+    points = measures.body_points(data.body, cryo, tre_points, seed=0) if truth is not None else None
+    initial, init_report = _start(data, init, threads, truth, points, say)
     clock["prepared"] = time.perf_counter()
-
     say("loading itk/elastix")
     itk = load_itk(threads)
     clock["itk"] = time.perf_counter()
-    results = run_stages(itk, fixed, moving, fixed_mask, stages, progress=say,
-                         moving_mask=mri_mask if moving_mask else None)
+    results = run_stages(itk, data.fixed, data.moving, data.fixed_mask, stages, progress=say,
+                         moving_mask=data.mri_mask if moving_mask else None, initial=initial)
     clock["stages"] = time.perf_counter()
-
-    say("checking the result: deformation field")
-    final = displacement_field(itk, results[-1].transform, moving)
-    first = displacement_field(itk, results[0].transform, moving) if len(results) > 1 else None
-    before = identity_field()
-    say("checking the result: similarity, overlap, folding")
+    say("checking each stage: similarity, overlap, folding")
+    fields, entries = _judge_stages(itk, results, data, limits, truth, points)
+    names = [e["name"] for e in entries]
+    choice = choose_stage(names, [e["problems"] for e in entries])
+    if not choice.passed and strict:
+        raise RegistrationError("registration", refusal(names, [e["problems"] for e in entries]))
+    for warning in choice.warnings:
+        say(f"warning: {warning}")
+    kept = entries[choice.kept]
     report: dict = {
-        "mri": _frame_info(mri), "cryosection": _frame_info(cryo), "registration_grid": _frame_info(fixed),
+        "mri": _frame_info(mri), "cryosection": _frame_info(cryo), "registration_grid": _frame_info(data.fixed),
         "threads": int(itk.MultiThreaderBase.GetGlobalDefaultNumberOfThreads()), "init": init,
-        "body_overlap_before": overlap, "mask_fraction": float(body.mean()),
-        "stages": [{"name": r.name, "seconds": round(r.seconds, 2), "metric": r.metric} for r in results],
-        "similarity": {"nmi_before": _nmi(before, moving, fixed, fixed_mask),
-                       "nmi_after": _nmi(final, moving, fixed, fixed_mask)},
-        "body_dice": {"before": _body_dice(before, mri, mri_mask, fixed, fixed_mask),
-                      "after": _body_dice(final, mri, mri_mask, fixed, fixed_mask)},
-        "deformation": _deformation(final, first, fixed_mask),
-        "limits": asdict(limits),
-    }
+        "initial_pose": init_report, "adapted_parameters": filled, "body_overlap_before": data.overlap,
+        "mask_fraction": float(data.body.mean()), "stages": entries, "kept_stage": kept["name"],
+        "similarity": kept["similarity"], "body_dice": kept["body_dice"], "deformation": kept["deformation"],
+        "limits": asdict(limits)}
     say("warping the MRI onto the cryosection grid")
-    result = RegistrationResult(final.warp(moving, cryo), final, transform_maps(results[-1].transform), body, cryo, report)
-    if mri_labels is not None and labels is not None:
-        say("measuring Dice per tissue")
-        report["dice"] = label_dice(result, mri_labels, labels)
-    if truth is not None:
-        say("measuring the target registration error")
-        points = measures.body_points(body, cryo, tre_points, seed=0)
-        report["tre_mm"] = measures.target_registration_error(final.map_points, truth, points)
+    field = fields[choice.kept]
+    result = RegistrationResult(field.warp(data.moving, cryo), field, transform_maps(results[choice.kept].transform),
+                                data.body, cryo, report)
+    _measure(result, mri_labels, labels, truth, points, say)
+    problems = choice.problems + label_problems(report, limits)
+    if problems and strict:
+        raise RegistrationError("registration", refusal([kept["name"]], [problems]))
+    report["checks"] = {"passed": not problems, "problems": problems, "warnings": choice.warnings}
     clock["end"] = time.perf_counter()
     report["seconds"] = {"prepare": clock["prepared"] - clock["start"], "import_itk": clock["itk"] - clock["prepared"],
                          "registration": clock["stages"] - clock["itk"], "check_and_warp": clock["end"] - clock["stages"],
                          "total": clock["end"] - clock["start"], "cpu": time.process_time() - cpu_start}
-    problems = quality_problems(report, limits)
-    report["checks"] = {"passed": not problems, "problems": problems}
-    if problems and strict:
-        raise RegistrationError("registration", "did not converge to a trustworthy alignment: " + "; ".join(problems)
-                                + " (inspect the inputs and parameters, or keep the result anyway with strict=False / --force)")
     return result
+
+
+def _measure(result: RegistrationResult, mri_labels: Volume | None, labels: Volume | None, truth,
+             points: np.ndarray | None, say: Progress) -> None:
+    """Add tissue Dice (with labels) and the target registration error (with the truth) to the report."""
+    if mri_labels is not None and labels is not None:
+        say("measuring Dice per tissue")
+        result.report["dice"] = label_dice(result, mri_labels, labels)
+    if truth is not None:
+        say("measuring the target registration error")
+        result.report["tre_mm"] = measures.target_registration_error(result.field.map_points, truth, points)
 
 
 def label_dice(result: RegistrationResult, mri_labels: Volume, labels: Volume) -> dict:

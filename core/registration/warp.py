@@ -130,7 +130,11 @@ class DisplacementField:
             for axis, g in zip(range(3), np.gradient(d[..., c], axis=(2, 1, 0))):
                 grads[..., c, axis] = g
         index_to_phys = self.frame.direction @ np.diag(self.frame.spacing)
-        return np.linalg.det(np.eye(3) + grads @ np.linalg.inv(index_to_phys))
+        j = np.eye(3) + grads @ np.linalg.inv(index_to_phys)
+        # the 3×3 determinant written out: np.linalg.det's per-matrix LU costs seconds on a whole body
+        return (j[..., 0, 0] * (j[..., 1, 1] * j[..., 2, 2] - j[..., 1, 2] * j[..., 2, 1])
+                - j[..., 0, 1] * (j[..., 1, 0] * j[..., 2, 2] - j[..., 1, 2] * j[..., 2, 0])
+                + j[..., 0, 2] * (j[..., 1, 0] * j[..., 2, 1] - j[..., 1, 1] * j[..., 2, 0]))
 
 
 def _restore_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
