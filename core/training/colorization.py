@@ -181,13 +181,23 @@ class ColorizationTask(Task):
 
 def ensure_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, folder: str | Path, *,
                         resume: bool = False) -> Path:
-    """The U-Net checkpoint in ``folder``, pre-trained there first when it is missing."""
+    """The U-Net checkpoint in ``folder``, pre-trained there first when it is missing.
+
+    Rank 0 decides (every rank must take part in the pre-training or none), and every rank then
+    checks it can read the file rank 0 wrote: ``--out`` must be storage every node shares."""
     from core.training.segmentation import train_segmentation
 
     path = Path(folder) / CHECKPOINT_FILE
-    if not path.is_file():
+    if distributed.broadcast_object(ctx, not path.is_file()):
         train_segmentation(cfg, data, ctx, folder, resume=resume)
+    require_file(ctx, path)
     return path
+
+
+def require_file(ctx: Context, path: str | Path) -> None:
+    """Stop every rank with one message when any rank cannot see ``path``."""
+    distributed.agree(ctx, Path(path).is_file(), "is missing; with several nodes, --out (and any checkpoint "
+                                                  "given) must be on storage every node shares", str(path))
 
 
 def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
@@ -205,6 +215,8 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     out = Path(out)
     if segmentation is None and cfg.preset.model.segmentation != "none":
         segmentation = ensure_segmentation(cfg, data, ctx, out / "segmentation", resume=resume)
+    if segmentation is not None:
+        require_file(ctx, segmentation)
     task = ColorizationTask(cfg, ctx, data, segmentation)
     result = fit(task, data.train, ctx, cfg, out, resume=resume, init_from=init_from)
     if ctx.is_main and cfg.train.serve == "auto" and result.export is not None:
