@@ -328,10 +328,10 @@ def _no_reading(*args, **kwargs):
 
 def test_loader_workers_share_the_volumes_read_once_before_they_start(tmp_path, monkeypatch):
     """Each worker of each rank holding its own float32 copy of every volume is tens of GB on a node."""
+    import core.io
     from core.dataset import PlaneDataset
-    import core.dataset.torch_dataset as torch_dataset
 
     batches = Batches(PlaneDataset(write_dataset(tmp_path, planes=4, size=16), "train"), Context(), 2,
                       TrainConfig(num_workers=2))
-    monkeypatch.setattr(torch_dataset, "read_volume", _no_reading)      # the workers fork after this
+    monkeypatch.setattr(core.io, "read_volume", _no_reading)            # the workers fork after this
     assert [len(b["mri"]) for b in batches.epoch(0, 0)] == [2, 2]

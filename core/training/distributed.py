@@ -15,7 +15,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -106,22 +106,26 @@ def barrier(ctx: Context) -> None:
         dist.barrier()
 
 
-def mean_over_ranks(ctx: Context, values: dict[str, float]) -> dict[str, float]:
-    """Average named scalars over all processes in one all-reduce (identity for a world of one)."""
-    if not ctx.distributed or not values:
-        return dict(values)
-    t = torch.tensor(list(values.values()), dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return dict(zip(values, (t / ctx.world_size).tolist()))
+def mean_over_ranks(ctx: Context, values: Mapping[str, float | torch.Tensor]) -> dict[str, float]:
+    """Average named scalars (floats or 0-d tensors on the device) over all processes in one
+    all-reduce, read back to the host in one copy: the step's only wait for the device."""
+    if not values:
+        return {}
+    t = torch.stack([torch.as_tensor(v).to(ctx.device, torch.float64) for v in values.values()])
+    if ctx.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t = t / ctx.world_size
+    return dict(zip(values, t.tolist()))
 
 
-def agree(ctx: Context, ok: bool, problem: str, source: str) -> None:
-    """Raise the same ``InputError`` on every rank when ``ok`` is False on any (naming the ranks), so
-    a condition one process alone sees (a file missing on its node) stops all, not just that one."""
+def agree(ctx: Context, ok: bool, source: str, problem: str) -> None:
+    """Raise the same ``InputError`` on every rank when ``ok`` is False on any, so a condition one
+    process alone sees (a file missing on its node) stops all, not just that one. ``problem`` may
+    name the failing ranks with ``{where}`` (" on rank(s) 1, 3"; empty for a world of one)."""
     failing = [rank for rank, fine in enumerate(gather_objects(ctx, ok)) if not fine]
     if failing:
         where = f" on rank(s) {', '.join(map(str, failing))}" if ctx.distributed else ""
-        raise InputError(source, f"{problem}{where}")
+        raise InputError(source, problem.format(where=where))
 
 
 def broadcast_object(ctx: Context, obj: Any) -> Any:

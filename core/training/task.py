@@ -2,9 +2,10 @@
 
 A `Task` knows its networks and how to take one optimiser step; `core.training.loop.fit` does
 everything around it the same way for every task. Losses are averaged over all processes *before*
-anything is back-propagated (`reduce_and_check`), so every rank sees the same numbers and takes the
-same decision: a NaN on one rank stops all of them before any optimiser step, and the last
-checkpoint on disk stays the last good state.
+any optimiser step (`reduce_and_check`), so every rank sees the same numbers and takes the same
+decision: a NaN on one rank stops all of them before any optimiser step, and the last checkpoint on
+disk stays the last good state. The loss parts stay on the device until then and are read back in
+one copy per optimiser: each read waits for the GPU to finish all the work queued before it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import contextlib
 import inspect
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -28,9 +29,9 @@ class NonFiniteLossError(Stopped):
     exit_status = 3
 
 
-def reduce_and_check(ctx: Context, losses: dict[str, float], step: int) -> dict[str, float]:
-    """Average ``losses`` over all ranks and raise ``NonFiniteLossError`` on every rank alike when
-    any is not finite."""
+def reduce_and_check(ctx: Context, losses: Mapping[str, float | torch.Tensor], step: int) -> dict[str, float]:
+    """Average ``losses`` (floats or 0-d tensors) over all ranks and raise ``NonFiniteLossError``
+    on every rank alike when any is not finite."""
     mean = distributed.mean_over_ranks(ctx, losses)
     bad = {k: v for k, v in mean.items() if not math.isfinite(v)}
     if bad:
