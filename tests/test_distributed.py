@@ -59,6 +59,27 @@ def test_evaluation_is_spread_over_the_ranks_and_equals_one_process(one_torch_th
     assert results[0] == results[1] == (16, pytest.approx(alone.stats["slow"]["FSIM"], rel=1e-12))
 
 
+def _ablation(ctx, out: str) -> bool:
+    """Two variants for one step each, then the table, with every plane's scores slowed down."""
+    import core.metrics
+    from core.model.run_config import resolve
+    from core.training.ablation import run_ablation
+
+    scores = core.metrics.table_row
+    core.metrics.table_row = lambda *args, **kwargs: time.sleep(0.5) or scores(*args, **kwargs)
+    configs = {v: resolve("tiny", v, {"image_size": 64, "batch_size": 2, "max_steps": 1, "serve": "c_hat"})
+               for v in ("A2", "A3")}
+    run_ablation(configs, synthetic_data(4, 16, size=64), ctx, out)
+    return (Path(out) / "ablation.md").is_file()
+
+
+@pytest.mark.slow
+def test_the_ablation_table_is_written_when_rank_0_alone_would_outlast_the_timeout(tmp_path):
+    """The issue's reproduction: 2 batches × 9 rows × 0.5 s is 9 s for one rank, past a 7 s
+    timeout; each rank scoring one batch, both finish."""
+    assert run_ranks(_ablation, str(tmp_path), timeout_s=7) == [True, True]
+
+
 def test_an_explicit_gpu_index_is_refused_with_several_processes():
     with pytest.raises(InputError, match="all 8 processes on one GPU"):
         pick_device("cuda:1", local_rank=3, world_size=8)
