@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import AbstractSet, Callable
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ GIB = 1024 ** 3
 MARGIN_FRACTION, MARGIN_BYTES = 0.10, 1 * GIB
 
 
-def saved_bytes(run: Callable[[], object], exclude: set[int] = frozenset()) -> int:
+def saved_bytes(run: Callable[[], object], exclude: AbstractSet[int] = frozenset()) -> int:
     """Bytes of the distinct storages autograd saves for backward while ``run()`` runs (storages
     whose pointer is in ``exclude``, e.g. the parameters, left out); what ``run`` returns is
     dropped, so its graph is freed."""

@@ -8,6 +8,8 @@ one decoder. Outputs go through a sigmoid: images live in [0, 1].
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -76,7 +78,7 @@ class Decoder(nn.Module):
             features.append(x)
         return torch.sigmoid(self.head(x)), features
 
-    def _stage(self, i: int):
+    def _stage(self, i: int) -> Callable[..., torch.Tensor]:
         """Stage ``i`` as a function of its inputs: upsampled x + gated skip [+ gated partner]."""
         def run(x: torch.Tensor, skip: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
             x = self.ups[i](x) + self.skip_gates[i](skip)
