@@ -3,10 +3,14 @@
 One step, as in CycleGAN:
 
 1. G step — switch the discriminators' gradients off, compute the full objective
-   (adversarial + cycle + SSIM + segmentation [+ L1(c', c)]) through the DDP-wrapped networks,
-   average the loss values over the ranks and stop if any is not finite, back-propagate, step.
-2. D step — switch them back on, score real against the (detached) fakes, check, step.
+   (adversarial + cycle + SSIM + segmentation [+ L1(c', c)]) through the DDP-wrapped networks
+   and back-propagate it (per micro-batch with ``train.micro_batch``, gradients added up), average
+   the loss values over the ranks and stop if any is not finite, step.
+2. D step — switch them back on, score real against the (detached) fakes, back-propagate, check, step.
 3. Update the EMA of G_m→ĉ.
+
+After training, the served output is chosen on test planes every rank scores a share of, and
+every rank checks it can read the files rank 0 wrote (``--out`` must be shared between nodes).
 
 Each trainable network has its own DDP wrapper (gradients are all-reduced during backward);
 S is a plain module in eval mode without gradients on every rank, loaded from the pre-trained
