@@ -90,3 +90,12 @@ def test_cuda_training_benchmarks_cudnn_for_its_fixed_plane_size(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     assert pick_device("cuda", local_rank=1) == torch.device("cuda", 1) and torch.backends.cudnn.benchmark
+
+
+@pytest.mark.parametrize("capability, bf16", [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_auto_precision_trains_in_bf16_only_on_gpus_that_run_it_natively(monkeypatch, capability, bf16):
+    from core.training.task import uses_bf16
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert uses_bf16(torch.device("cuda", 0), "auto") is bf16 and uses_bf16(torch.device("cuda", 0), "bf16")
+    assert not uses_bf16(torch.device("cpu"), "auto") and not uses_bf16(torch.device("cuda", 0), "fp32")

@@ -39,7 +39,8 @@ class TrainConfig(Section):
     training planes, at ``max_steps`` optimiser steps or after ``max_minutes`` of training
     (checkpointed like a normal end), whichever comes first. ``ema_decay`` > 0
     keeps an exponential moving average of G_m→ĉ's weights, used for samples, evaluation and the
-    exported model (0: off). ``precision`` "auto" means bf16 autocast on CUDA, fp32 elsewhere.
+    exported model (0: off). ``precision`` "auto" means bf16 autocast on GPUs that run it natively (compute
+    capability 8.0 on), fp32 elsewhere.
     ``serve`` is the output the exported checkpoint declares; "auto" picks the one with the lowest
     ΔE to the true colorization on the test planes when the data has it, else ĉ.
     ``check_sync`` gathers a checksum of every network from every process after each step and

@@ -40,11 +40,21 @@ def reduce_and_check(ctx: Context, losses: Mapping[str, float | torch.Tensor], s
     return mean
 
 
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """Whether training autocasts to bf16: "bf16" anywhere; "auto" on GPUs of compute capability
+    8.0 (Ampere) and later, which run it natively. Older ones (V100, T4) emulate bf16, slower than
+    fp32, and fp16 would need loss scaling, so "auto" trains them in fp32."""
+    if precision == "bf16":
+        return True
+    return precision == "auto" and device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def autocast(ctx: Context, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA ("auto" or "bf16"), or on any device when "bf16" is asked for;
-    fp32 otherwise. Losses and SSIM cast back to fp32 themselves."""
-    use = precision == "bf16" or (precision == "auto" and ctx.device.type == "cuda")
-    return torch.autocast(ctx.device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
+    """bf16 autocast where `uses_bf16` says so, fp32 otherwise. Losses and SSIM cast back to fp32
+    themselves."""
+    if uses_bf16(ctx.device, precision):
+        return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def wrap_ddp(ctx: Context, module: nn.Module, broadcast_buffers: bool = False) -> nn.Module:
