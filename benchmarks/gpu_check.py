@@ -194,22 +194,30 @@ def colorize_check(preset: str, device: torch.device, size: int, planes: int) ->
 
 
 def run(dry_run: bool) -> list[dict[str, Any]]:
-    """Every check in turn, each figure with the seconds its check took."""
+    """Every check in turn, each figure with the seconds its check took; a check that fails is
+    reported as such and the others still run (a first GPU run should show everything it can)."""
     plan = settings(dry_run)
     device = distributed.pick_device(plan["device"])
     figures = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        checks = [lambda name=name, preset=preset, overrides=overrides: training_step(
-                      name, preset, overrides, device, plan["steps"], folder)
+        checks = [(f"training step {name}", lambda name=name, preset=preset, overrides=overrides: training_step(
+                      name, preset, overrides, device, plan["steps"], folder))
                   for name, (preset, overrides) in plan["presets"].items()]
-        checks += [lambda: sync_check(plan["device"], plan["backend_ranks"], folder),
-                   lambda: resume_check(device, folder)]
-        checks += [lambda preset=preset: colorize_check(preset, device, plan["plane"], plan["planes"])
+        checks += [("2-rank check_sync", lambda: sync_check(plan["device"], plan["backend_ranks"], folder)),
+                   ("resume", lambda: resume_check(device, folder))]
+        checks += [(f"colorize {preset}", lambda preset=preset: colorize_check(preset, device, plan["plane"],
+                                                                               plan["planes"]))
                    for preset in ("lite", "tiny" if dry_run else "paper")]
-        for check in checks:
+        for name, check in checks:
             start = time.perf_counter()
-            figures.append({**check(), "wall_s": time.perf_counter() - start})
+            try:
+                figure = check()
+            except Exception as exc:  # noqa: BLE001 - reported in the figures, and the exit status is 1
+                figure = {"check": name, "result": f"failed: {type(exc).__name__}: {exc}"}
+            figures.append({**figure, "wall_s": time.perf_counter() - start})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     return figures
 
 
