@@ -48,12 +48,20 @@ def gaussian_radius(sigma: float) -> int:
     return max(1, int(3 * sigma + 0.5))
 
 
+@lru_cache(maxsize=64)
+def _taps_tensor(taps: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``taps`` as a tensor, made once per dtype and device: a copy from the host on every call
+    (12 per training step for the SSIM windows) would make the GPU wait for the CPU each time."""
+    return torch.tensor(taps, dtype=dtype, device=device)
+
+
 def separable_filter(x: torch.Tensor, taps: tuple[float, ...] | torch.Tensor, pad: str | None) -> torch.Tensor:
     """(N, C, H, W) correlated with the odd 1-D kernel ``taps`` along rows, then columns, each
     channel alone (depthwise ``conv2d``: on a CPU 4-5× faster than ``avg_pool2d``, whose stride-1
     kernel is not vectorised). ``pad``: a ``F.pad`` mode for an output of the input's size
     ("reflect", "replicate"), or None for the 'valid' part only."""
-    taps = torch.as_tensor(taps, dtype=x.dtype, device=x.device)
+    taps = (_taps_tensor(tuple(taps), x.dtype, x.device) if not isinstance(taps, torch.Tensor)
+            else taps.to(x.device, x.dtype))
     size, channels = taps.numel(), x.shape[1]
     row = taps.view(1, 1, 1, size).expand(channels, 1, 1, size)
     if pad is not None:

@@ -157,3 +157,26 @@ def test_cuda_autocast_close_to_fp32(precision):
     ref = Colorizer.untrained("lite", device="cuda", precision="fp32").colorize(x)
     low = Colorizer.untrained("lite", device="cuda", precision=precision).colorize(x)
     assert low.dtype == np.float32 and np.abs(low - ref).max() < 0.05
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 0), torch.float16), ((7, 5), torch.float16),
+                                                  ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_precision_takes_bf16_only_where_the_gpu_runs_it_natively(monkeypatch, capability, expected):
+    """V100 (7.0) and T4 (7.5) emulate bf16, slower than fp16; Ampere (8.0) on runs it natively.
+    ``is_bf16_supported`` says yes on both, so it cannot decide."""
+    from core.inference.colorizer import autocast_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert autocast_dtype(torch.device("cuda", 0), "auto") == expected
+    assert autocast_dtype(torch.device("cuda", 0), "fp32") is None and autocast_dtype(torch.device("cpu"), "auto") is None
+
+
+def test_a_colorizer_moved_to_another_device_takes_that_devices_batch():
+    """The viewer switching to the GPU kept the CPU's batch of 2 before ``Colorizer.to``."""
+    from core.inference.colorizer import CPU_BATCH, GPU_BATCH
+
+    cpu = Colorizer.untrained("tiny", device="cpu")
+    moved = cpu.to("meta")                              # any non-CPU device; no GPU needed
+    assert (cpu.max_batch, moved.max_batch, moved.device.type) == (CPU_BATCH, GPU_BATCH, "meta")
+    assert cpu.to("cpu").max_batch == CPU_BATCH and next(cpu.generator.parameters()).device.type == "cpu"

@@ -193,7 +193,7 @@ def test_generator_total_is_the_weighted_sum():
     expected = (p["adv_c"] + p["adv_m"] + 3.0 * (p["rec_m"] + p["rec_c"])
                 + 0.5 * (p["ssim_m_c_hat"] + p["ssim_c_m_hat"] + p["ssim_c_c_prime"]) + 2.0 * p["seg"]
                 + 4.0 * p["l1_c_prime"])
-    assert g.total.item() == pytest.approx(expected, rel=1e-5)
+    assert g.total.item() == pytest.approx(float(expected), rel=1e-5)
     assert set(g.fakes) == {"c_hat", "m_hat", "c_prime"} and not g.fakes["c_hat"].requires_grad
 
 

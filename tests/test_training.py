@@ -25,7 +25,7 @@ from core.training.loop import take_step
 from core.training.samples import label_colors, loss_curves, sample_grid
 from core.training.segmentation import balanced_class_weights, dice_per_class
 from core.training.task import NonFiniteLossError, Task, reduce_and_check
-from helpers_training import LABELS, SyntheticPlanes, tiny
+from helpers_training import LABELS, SyntheticPlanes, tiny, write_dataset
 
 
 # --- full training state -------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def test_checkpointer_restores_position_weights_and_random_state(tmp_path):
     cfg, saved = tiny(), _Linear(1)
     first = Checkpointer(saved, Context(), cfg, tmp_path, keep=2)
     assert first.restore(resume=False, init_from=None) == (Position(), None)
-    first.save(Position(step=5, epoch=1, batch_in_epoch=2), global_batch=2)
+    first.save(Position(step=5, epoch=1, sample_in_epoch=4), global_batch=2)
     expected = torch.rand(3)                                       # what comes after the save
     assert first.last.name == "state-00000005.pt" and saved.exported == [5]
     payload = state.load_state(first.last)
@@ -136,7 +136,8 @@ def test_checkpointer_restores_position_weights_and_random_state(tmp_path):
     resumed = _Linear(2)
     second = Checkpointer(resumed, Context(), cfg, tmp_path, keep=2)
     at, message = second.restore(resume=True, init_from=None)
-    assert at == Position(5, 1, 2) and message.startswith("resumed from") and second.last == first.last
+    assert Position.of({"step": 5, "epoch": 1, "batch_in_epoch": 2, "samples": 20}) == Position(5, 1, 8)  # older states
+    assert at == Position(5, 1, 4) and message.startswith("resumed from") and second.last == first.last
     assert torch.equal(resumed.net.weight, saved.net.weight) and torch.equal(torch.rand(3), expected)
     assert second.final_export(5) == tmp_path / "model-5" and resumed.exported == [5]   # nothing left to train
     with pytest.raises(InputError, match="continue it with --resume"):                  # never overwritten
@@ -162,10 +163,45 @@ def test_batches_resume_mid_epoch_and_need_one_global_batch():
     assert Batches(SyntheticPlanes(10), Context(), 2, TrainConfig(epochs=2)).total_steps(
         TrainConfig(epochs=2).schedule("colorization")) == 10
     whole = [b["labels"] for b in batches.epoch(1, 0)]
-    rest = [b["labels"] for b in batches.epoch(1, 3)]
+    rest = [b["labels"] for b in batches.epoch(1, 6)]
     assert len(whole) == 5 and len(rest) == 2 and all(torch.equal(a, b) for a, b in zip(whole[3:], rest))
     with pytest.raises(InputError, match="fewer than one global batch"):
         Batches(SyntheticPlanes(3), Context(), 4, train)
+
+
+class _Planes(torch.utils.data.Dataset):
+    """Planes that say their index and which epoch their dataset object was told."""
+
+    def __init__(self, count: int = 4):
+        self.count, self.epoch = count, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"index": torch.tensor(i), "epoch": torch.tensor(self.epoch)}
+
+
+def test_a_run_resumed_on_another_number_of_processes_sees_each_plane_of_the_epoch_once():
+    """Two ranks take 2 batches of 2 (8 planes), then the run goes on with one process or four."""
+    train, data = TrainConfig(seed=5), _Planes(24)
+    taken = [int(i) for rank in (0, 1)
+             for b in list(Batches(data, Context(rank=rank, world_size=2), 2, train).epoch(3, 0))[:2]
+             for i in b["index"]]
+    for world in (1, 4):
+        rest = [int(i) for rank in range(world)
+                for b in Batches(data, Context(rank=rank, world_size=world), 2, train).epoch(3, 8) for i in b["index"]]
+        assert len(taken) == 8 and sorted(taken + rest) == list(range(24)), world
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_every_loader_worker_sees_the_epoch_its_augmentation_draws_from(workers):
+    batches = Batches(_Planes(), Context(), 2, TrainConfig(num_workers=workers))
+    seen = [int(b["epoch"][0]) for epoch in range(3) for b in batches.epoch(epoch, 0)]
+    assert seen == [0, 0, 1, 1, 2, 2]
 
 
 def test_a_non_finite_loss_names_the_last_good_state_and_exits_3(tmp_path, capsys):
@@ -284,3 +320,18 @@ def test_ablation_variants_parse():
     for bad in ("A9", "A1,A1", ""):
         with pytest.raises(InputError):
             parse_variants(bad)
+
+
+def _no_reading(*args, **kwargs):
+    raise AssertionError("a loader worker read a volume again")
+
+
+def test_loader_workers_share_the_volumes_read_once_before_they_start(tmp_path, monkeypatch):
+    """Each worker of each rank holding its own float32 copy of every volume is tens of GB on a node."""
+    import core.io
+    from core.dataset import PlaneDataset
+
+    batches = Batches(PlaneDataset(write_dataset(tmp_path, planes=4, size=16), "train"), Context(), 2,
+                      TrainConfig(num_workers=2))
+    monkeypatch.setattr(core.io, "read_volume", _no_reading)            # the workers fork after this
+    assert [len(b["mri"]) for b in batches.epoch(0, 0)] == [2, 2]

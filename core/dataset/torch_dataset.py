@@ -31,7 +31,6 @@ from torch.utils.data import Dataset, Sampler
 from core.dataset.augment import Augment
 from core.dataset.manifest import Manifest
 from core.errors import InputError
-from core.io import read_volume
 from core.planes import Plane, plane_grid
 from core.volume import Volume
 
@@ -145,6 +144,8 @@ class PlaneDataset(Dataset):
     def slicer(self, subject: int) -> SubjectSlicer:
         """The subject's volumes, read once per process and kept fused for cutting."""
         if subject not in self._slicers:
+            from core.io import read_volume     # here: training on planes needs no SimpleITK until it reads
+
             volumes = {}
             for f in self.fields:
                 path = self.manifest.volume_path(subject, f)

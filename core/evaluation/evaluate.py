@@ -23,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,13 @@ MAIN_COLUMNS = (("CF", "CF ↑"), ("dCF", "ΔCF ↓"), ("SSIM", "SSIM ↑"), ("M
 
 Batch = dict[str, torch.Tensor]
 Source = Callable[[Batch], dict[str, torch.Tensor]]
+#: Every process's object in rank order (`core.training.distributed.gather_objects`); alone: [obj].
+Gather = Callable[[Any], list[Any]]
+
+
+def alone(obj: Any) -> list[Any]:
+    """The `Gather` of a single process."""
+    return [obj]
 
 
 @dataclass
@@ -152,49 +159,60 @@ def checkpoint_image_size(paths: Sequence[str | os.PathLike]) -> int | None:
     return sizes.pop() if len(sizes) == 1 and None not in sizes else None
 
 
-def _batches(dataset: Dataset, planes: int | None, batch_size: int, image_size: int | None):
-    """Test batches, resized to ``image_size`` when given, stopping after ``planes`` planes."""
-    seen = 0
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
+def _batches(dataset: Dataset, planes: int | None, batch_size: int, image_size: int | None,
+             part: tuple[int, int] = (0, 1)):
+    """(index, batch) of the test batches, resized to ``image_size`` when given, of the first
+    ``planes`` planes; with ``part`` (rank, world size) only every world-th batch from the rank-th,
+    so several processes share the work (each batch has the same planes whatever the split)."""
+    count = len(dataset) if planes is None else min(planes, len(dataset))
+    chunks = [list(range(i, min(i + batch_size, count))) for i in range(0, count, batch_size)]
+    rank, world = part
+    mine = list(range(rank, len(chunks), world))
+    loader = DataLoader(dataset, batch_sampler=[chunks[i] for i in mine], collate_fn=getattr(dataset, "collate", None))
+    for index, batch in zip(mine, loader):
         batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        if image_size is not None:
-            batch = resize_batch(batch, image_size)
-        if planes is not None:
-            batch = {k: v[: planes - seen] for k, v in batch.items()}
-        yield batch
-        seen += len(batch["mri"])
-        if planes is not None and seen >= planes:
-            return
+        yield index, resize_batch(batch, image_size) if image_size is not None else batch
 
 
 def evaluate(sources: Sequence[tuple[str, Source]], dataset: Dataset, label_table: LabelTable | None = None, *,
-             planes: int | None = None, batch_size: int = 8, image_size: int | None = None) -> Table:
-    """Score every row of every source on the test planes and aggregate to mean ± std."""
+             planes: int | None = None, batch_size: int = 8, image_size: int | None = None,
+             part: tuple[int, int] = (0, 1), gather: Gather = alone) -> Table:
+    """Score every row of every source on the test planes and aggregate to mean ± std.
+
+    Several processes share the planes: each scores its ``part`` (rank, world size) and ``gather``
+    brings every process's scores to all, in the order one process would have found them. Under
+    DDP this keeps every rank working, instead of the others waiting (past the process group's
+    timeout) while rank 0 scores the whole table."""
     from core.metrics import aggregate, table_row
 
-    per_row: dict[str, list[dict]] = {}
-    kinds: dict[str, str] = {}
-    count = 0
-    for batch in _batches(dataset, planes, batch_size, image_size):
-        count += len(batch["mri"])
+    scored: list[tuple[int, str, str, dict]] = []
+    for index, batch in _batches(dataset, planes, batch_size, image_size, part):
         truth = batch.get("truth")
         labels = batch.get("mri_labels") if truth is not None else None
         for kind, source in sources:
             for name, image in source(batch).items():
-                kinds.setdefault(name, kind)
-                per_row.setdefault(name, []).append(
-                    table_row(batch["mri"].cpu(), image.float().clamp(0, 1).cpu(), batch["cryo"].cpu(),
-                              None if truth is None else truth.cpu(), None if labels is None else labels.cpu(),
-                              label_table))
+                scored.append((index, kind, name, table_row(
+                    batch["mri"].cpu(), image.float().clamp(0, 1).cpu(), batch["cryo"].cpu(),
+                    None if truth is None else truth.cpu(), None if labels is None else labels.cpu(), label_table)))
+    everything = [entry for share in gather(scored) for entry in share]
+    everything.sort(key=lambda entry: entry[0])                       # stable: rows keep their order
+    kinds: dict[str, str] = {}
+    per_row: dict[str, list[dict]] = {}
+    for _, kind, name, row in everything:
+        kinds.setdefault(name, kind)
+        per_row.setdefault(name, []).append(row)
+    count = len(dataset) if planes is None else min(planes, len(dataset))
     return Table(kinds, {name: aggregate(rows) for name, rows in per_row.items()}, count)
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], data: PlaneData, *,
                          names: Sequence[str] | None = None, device: str | torch.device | None = None,
                          planes: int | None = None, batch_size: int = 8, image_size: int | None = None,
-                         lookup_planes: int | None = 500) -> Table:
+                         lookup_planes: int | None = 500, part: tuple[int, int] = (0, 1),
+                         gather: Gather = alone) -> Table:
     """The full table: reference rows, then every output of every checkpoint. ``image_size``
-    None uses the size the checkpoints were trained at (native planes when they do not agree)."""
+    None uses the size the checkpoints were trained at (native planes when they do not agree);
+    ``part`` and ``gather`` share the planes between processes (`evaluate`)."""
     if names is None:
         names = [_default_name(p) for p in checkpoints]
     if len(names) != len(checkpoints):
@@ -207,7 +225,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], data: PlaneDa
     sources = reference_sources(data, lookup, tissues)
     sources += [("model", checkpoint_source(p, n, device)) for p, n in zip(checkpoints, names)]
     return evaluate(sources, data.test, data.label_table, planes=planes, batch_size=batch_size,
-                    image_size=image_size)
+                    image_size=image_size, part=part, gather=gather)
 
 
 def _default_name(path: str | os.PathLike) -> str:
@@ -217,9 +235,11 @@ def _default_name(path: str | os.PathLike) -> str:
 
 
 def choose_serve(checkpoint: str | os.PathLike, data: PlaneData, *, device: str | torch.device | None = None,
-                 planes: int | None = 200, image_size: int | None = None) -> tuple[str, dict[str, float]]:
+                 planes: int | None = 200, image_size: int | None = None, part: tuple[int, int] = (0, 1),
+                 gather: Gather = alone) -> tuple[str, dict[str, float]]:
     """The output (ĉ, c′, fused or guided) with the lowest mean ΔE to the true colorization on the test
-    planes, and every output's ΔE; ("c_hat", {}) when the data has no truth."""
+    planes, and every output's ΔE; ("c_hat", {}) when the data has no truth. ``part`` and
+    ``gather`` share the planes between processes (`evaluate`)."""
     from core.inference import Colorizer
     from core.metrics import delta_e
 
@@ -228,9 +248,10 @@ def choose_serve(checkpoint: str | os.PathLike, data: PlaneData, *, device: str 
     if not data.has_truth or len(outputs) == 1:
         return "c_hat", {}
     errors: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
-    for batch in _batches(data.test, planes, 8, image_size):
+    for _, batch in _batches(data.test, planes, 8, image_size, part):
         result = colorizer.colorize_planes(batch["mri"], outputs=outputs)  # planes framed as in training
         for k in outputs:
             errors[k].append(np.asarray(delta_e(result[k].float().clamp(0, 1).cpu(), batch["truth"].cpu())))
-    means = {k: float(np.concatenate(v).mean()) for k, v in errors.items()}
+    shares = gather(errors)
+    means = {k: float(np.concatenate([e for share in shares for e in share[k]]).mean()) for k in outputs}
     return min(means, key=means.get), means

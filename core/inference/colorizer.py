@@ -67,6 +67,17 @@ def recorded_pixel_mm(extra: dict) -> float | None:
     return value if np.isfinite(value) and value > 0 else None
 
 
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """fp16/bf16 only on CUDA (on CPU they are slower, on MPS patchy). "auto" picks bf16 (no
+    overflow) from compute capability 8.0 (Ampere) on, where it runs natively; older cards (T4,
+    V100) emulate bf16, slower than fp16, so they get fp16."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
 class Colorizer:
     """Colorize MRI planes (values in [0, 1]) with G_m→ĉ on the best device.
 
@@ -95,20 +106,11 @@ class Colorizer:
         self.label_table, self.source = label_table, source
         self.pixel_mm = None if pixel_mm is None else float(pixel_mm)
         self.precision = precision
-        self.autocast_dtype = self._autocast_dtype(precision)
+        self.autocast_dtype = autocast_dtype(self.device, precision)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.generator.to(memory_format=torch.channels_last)
         self._background: torch.Tensor | None = None
-
-    def _autocast_dtype(self, precision: str) -> torch.dtype | None:
-        """fp16/bf16 only on CUDA (on CPU they are slower, on MPS patchy); auto picks bf16 where
-        the GPU supports it (no overflow), else fp16."""
-        if self.device.type != "cuda" or precision == "fp32":
-            return None
-        if precision == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if precision == "bf16" else torch.float16
 
     @property
     def outputs(self) -> tuple[str, ...]:

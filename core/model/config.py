@@ -65,6 +65,7 @@ class ModelConfig(Section):
     disc_widths: tuple[int, int, int, int, int] = (32, 64, 64, 64, 64)
     unet_widths: tuple[int, ...] = (16, 32, 64, 128)
     num_classes: int | None = None
+    checkpointing: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", _tuple_of_ints(self.widths, "widths", 3))

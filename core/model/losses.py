@@ -4,12 +4,13 @@
     d = discriminator_objective(nets, m, c, g.fakes, loss_cfg)   # D step: d.total.backward()
 
 Both return the weighted total (a tensor to back-propagate) and the unweighted components as
-floats for logging. Which terms exist follows the built networks and the loss config, so the
+detached 0-d tensors for logging (read back to the host together, once, by the training step). Which terms exist follows the built networks and the loss config, so the
 ablations need no special cases in the training loop: no c' → no SSIM(c, c'); no S → no L_seg;
 ``cycle`` off (A1) → no reconstructions are computed; A4 segments the reconstructed cryosection.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -49,17 +50,24 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
     """
     weight = None
     if class_weights is not None:
-        weight = torch.as_tensor(class_weights, dtype=torch.float32, device=logits.device)
+        weight = (class_weights.to(logits.device, torch.float32) if isinstance(class_weights, torch.Tensor)
+                  else _weights_tensor(tuple(class_weights), logits.device))
         if weight.numel() != logits.shape[1]:
             raise ValueError(f"{weight.numel()} class weights for {logits.shape[1]} classes")
     return F.cross_entropy(logits.float(), labels.long(), weight=weight)
 
 
+@lru_cache(maxsize=8)
+def _weights_tensor(weights: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """Class weights on ``device``, copied there once rather than at every step."""
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
 class Objective(NamedTuple):
-    """A weighted total to back-propagate and its unweighted components (floats) for logging."""
+    """A weighted total to back-propagate and its unweighted components (detached) for logging."""
 
     total: torch.Tensor
-    parts: dict[str, float]
+    parts: dict[str, torch.Tensor]
 
 
 class GeneratorObjective(NamedTuple):
@@ -67,14 +75,13 @@ class GeneratorObjective(NamedTuple):
     grids: ``c_hat``, ``m_hat`` and, when built, ``c_prime``."""
 
     total: torch.Tensor
-    parts: dict[str, float]
+    parts: dict[str, torch.Tensor]
     fakes: dict[str, torch.Tensor]
 
 
-def _as_floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    """All components in one device→host transfer (one sync per step, not one per term)."""
-    values = torch.stack([t.detach().float() for t in terms.values()]).tolist()
-    return dict(zip(terms, values))
+def _detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The components for logging, left on the device: reading each back would wait for the GPU."""
+    return {k: t.detach().float() for k, t in terms.items()}
 
 
 def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: torch.Tensor | None,
@@ -129,7 +136,7 @@ def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: tor
     fakes = {"c_hat": c_hat.detach(), "m_hat": m_hat.detach()}
     if c_prime is not None:
         fakes["c_prime"] = c_prime.detach()
-    return GeneratorObjective(total, _as_floats(terms), fakes)
+    return GeneratorObjective(total, _detached(terms), fakes)
 
 
 def _real_fake_loss(disc, real: torch.Tensor, fake: torch.Tensor, mode: str) -> torch.Tensor:
@@ -147,4 +154,4 @@ def discriminator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, fa
     ``fakes`` is ``GeneratorObjective.fakes`` (or images drawn from an image pool)."""
     terms = {"d_c": _real_fake_loss(nets.d_c, c, fakes["c_hat"], cfg.adversarial),
              "d_m": _real_fake_loss(nets.d_m, m, fakes["m_hat"], cfg.adversarial)}
-    return Objective(terms["d_c"] + terms["d_m"], _as_floats(terms))
+    return Objective(terms["d_c"] + terms["d_m"], _detached(terms))

@@ -39,11 +39,15 @@ class TrainConfig(Section):
     training planes, at ``max_steps`` optimiser steps or after ``max_minutes`` of training
     (checkpointed like a normal end), whichever comes first. ``ema_decay`` > 0
     keeps an exponential moving average of G_m→ĉ's weights, used for samples, evaluation and the
-    exported model (0: off). ``precision`` "auto" means bf16 autocast on CUDA, fp32 elsewhere.
+    exported model (0: off). ``precision`` "auto" means bf16 autocast on GPUs that run it natively (compute
+    capability 8.0 on), fp32 elsewhere.
     ``serve`` is the output the exported checkpoint declares; "auto" picks the one with the lowest
     ΔE to the true colorization on the test planes when the data has it, else ĉ.
     ``check_sync`` gathers a checksum of every network from every process after each step and
     stops when they differ (a debug switch that proves gradients are all-reduced).
+    ``micro_batch`` (colorization) runs each process's batch through the networks that many planes
+    at a time and adds up their gradients before one optimiser step: the same global batch in the
+    memory of a smaller one (None: the whole batch at once; it must divide ``batch_size``).
     The ``seg_*`` keys are the U-Net pre-training's own batch, budget and learning rate (see
     `schedule`); ``seg_class_balance`` weights its cross-entropy by median frequency (unless
     ``loss.class_weights`` are given).
@@ -68,6 +72,7 @@ class TrainConfig(Section):
     serve: str = "auto"
     eval_planes: int | None = None
     check_sync: bool = False
+    micro_batch: int | None = None
     seg_epochs: int = 5
     seg_max_steps: int | None = None
     seg_max_minutes: float | None = None
@@ -78,7 +83,9 @@ class TrainConfig(Section):
     def __post_init__(self) -> None:
         check_positive_int(self, "image_size", "batch_size", "epochs", "checkpoint_every", "keep_checkpoints",
                            "sample_every", "sample_count", "log_every", "seg_epochs", "seg_batch_size")
-        check_positive_int(self, "max_steps", "seg_max_steps", "eval_planes", optional=True)
+        check_positive_int(self, "max_steps", "seg_max_steps", "eval_planes", "micro_batch", optional=True)
+        if self.micro_batch is not None and self.batch_size % self.micro_batch:
+            raise ValueError(f"micro_batch ({self.micro_batch}) must divide batch_size ({self.batch_size})")
         for name in ("max_minutes", "seg_max_minutes"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):

@@ -7,6 +7,7 @@ come from the variant, not from a different S. Each variant is an ordinary color
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from core.model.checkpoint import CHECKPOINT_FILE
@@ -14,7 +15,7 @@ from core.model.config import ABLATIONS
 from core.errors import InputError
 from core.model.run_config import RunConfig
 from core.training import distributed
-from core.training.colorization import ensure_segmentation, train_colorization
+from core.training.colorization import ensure_segmentation, require_file, train_colorization
 from core.dataset.plane_data import PlaneData
 from core.training.distributed import Context
 from core.evaluation.evaluate import Table, evaluate_checkpoints
@@ -40,7 +41,8 @@ def run_ablation(configs: dict[str, RunConfig], data: PlaneData, ctx: Context, o
                  segmentation: str | Path | None = None, resume: bool = False,
                  planes: int | None = None) -> Table | None:
     """Train each variant of ``configs`` (variant → its resolved config) into ``out/<variant>`` and
-    write ``out/ablation.md`` and ``out/ablation.csv``; returns the table on rank 0."""
+    write ``out/ablation.md`` and ``out/ablation.csv``; returns the table on rank 0. Every rank
+    scores its share of the test planes (rank 0 alone would keep the others waiting for hours)."""
     out = Path(out)
     if segmentation is None and any(c.preset.model.segmentation != "none" for c in configs.values()):
         first = next(iter(configs.values()))
@@ -49,12 +51,14 @@ def run_ablation(configs: dict[str, RunConfig], data: PlaneData, ctx: Context, o
         needs_seg = cfg.preset.model.segmentation != "none"
         train_colorization(cfg, data, ctx, out / variant, segmentation=segmentation if needs_seg else None,
                            resume=resume)
-    table = None
+    image_size = next(iter(configs.values())).train.image_size
+    for variant in configs:
+        require_file(ctx, out / variant / CHECKPOINT_FILE)
+    table = evaluate_checkpoints([out / v / CHECKPOINT_FILE for v in configs], data, names=list(configs),
+                                 device=ctx.device, planes=planes, image_size=image_size,
+                                 part=(ctx.rank, ctx.world_size), gather=partial(distributed.gather_objects, ctx))
     if ctx.is_main:
-        image_size = next(iter(configs.values())).train.image_size
-        table = evaluate_checkpoints([out / v / CHECKPOINT_FILE for v in configs], data, names=list(configs),
-                                     device=ctx.device, planes=planes, image_size=image_size)
         caption = "; ".join(f"{v}: {DESCRIPTIONS[v]}" for v in configs)
         table.write(out, "ablation", title=f"Ablations ({caption})")
     distributed.barrier(ctx)
-    return table
+    return table if ctx.is_main else None

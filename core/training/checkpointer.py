@@ -27,18 +27,31 @@ CHECKPOINT_DIR = "checkpoints"
 
 @dataclass
 class Position:
-    """How far a run is: optimiser steps taken, the epoch, and batches taken in that epoch."""
+    """How far a run is: optimiser steps taken, the epoch, and planes taken in that epoch by all
+    ranks together (a count that still means the same when a run resumes on another number of
+    processes, see `core.training.batches`)."""
 
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0
+    sample_in_epoch: int = 0
 
-    def advance(self) -> None:
+    def advance(self, global_batch: int) -> None:
         self.step += 1
-        self.batch_in_epoch += 1
+        self.sample_in_epoch += global_batch
 
     def next_epoch(self) -> None:
-        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.epoch, self.sample_in_epoch = self.epoch + 1, 0
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> "Position":
+        """The position a state records; states written before the plane count had batches per
+        rank (``batch_in_epoch``) and the global batch (``samples`` / ``step``)."""
+        step = int(payload["step"])
+        if "sample_in_epoch" in payload:
+            sample = int(payload["sample_in_epoch"])
+        else:
+            sample = int(payload["batch_in_epoch"]) * (int(payload["samples"]) // max(step, 1))
+        return cls(step, int(payload["epoch"]), sample)
 
 
 class Checkpointer:
@@ -66,7 +79,7 @@ class Checkpointer:
         if found is not None:
             payload = latest[1] if ctx.is_main else state.load_state(found, ctx.device)
             self.task.load_state_dict(payload)
-            at = Position(payload["step"], payload["epoch"], payload["batch_in_epoch"])
+            at = Position.of(payload)
             self.origin, self.last = payload.get("init_from"), found
             if len(payload["rng"]) == ctx.world_size:
                 state.restore_rng(payload["rng"][ctx.rank])
@@ -93,7 +106,7 @@ class Checkpointer:
         rngs = distributed.gather_objects(self.ctx, state.capture_rng())
         path = state.state_path(self.folder, at.step)
         if self.ctx.is_main:
-            payload = {"kind": self.task.kind, "epoch": at.epoch, "batch_in_epoch": at.batch_in_epoch,
+            payload = {"kind": self.task.kind, "epoch": at.epoch, "sample_in_epoch": at.sample_in_epoch,
                        "samples": at.step * global_batch, "rng": rngs, "config": self.cfg.to_json(),
                        "git": state.git_revision(), "world_size": self.ctx.world_size, **self.task.state_dict(),
                        **self._provenance()}

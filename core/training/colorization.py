@@ -3,10 +3,14 @@
 One step, as in CycleGAN:
 
 1. G step — switch the discriminators' gradients off, compute the full objective
-   (adversarial + cycle + SSIM + segmentation [+ L1(c', c)]) through the DDP-wrapped networks,
-   average the loss values over the ranks and stop if any is not finite, back-propagate, step.
-2. D step — switch them back on, score real against the (detached) fakes, check, step.
+   (adversarial + cycle + SSIM + segmentation [+ L1(c', c)]) through the DDP-wrapped networks
+   and back-propagate it (per micro-batch with ``train.micro_batch``, gradients added up), average
+   the loss values over the ranks and stop if any is not finite, step.
+2. D step — switch them back on, score real against the (detached) fakes, back-propagate, check, step.
 3. Update the EMA of G_m→ĉ.
+
+After training, the served output is chosen on test planes every rank scores a share of, and
+every rank checks it can read the files rank 0 wrote (``--out`` must be shared between nodes).
 
 Each trainable network has its own DDP wrapper (gradients are all-reduced during backward);
 S is a plain module in eval mode without gradients on every rank, loaded from the pre-trained
@@ -15,9 +19,11 @@ checkpoint. The exported ``model.safetensors`` (core.model.checkpoint's format) 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,7 @@ from core.model.losses import discriminator_objective, generator_objective
 from core.model.networks import Networks, build_networks
 from core.model.outputs import OUTPUTS
 from core.model.run_config import RunConfig
-from core.training import distributed
+from core.training import distributed, memory
 from core.dataset.plane_data import PlaneData, first_planes
 from core.training.distributed import Context
 from core.training.ema import EMA
@@ -67,6 +73,29 @@ def load_segmentation(nets: Networks, path: str | Path, num_classes: int) -> dic
 def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
     for module in modules:
         module.requires_grad_(flag)
+
+
+def micro_batches(batch: dict[str, torch.Tensor], size: int | None) -> list[tuple[bool, dict[str, torch.Tensor]]]:
+    """(is the last, part) of ``batch`` in parts of ``size`` planes (None: the batch whole)."""
+    n = len(batch["mri"])
+    starts = range(0, n, size or n)
+    return [(start == starts[-1], {k: v[start:start + (size or n)] for k, v in batch.items()}) for start in starts]
+
+
+def no_sync_unless(last: bool, *modules: nn.Module) -> contextlib.ExitStack:
+    """DDP's ``no_sync`` on ``modules`` for every micro-batch but the last: gradients are added up
+    locally and all-reduced once, in the last backward."""
+    stack = contextlib.ExitStack()
+    if not last:
+        for module in modules:
+            if hasattr(module, "no_sync"):
+                stack.enter_context(module.no_sync())
+    return stack
+
+
+def mean_parts(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The micro-batches' loss components averaged (equal sizes: the batch's own mean)."""
+    return {k: torch.stack([p[k] for p in parts]).mean() for k in parts[0]}
 
 
 class ColorizationTask(Task):
@@ -119,23 +148,35 @@ class ColorizationTask(Task):
 
     # --- one step ------------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """Generators then discriminators, each accumulating the gradients of the batch's
+        micro-batches (``train.micro_batch``; DDP all-reduces on the last one only); the losses
+        are checked on every rank before either optimiser steps."""
         nets, loss_cfg, precision = self.train_nets, self.cfg.preset.loss, self.cfg.train.precision
-        m, c, s = batch["mri"], batch["cryo"], batch["labels"]
+        chunks = micro_batches(batch, self.cfg.train.micro_batch)
 
         set_requires_grad([nets.d_c, nets.d_m], False)
-        with autocast(self.ctx, precision):
-            g = generator_objective(nets, m, c, s, loss_cfg)
-        losses = reduce_and_check(self.ctx, g.parts, step)
         self.opt_g.zero_grad(set_to_none=True)
-        g.total.backward()
+        parts, fakes = [], []
+        for last, chunk in chunks:
+            with no_sync_unless(last, nets.g_mc, nets.g_cm):
+                with autocast(self.ctx, precision):
+                    g = generator_objective(nets, chunk["mri"], chunk["cryo"], chunk["labels"], loss_cfg)
+                (g.total / len(chunks)).backward()
+            parts.append(g.parts)
+            fakes.append(g.fakes)
+        losses = reduce_and_check(self.ctx, mean_parts(parts), step)
         self.opt_g.step()
 
         set_requires_grad([nets.d_c, nets.d_m], True)
-        with autocast(self.ctx, precision):
-            d = discriminator_objective(nets, m, c, g.fakes, loss_cfg)
-        losses.update(reduce_and_check(self.ctx, d.parts, step))
         self.opt_d.zero_grad(set_to_none=True)
-        d.total.backward()
+        parts = []
+        for (last, chunk), fake in zip(chunks, fakes):
+            with no_sync_unless(last, nets.d_c, nets.d_m):
+                with autocast(self.ctx, precision):
+                    d = discriminator_objective(nets, chunk["mri"], chunk["cryo"], fake, loss_cfg)
+                (d.total / len(chunks)).backward()
+            parts.append(d.parts)
+        losses.update(reduce_and_check(self.ctx, mean_parts(parts), step))
         self.opt_d.step()
 
         if self.ema is not None:
@@ -181,13 +222,23 @@ class ColorizationTask(Task):
 
 def ensure_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, folder: str | Path, *,
                         resume: bool = False) -> Path:
-    """The U-Net checkpoint in ``folder``, pre-trained there first when it is missing."""
+    """The U-Net checkpoint in ``folder``, pre-trained there first when it is missing.
+
+    Rank 0 decides (every rank must take part in the pre-training or none), and every rank then
+    checks it can read the file rank 0 wrote: ``--out`` must be storage every node shares."""
     from core.training.segmentation import train_segmentation
 
     path = Path(folder) / CHECKPOINT_FILE
-    if not path.is_file():
+    if distributed.broadcast_object(ctx, not path.is_file()):
         train_segmentation(cfg, data, ctx, folder, resume=resume)
+    require_file(ctx, path)
     return path
+
+
+def require_file(ctx: Context, path: str | Path) -> None:
+    """Stop every rank with one message when any rank cannot see ``path``."""
+    distributed.agree(ctx, Path(path).is_file(), str(path), "is missing{where}: with several nodes, --out (and "
+                                                            "any checkpoint given) must be storage every node shares")
 
 
 def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
@@ -205,13 +256,20 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     out = Path(out)
     if segmentation is None and cfg.preset.model.segmentation != "none":
         segmentation = ensure_segmentation(cfg, data, ctx, out / "segmentation", resume=resume)
+    if segmentation is not None:
+        require_file(ctx, segmentation)
     task = ColorizationTask(cfg, ctx, data, segmentation)
+    memory.check_fits(task.nets, cfg, ctx, lambda line: print(line, file=sys.stderr))
     result = fit(task, data.train, ctx, cfg, out, resume=resume, init_from=init_from)
-    if ctx.is_main and cfg.train.serve == "auto" and result.export is not None:
-        serve, scores = choose_serve(result.export, data, device=ctx.device, planes=cfg.train.eval_planes,
-                                     image_size=cfg.train.image_size)
-        task.export(out, result.step, serve=serve)
-        if scores:
+    export = distributed.broadcast_object(ctx, result.export)
+    if cfg.train.serve == "auto" and export is not None:
+        require_file(ctx, export)
+        serve, scores = choose_serve(export, data, device=ctx.device, planes=cfg.train.eval_planes,
+                                     image_size=cfg.train.image_size, part=(ctx.rank, ctx.world_size),
+                                     gather=partial(distributed.gather_objects, ctx))
+        if ctx.is_main:
+            task.export(out, result.step, serve=serve)
+        if ctx.is_main and scores:
             shown = ", ".join(f"{OUTPUTS[k].label} {v:.2f}" for k, v in scores.items())
             print(f"serving {OUTPUTS[serve].label} (mean ΔE to the true colorization on test planes: {shown})",
                   file=sys.stderr)

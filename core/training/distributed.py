@@ -15,11 +15,13 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,24 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
-    """``requested`` ("cpu", "cuda", "cuda:1", None = CUDA when present); one GPU per local rank."""
+def pick_device(requested: str | None, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """``requested`` ("cpu", "cuda", "cuda:1", None = CUDA when present); one GPU per local rank.
+
+    An explicit index with several processes is refused: every local rank would train on that one
+    GPU. On CUDA, cuDNN benchmarks its kernels once per shape: training planes have one fixed size.
+    """
     if requested in (None, "auto"):
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)
     if device.type == "cuda":
+        if device.index is not None and world_size > 1:
+            raise InputError("--device", f"{requested} would put all {world_size} processes on one GPU; under "
+                                         "torchrun use --device cuda (each process takes the GPU of its LOCAL_RANK)")
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
         device = torch.device("cuda", local_rank if device.index is None else device.index)
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
     return device
 
 
@@ -68,7 +78,7 @@ def init(device: str | None = None, timeout_s: float = 1800.0) -> Context:
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return Context(device=pick_device(device))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    chosen = pick_device(device, local_rank)
+    chosen = pick_device(device, local_rank, int(os.environ["WORLD_SIZE"]))
     backend = "nccl" if chosen.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
@@ -96,13 +106,26 @@ def barrier(ctx: Context) -> None:
         dist.barrier()
 
 
-def mean_over_ranks(ctx: Context, values: dict[str, float]) -> dict[str, float]:
-    """Average named scalars over all processes in one all-reduce (identity for a world of one)."""
-    if not ctx.distributed or not values:
-        return dict(values)
-    t = torch.tensor(list(values.values()), dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return dict(zip(values, (t / ctx.world_size).tolist()))
+def mean_over_ranks(ctx: Context, values: Mapping[str, float | torch.Tensor]) -> dict[str, float]:
+    """Average named scalars (floats or 0-d tensors on the device) over all processes in one
+    all-reduce, read back to the host in one copy: the step's only wait for the device."""
+    if not values:
+        return {}
+    t = torch.stack([torch.as_tensor(v).to(ctx.device, torch.float64) for v in values.values()])
+    if ctx.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t = t / ctx.world_size
+    return dict(zip(values, t.tolist()))
+
+
+def agree(ctx: Context, ok: bool, source: str, problem: str) -> None:
+    """Raise the same ``InputError`` on every rank when ``ok`` is False on any, so a condition one
+    process alone sees (a file missing on its node) stops all, not just that one. ``problem`` may
+    name the failing ranks with ``{where}`` (" on rank(s) 1, 3"; empty for a world of one)."""
+    failing = [rank for rank, fine in enumerate(gather_objects(ctx, ok)) if not fine]
+    if failing:
+        where = f" on rank(s) {', '.join(map(str, failing))}" if ctx.distributed else ""
+        raise InputError(source, problem.format(where=where))
 
 
 def broadcast_object(ctx: Context, obj: Any) -> Any:

@@ -57,10 +57,10 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     deadline = None if plan.max_minutes is None else time.monotonic() + 60.0 * plan.max_minutes
     try:
         while at.step < total:
-            for batch in batches.epoch(at.epoch, at.batch_in_epoch):
+            for batch in batches.epoch(at.epoch, at.sample_in_epoch):
                 losses = take_step(task, on_device(batch, ctx.device, cfg.train.image_size), at.step + 1,
                                    checkpoints.last)
-                at.advance()
+                at.advance(batches.global_batch)
                 if deadline is not None and distributed.broadcast_object(ctx, time.monotonic() > deadline):
                     total = at.step                                   # out of time: end here, as planned
                 if cfg.train.check_sync:

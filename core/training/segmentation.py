@@ -73,7 +73,7 @@ class SegmentationTask(Task):
             logits = self.train_net(batch["cryo"])
         loss = segmentation_loss(logits, batch["labels"], self.class_weights)
         accuracy = (logits.argmax(1) == batch["labels"]).float().mean()
-        losses = reduce_and_check(self.ctx, {"ce": loss.item(), "pixel_accuracy": accuracy.item()}, step)
+        losses = reduce_and_check(self.ctx, {"ce": loss.detach(), "pixel_accuracy": accuracy}, step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -153,20 +153,27 @@ class DiceReport:
 
 @torch.no_grad()
 def dice_per_class(net: nn.Module, dataset: Dataset, label_table: LabelTable, device: torch.device,
-                   image_size: int | None = None, batch_size: int = 8) -> DiceReport:
+                   image_size: int | None = None, batch_size: int = 8, ctx: Context | None = None) -> DiceReport:
     """Dice of ``net``'s predictions on every plane of ``dataset`` (resized to ``image_size``, the
-    size S trained at), per class, pooled over pixels."""
+    size S trained at), per class, pooled over pixels; with ``ctx``, each rank counts every
+    world-th batch and the counts are summed (no rank waits while another counts them all)."""
     k = label_table.num_classes
-    intersection, predicted, actual = (torch.zeros(k, dtype=torch.float64) for _ in range(3))
+    counts = torch.zeros(3, k, dtype=torch.float64)            # intersection, predicted, actual
+    rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     net.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None))
+    for index, batch in enumerate(loader):
+        if index % world != rank:
+            continue
         if image_size is not None:
             batch = resize_batch(batch, image_size)
         pred = net(batch["cryo"].to(device)).argmax(1).cpu().flatten()
         true = batch["labels"].flatten()
-        intersection += torch.bincount(true[pred == true], minlength=k)[:k].double()
-        predicted += torch.bincount(pred, minlength=k)[:k].double()
-        actual += torch.bincount(true, minlength=k)[:k].double()
+        for row, values in enumerate((true[pred == true], pred, true)):
+            counts[row] += torch.bincount(values, minlength=k)[:k].double()
+    if ctx is not None:
+        counts = sum(distributed.gather_objects(ctx, counts))
+    intersection, predicted, actual = counts
     denominator = predicted + actual
     dice = torch.where(denominator > 0, 2 * intersection / denominator.clamp(min=1), torch.nan)
     return DiceReport(label_table, dice.numpy(), actual.numpy().astype(np.int64))
@@ -178,9 +185,10 @@ def train_segmentation(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     task = SegmentationTask(cfg, ctx, data)
     result = fit(task, data.train, ctx, cfg, out, resume=resume)
     report = None
-    if ctx.is_main and len(data.test):
-        report = dice_per_class(task.net, data.test, data.label_table, ctx.device, cfg.train.image_size)
-        write_text(Path(out) / "dice.md", report.markdown())
-        write_text(Path(out) / "dice.csv", report.csv())
+    if len(data.test):
+        report = dice_per_class(task.net, data.test, data.label_table, ctx.device, cfg.train.image_size, ctx=ctx)
+        if ctx.is_main:
+            write_text(Path(out) / "dice.md", report.markdown())
+            write_text(Path(out) / "dice.csv", report.csv())
     distributed.barrier(ctx)
-    return task, result, report
+    return task, result, report if ctx.is_main else None

@@ -2,9 +2,10 @@
 
 A `Task` knows its networks and how to take one optimiser step; `core.training.loop.fit` does
 everything around it the same way for every task. Losses are averaged over all processes *before*
-anything is back-propagated (`reduce_and_check`), so every rank sees the same numbers and takes the
-same decision: a NaN on one rank stops all of them before any optimiser step, and the last
-checkpoint on disk stays the last good state.
+any optimiser step (`reduce_and_check`), so every rank sees the same numbers and takes the same
+decision: a NaN on one rank stops all of them before any optimiser step, and the last checkpoint on
+disk stays the last good state. The loss parts stay on the device until then and are read back in
+one copy per optimiser: each read waits for the GPU to finish all the work queued before it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import contextlib
 import inspect
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -28,9 +29,9 @@ class NonFiniteLossError(Stopped):
     exit_status = 3
 
 
-def reduce_and_check(ctx: Context, losses: dict[str, float], step: int) -> dict[str, float]:
-    """Average ``losses`` over all ranks and raise ``NonFiniteLossError`` on every rank alike when
-    any is not finite."""
+def reduce_and_check(ctx: Context, losses: Mapping[str, float | torch.Tensor], step: int) -> dict[str, float]:
+    """Average ``losses`` (floats or 0-d tensors) over all ranks and raise ``NonFiniteLossError``
+    on every rank alike when any is not finite."""
     mean = distributed.mean_over_ranks(ctx, losses)
     bad = {k: v for k, v in mean.items() if not math.isfinite(v)}
     if bad:
@@ -39,11 +40,21 @@ def reduce_and_check(ctx: Context, losses: dict[str, float], step: int) -> dict[
     return mean
 
 
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """Whether training autocasts to bf16: "bf16" anywhere; "auto" on GPUs of compute capability
+    8.0 (Ampere) and later, which run it natively. Older ones (V100, T4) emulate bf16, slower than
+    fp32, and fp16 would need loss scaling, so "auto" trains them in fp32."""
+    if precision == "bf16":
+        return True
+    return precision == "auto" and device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def autocast(ctx: Context, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA ("auto" or "bf16"), or on any device when "bf16" is asked for;
-    fp32 otherwise. Losses and SSIM cast back to fp32 themselves."""
-    use = precision == "bf16" or (precision == "auto" and ctx.device.type == "cuda")
-    return torch.autocast(ctx.device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
+    """bf16 autocast where `uses_bf16` says so, fp32 otherwise. Losses and SSIM cast back to fp32
+    themselves."""
+    if uses_bf16(ctx.device, precision):
+        return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def wrap_ddp(ctx: Context, module: nn.Module, broadcast_buffers: bool = False) -> nn.Module:

@@ -5,9 +5,20 @@ bias there would be a parameter that never receives a gradient (a dead branch un
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+def recomputed(fn: Callable[..., torch.Tensor], *args: torch.Tensor, enabled: bool) -> torch.Tensor:
+    """``fn(*args)``, with ``enabled`` and gradients on keeping only its inputs and recomputing the
+    rest during backward (activation checkpointing, non-reentrant: works under DDP and autocast)."""
+    if enabled and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
 
 
 class SeparableConv2d(nn.Module):
@@ -92,10 +103,12 @@ def skip_gate(channels: int, kind: str, reduction: int) -> nn.Module:
 
 
 class SEResidualBlock(nn.Module):
-    """Bottleneck block: x + SE(IN(conv(ReLU(IN(conv(x)))))), the SE-ResNet basic block."""
+    """Bottleneck block: x + SE(IN(conv(ReLU(IN(conv(x)))))), the SE-ResNet basic block;
+    ``checkpointing`` recomputes its body in the backward pass (see `recomputed`)."""
 
-    def __init__(self, channels: int, reduction: int = 16, separable: bool = False):
+    def __init__(self, channels: int, reduction: int = 16, separable: bool = False, checkpointing: bool = False):
         super().__init__()
+        self.checkpointing = checkpointing
         self.body = nn.Sequential(
             conv_in_relu(channels, channels, 3, separable=separable),
             conv(channels, channels, 3, separable=separable),
@@ -104,7 +117,7 @@ class SEResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        return x + recomputed(self.body, x, enabled=self.checkpointing)
 
 
 class ResizeConv(nn.Module):

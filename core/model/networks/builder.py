@@ -30,7 +30,8 @@ def build_generator(config: ModelConfig, role: str = "colorization") -> Generato
     else:
         raise ValueError(f"unknown generator role {role!r} (colorization or grayscale)")
     return Generator(in_ch, out_ch, names, config.widths, config.multiscale_widths, config.n_blocks,
-                     config.se_reduction, config.separable, config.upsample, config.skip_gate)
+                     config.se_reduction, config.separable, config.upsample, config.skip_gate,
+                     checkpointing=config.checkpointing)
 
 
 def build_discriminator(config: ModelConfig, in_channels: int) -> Discriminator:

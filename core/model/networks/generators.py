@@ -8,11 +8,13 @@ one decoder. Outputs go through a sigmoid: images live in [0, 1].
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from core.model.networks.blocks import (MultiscaleBranches, SEResidualBlock, conv, conv_in_relu, instance_norm,
-                                  skip_gate, upsample)
+                                        recomputed, skip_gate, upsample)
 
 
 class MultiscaleEncoder(nn.Module):
@@ -24,7 +26,7 @@ class MultiscaleEncoder(nn.Module):
     """
 
     def __init__(self, in_ch: int, widths: tuple[int, int, int], ms_widths: tuple[int, int, int],
-                 n_blocks: int, reduction: int, separable: bool):
+                 n_blocks: int, reduction: int, separable: bool, checkpointing: bool = False):
         super().__init__()
         w0, w1, w2 = widths
         self.stem = conv_in_relu(in_ch, w0, 7)
@@ -32,7 +34,8 @@ class MultiscaleEncoder(nn.Module):
         self.down2 = conv_in_relu(w1, w2, 3, 2, separable=separable)
         self.multiscale = MultiscaleBranches(in_ch, ms_widths, separable)
         self.fuse = conv_in_relu(w2 + ms_widths[2], w2, 1)
-        self.bottleneck = nn.Sequential(*[SEResidualBlock(w2, reduction, separable) for _ in range(n_blocks)])
+        self.bottleneck = nn.Sequential(*[SEResidualBlock(w2, reduction, separable, checkpointing)
+                                          for _ in range(n_blocks)])
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Return the bottleneck feature (H/4) and the skips [H/2, H] in decoding order."""
@@ -49,11 +52,13 @@ class Decoder(nn.Module):
     With ``cross`` True each stage also takes a partner decoder's features at the same
     resolution through its own gate (the c' → ĉ link); those partner features are passed to
     ``forward``. The stage features are returned so a partner can be fed from them.
+    ``checkpointing`` recomputes each stage in the backward pass (see `recomputed`).
     """
 
     def __init__(self, out_ch: int, widths: tuple[int, int, int], upsample_mode: str, gate: str,
-                 reduction: int, separable: bool, cross: bool):
+                 reduction: int, separable: bool, cross: bool, checkpointing: bool = False):
         super().__init__()
+        self.checkpointing = checkpointing
         w0, w1, w2 = widths
         self.ups = nn.ModuleList([
             nn.Sequential(upsample(w2, w1, upsample_mode, separable=separable), instance_norm(w1), nn.ReLU(inplace=True)),
@@ -67,12 +72,18 @@ class Decoder(nn.Module):
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor],
                 partner: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = []
-        for i, (up, gate) in enumerate(zip(self.ups, self.skip_gates)):
-            x = up(x) + gate(skips[i])
-            if self.cross_gates is not None:
-                x = x + self.cross_gates[i](partner[i])
+        for i in range(len(self.ups)):
+            inputs = (x, skips[i]) if self.cross_gates is None else (x, skips[i], partner[i])
+            x = recomputed(self._stage(i), *inputs, enabled=self.checkpointing)
             features.append(x)
         return torch.sigmoid(self.head(x)), features
+
+    def _stage(self, i: int) -> Callable[..., torch.Tensor]:
+        """Stage ``i`` as a function of its inputs: upsampled x + gated skip [+ gated partner]."""
+        def run(x: torch.Tensor, skip: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
+            x = self.ups[i](x) + self.skip_gates[i](skip)
+            return x if partner is None else x + self.cross_gates[i](partner)
+        return run
 
 
 class Generator(nn.Module):
@@ -84,17 +95,18 @@ class Generator(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, output_names: tuple[str, ...], widths: tuple[int, int, int],
                  ms_widths: tuple[int, int, int], n_blocks: int, reduction: int, separable: bool,
-                 upsample_mode: str, gate: str):
+                 upsample_mode: str, gate: str, *, checkpointing: bool = False):
         super().__init__()
         if len(output_names) not in (1, 2):
             raise ValueError("a generator has one or two decoders")
         self.in_channels, self.out_channels = in_ch, out_ch
         self.output_names = tuple(output_names)
-        self.encoder = MultiscaleEncoder(in_ch, widths, ms_widths, n_blocks, reduction, separable)
+        self.encoder = MultiscaleEncoder(in_ch, widths, ms_widths, n_blocks, reduction, separable, checkpointing)
         dual = len(output_names) == 2
-        self.decoder = Decoder(out_ch, widths, upsample_mode, gate, reduction, separable, cross=dual)
-        self.aux_decoder = (Decoder(out_ch, widths, upsample_mode, gate, reduction, separable, cross=False)
-                            if dual else None)
+        self.decoder = Decoder(out_ch, widths, upsample_mode, gate, reduction, separable, cross=dual,
+                               checkpointing=checkpointing)
+        self.aux_decoder = (Decoder(out_ch, widths, upsample_mode, gate, reduction, separable, cross=False,
+                                    checkpointing=checkpointing) if dual else None)
 
     def forward(self, image: torch.Tensor, outputs: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """``outputs``: the names wanted (None: all); asking for c' alone skips the ĉ decoder,
