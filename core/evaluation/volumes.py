@@ -74,7 +74,10 @@ def phantom_subjects(seeds: list[int], scans: tuple[str, ...] = ("body",)) -> li
         size, options = SCANS[scan]
         for seed in seeds:
             s = make_subject(seed, size, **options)
-            out.append(TruthSubject(f"{scan} {seed}", s.mri, s.true_colorization, s.mri_labels))
+            labels = s.mri_labels
+            if options.get("brain_only"):  # the stripped skull and scalp are no longer body
+                labels = labels.with_array(np.where(s.true_colorization.array.any(axis=-1), labels.array, 0))
+            out.append(TruthSubject(f"{scan} {seed}", s.mri, s.true_colorization, labels))
     return out
 
 
