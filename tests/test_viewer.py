@@ -430,3 +430,41 @@ def test_view_command_screenshots_the_default_and_refuses_missing_files(tmp_path
     missing = subprocess.run([sys.executable, "-m", "viewer", str(tmp_path / "nope.nii.gz")],
                              capture_output=True, encoding="utf-8", timeout=120)
     assert missing.returncode == 2 and "nope.nii.gz" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_bad_file_in_screenshot_mode_is_one_line_exit_2_and_no_picture(tmp_path, monkeypatch):
+    """A file that exists but cannot be read: ``--screenshot`` says so in one line naming it, exits
+    2 and writes no picture of an empty window."""
+    import subprocess
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a volume at all")
+    out = tmp_path / "shot.png"
+    run = subprocess.run([sys.executable, "-m", "viewer", str(bad), "--screenshot", str(out), "--size", "64"],
+                         capture_output=True, encoding="utf-8", timeout=300)
+    lines = [line for line in run.stderr.splitlines() if line.strip() and "propagateSizeHints" not in line]
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert len(lines) == 1 and "broken.nii.gz" in lines[0] and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_the_preset_box_names_the_preset_on_screen_and_says_custom_after_a_drag(qtbot, window):
+    box = window.display.preset_box
+    first = next(iter(window.display.presets))
+    box.activated.emit(0)
+    assert box.currentText() == first and (window.state.window, window.state.level) == \
+        pytest.approx(window.display.presets[first])
+    window.panels.window_dragged.emit(40.0, -20.0)
+    assert box.currentText() == "custom"
+    box.activated.emit(box.findText("custom"))  # choosing "custom" changes nothing
+    assert box.currentText() == "custom"
+
+
+def test_a_remembered_window_that_shows_nothing_is_not_restored():
+    from viewer.session import plausible_window
+
+    assert plausible_window((0.9, 0.45), (0.0, 1.0))
+    for bad in ((1e-9, 0.5), (500.0, 0.5), (0.5, 40.0), (float("nan"), 0.5), (-1.0, 0.5)):
+        assert not plausible_window(bad, (0.0, 1.0)), bad

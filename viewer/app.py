@@ -26,11 +26,12 @@ _SCREENSHOT_SIZE = (1600, 900)
 _METRICS_WAIT_MS = 30000
 
 
-def configure_logging() -> Path | None:
-    """Log to stderr and to ``viewer.log`` in the user's log folder (None if it cannot be created)."""
+def configure_logging(stderr: bool = True) -> Path | None:
+    """Log to ``viewer.log`` in the user's log folder (None if it cannot be created) and, unless
+    ``stderr`` is False (``--screenshot``, whose console output is one line), to stderr."""
     import platformdirs
 
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers: list[logging.Handler] = [logging.StreamHandler()] if stderr else []
     log_file = None
     try:
         folder = Path(platformdirs.user_log_dir("mricolor"))
@@ -81,15 +82,24 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, out: Path, tim
         else:
             QTimer.singleShot(300, lambda: save(0))
 
+    def fail(message: str) -> None:
+        """A file that cannot be shown: one line naming it and the problem, exit 2, no picture."""
+        if done["saved"]:
+            return
+        done["saved"] = True
+        print(f"mricolor view: error: {message.splitlines()[0]}", file=sys.stderr)
+        window.close()
+        app.exit(2)
+
     pipeline = window.pipeline
     pipeline.colorized.connect(first_colorized)
-    window.error_shown.connect(lambda _m: QTimer.singleShot(500, lambda: save(1)))
+    window.error_shown.connect(fail)
     QTimer.singleShot(int(timeout_s * 1000), lambda: save(1))
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the viewer on the given files, or on the built-in phantom; returns the exit status."""
-    configure_logging()
+    configure_logging(stderr=not args.screenshot)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

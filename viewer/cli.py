@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mri", nargs="?", help="MRI volume (NIfTI, MHA, NRRD, DICOM folder…); default: the phantom")
     parser.add_argument("--cryo", help="cryosection RGB volume shown beside the MRI")
     parser.add_argument("--labels", help="label volume drawn over the cryosection (table: <stem>.labels.csv)")
-    parser.add_argument("--checkpoint", help="model checkpoint; default: the shipped one "
-                                             "(an untrained lite model, with a notice, while none ships)")
+    parser.add_argument("--checkpoint", help="model checkpoint; default: the shipped one (trained on synthetic "
+                                             "phantoms; an untrained lite model, with a notice, if it is missing)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the model runs (auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--seed", type=int, default=0, help="phantom subject (without an MRI argument)")

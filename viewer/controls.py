@@ -6,6 +6,7 @@ echoes back into the state.
 """
 from __future__ import annotations
 
+import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
@@ -112,6 +113,10 @@ class PlaneControls(QWidget):
         self.offset.set_value(state.offset_mm)
 
 
+#: What the W/L preset box shows when the window/level on screen is no preset.
+CUSTOM = "custom"
+
+
 class DisplayControls(QWidget):
     """Window/level (spin boxes and presets), label overlay (visibility, opacity), model output, device."""
 
@@ -168,8 +173,11 @@ class DisplayControls(QWidget):
     def set_presets(self, presets: dict[str, tuple[float, float]]) -> None:
         """Presets of the loaded MRI; the spin boxes' steps follow its intensity range."""
         self.presets = dict(presets)
+        self.preset_box.blockSignals(True)
         self.preset_box.clear()
-        self.preset_box.addItems(list(presets))
+        self.preset_box.addItems([*presets, CUSTOM])
+        self.preset_box.blockSignals(False)
+        self._sync_window(self.state.window, self.state.level)
         widest = max((w for w, _ in presets.values()), default=1.0)
         for box in (self.window, self.level):
             box.setSingleStep(widest / 100)
@@ -189,14 +197,20 @@ class DisplayControls(QWidget):
             self.device.setCurrentIndex(index)
 
     def _preset_chosen(self, index: int) -> None:
-        window, level = self.presets[self.preset_box.itemText(index)]
-        self.state.set_window(window, level)
+        name = self.preset_box.itemText(index)
+        if name in self.presets:
+            self.state.set_window(*self.presets[name])
 
     def _sync_window(self, window: float, level: float) -> None:
         for box, value in ((self.window, window), (self.level, level)):
             box.blockSignals(True)
             box.setValue(value)
             box.blockSignals(False)
+        # the preset box names the preset on screen, or says "custom" after a drag or an edit
+        name = next((n for n, (w, c) in self.presets.items() if np.isclose(w, window) and np.isclose(c, level)), CUSTOM)
+        self.preset_box.blockSignals(True)
+        self.preset_box.setCurrentIndex(max(self.preset_box.findText(name), 0))
+        self.preset_box.blockSignals(False)
 
     def _sync_overlay(self, opacity: float, visible: bool) -> None:
         self.overlay.blockSignals(True)

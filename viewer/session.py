@@ -55,7 +55,9 @@ class Session:
         """Show ``study`` (``key``, by default its name, is what its window/level is remembered by)
         at ``window_level``, by default its framing's first preset, recentred on its body."""
         self.study, self.study_key, self.framing = study, key or study.name, framing
-        self.state.set_window(*(window_level or next(iter(framing.presets.values()))))
+        if window_level is None or not plausible_window(window_level, framing.value_range):
+            window_level = next(iter(framing.presets.values()))
+        self.state.set_window(*window_level)
         self.study_opened.emit(study)
         self.state.set_frame(framing.frame)
 
@@ -97,3 +99,14 @@ class Session:
             parts.append("outside the labels" if label_id is None
                          else labels.label_table.name(label_id).replace("_", " "))
         return "  ·  ".join(parts)
+
+
+def plausible_window(window_level: tuple[float, float], value_range: tuple[float, float]) -> bool:
+    """Whether a remembered window/level still shows this MRI: finite, a window between 1 % and
+    10× its intensity range, a level within a range's width of it (else a bad manual setting
+    would come back at every start and show a black or white panel)."""
+    window, level = window_level
+    lo, hi = value_range
+    span = max(hi - lo, 1e-12)
+    return bool(np.isfinite(window) and np.isfinite(level) and 0.01 * span <= window <= 10 * span
+                and lo - span <= level <= hi + span)
