@@ -20,7 +20,7 @@ import re
 import subprocess
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -70,13 +70,37 @@ def save_state(folder: str | os.PathLike, step: int, payload: dict[str, Any], ke
     target = state_path(folder, step)
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, **payload}, f)
+            sink = _RememberingFile(f)
+            try:
+                torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, **payload}, sink)
+            except RuntimeError:
+                if sink.error is None:
+                    raise
+                raise sink.error from None          # the disk's own reason, e.g. ENOSPC
             f.flush()
             os.fsync(f.fileno())
     _fsync_dir(target.parent)
     for old in list_states(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return target
+
+
+class _RememberingFile:
+    """A file whose write errors are kept: ``torch.save`` turns them into an unhelpful
+    ``RuntimeError`` ("unexpected pos …"), and the ``OSError`` is what says the disk is full."""
+
+    def __init__(self, f: BinaryIO):
+        self.f, self.error = f, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
