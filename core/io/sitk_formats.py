@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from core.atomic import atomic_directory, atomic_path, reporting_write_errors, unwritable
 from core.errors import InputError
-from core.io.checks import check_array, check_voxel_budget
+from core.io.checks import check_array, check_voxel_budget, non_finite
 from core.volume import Volume
 
 SITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
@@ -58,12 +58,17 @@ def _scan_nifti(path: Path, reader: sitk.ImageFileReader, finite: bool = True) -
             if version2:
                 datatype = int(np.frombuffer(head[12:14], f"{endian}i2")[0])
                 offset = int(np.frombuffer(head[168:176], f"{endian}i8")[0])
+                dims = np.frombuffer(head[16:80], f"{endian}i8")
             else:
                 datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
                 offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
+                dims = np.frombuffer(head[40:56], f"{endian}i2")
+            sizes = dims[1:1 + min(max(int(dims[0]), 1), 7)].tolist()
+            if min(sizes) < 1:          # ITK reads a zero as one and would call the file truncated
+                raise InputError(path, f"is empty: its header gives a zero-sized dimension (size {sizes})")
             fh.seek(max(offset, 348))
             dtype = np.dtype(endian + _NIFTI_FLOATS[datatype]) if finite and datatype in _NIFTI_FLOATS else None
-            have, carry = 0, b""
+            have, carry, bad = 0, b"", []
             while chunk := fh.read(1 << 22):
                 have += len(chunk)
                 if dtype is not None:
@@ -72,10 +77,12 @@ def _scan_nifti(path: Path, reader: sitk.ImageFileReader, finite: bool = True) -
                     values = np.frombuffer(data[:usable], dtype)
                     carry = data[usable:]
                     if not np.isfinite(values).all():
-                        kind = "NaN" if np.isnan(values).any() else "infinite"
-                        raise InputError(path, f"contains {kind} voxel values (NaN/Inf are not valid intensities)")
+                        bad.append(values[~np.isfinite(values)])
     except (EOFError, OSError, zlib.error) as exc:
         raise InputError(path, f"is a corrupt or truncated file ({exc})") from None
+    if bad:
+        raise InputError(path, f"contains {non_finite(np.concatenate(bad))} voxel values "
+                               f"(NaN/Inf are not valid intensities)")
     if have < need:
         raise InputError(path, f"is truncated: the header needs {need:,} bytes of voxel data, the file holds {have:,}")
 
@@ -136,7 +143,12 @@ def read_file(path: Path, limit: int | None) -> Volume:
 
 def dicom_series_files(folder: Path) -> list[str]:
     """File names of the largest DICOM series in ``folder`` (empty when it holds none)."""
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    quiet = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)     # "No Series were found" is ITK's two-line warning
+    try:
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(quiet)
     best: list[str] = []
     for sid in ids:
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
