@@ -16,7 +16,7 @@ from core.errors import InputError, Stopped, run_command
 from core.model.train_config import TrainConfig
 from core.training import state
 from core.training.ablation import parse_variants
-from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks
+from core.training.distributed import Context, OutOfSyncError, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
 from core.training.runlog import RunLog, read_log, truncate_log
 from core.evaluation.lookup import IntensityLookup, TissueLookup
@@ -199,6 +199,14 @@ def test_a_non_finite_loss_names_the_last_good_state_and_exits_3(tmp_path, capsy
 
     assert run_command("python -m train colorization", stop) == 3
     assert capsys.readouterr().err.startswith("python -m train colorization: non-finite loss at step 4")
+
+
+def test_processes_out_of_sync_end_in_one_line_and_exit_4(capsys):
+    def diverged():
+        raise OutOfSyncError("step 2: processes hold different weights for net")
+
+    assert run_command("python -m train colorization", diverged) == 4
+    assert capsys.readouterr().err == "python -m train colorization: step 2: processes hold different weights for net\n"
 
 
 # --- logs and pictures ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +24,8 @@ from core.training.loop import fit
 from core.training.runlock import LOCK_FILE, run_lock
 from core.training.task import NonFiniteLossError, Task, reduce_and_check
 from helpers_training import SyntheticPlanes, tiny
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Scaled(Task):
@@ -162,3 +165,30 @@ def test_states_load_on_the_cpu_whatever_the_run_device(tmp_path):
         resume=True, init_from=None)
     assert at.step == 2
     assert all(t.device.type == "cpu" for s in resumed.opt.state.values() for t in s.values())
+
+
+def test_a_worker_stops_when_its_launcher_is_killed(tmp_path):
+    """torchrun killed outright used to leave its workers training (and holding the run's lock)."""
+    worker = ("import sys, time; from core.training.distributed import stop_with_launcher; stop_with_launcher(); "
+              "print('ready', flush=True); time.sleep(60)")
+    launcher = ("import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+                "print(child.pid, flush=True); child.wait()")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen([sys.executable, "-c", launcher, worker], stdout=subprocess.PIPE, text=True, env=env)
+    child = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "ready"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

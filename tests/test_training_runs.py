@@ -236,7 +236,11 @@ def _diverge(rank: int, port: int, results) -> None:
     try:
         torch.manual_seed(0)
         net = torch.nn.Linear(3, 3)
-        distributed.check_in_sync(ctx, {"net": net}, 1)
+        distributed.check_in_sync(ctx, {"net": net}, 1, {"mri": torch.full((2,), float(rank))})
+        try:
+            distributed.check_in_sync(ctx, {"net": net}, 1, {"mri": torch.zeros(2)})
+        except OutOfSyncError as exc:
+            results.put((rank, str(exc)))
         if rank == 1:
             with torch.no_grad():
                 net.bias.add_(1e-6)
@@ -249,12 +253,13 @@ def _diverge(rank: int, port: int, results) -> None:
         distributed.cleanup()
 
 
-def test_the_sync_check_catches_ranks_that_diverge():
+def test_the_sync_check_catches_ranks_that_diverge_or_read_the_same_planes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
     mp.start_processes(_diverge, args=(port, results), nprocs=2, start_method="spawn")
-    expected = "step 2: processes hold different weights for net"
-    assert sorted(results.get() for _ in range(2)) == [(0, expected), (1, expected)]
+    same = "step 1: all 2 processes read the same planes: the data is not split between them"
+    differing = "step 2: processes hold different weights for net"
+    assert sorted(results.get() for _ in range(4)) == [(0, same), (0, differing), (1, same), (1, differing)]

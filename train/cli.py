@@ -17,8 +17,9 @@ The data folder must be readable at the same path on every node, and ``--out`` t
 ``--resume`` (every rank reads the checkpoint); only global rank 0 writes. ``--batch-size`` is per
 process: the global batch is it × the number of processes.
 
-Exit status: 0 done, 2 bad input (one line on stderr), 3 stopped on a non-finite loss (the last
-good checkpoint is kept and named), 130 interrupted (Ctrl-C or SIGTERM; resume with --resume).
+Exit status: 0 done, 2 bad input or a full disk (one line on stderr), 3 stopped on a non-finite
+loss (the last good checkpoint is kept and named), 4 processes out of sync (--check-sync), 130
+interrupted (Ctrl-C or SIGTERM; resume with --resume).
 """
 from __future__ import annotations
 
@@ -187,8 +188,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 130 interrupted
-    (`core.errors.run_command`)."""
+    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 4 out of sync, 130
+    interrupted (`core.errors.run_command`)."""
     args = build_parser().parse_args(argv)
     with _sigterm_as_interrupt():
         return run_command(f"python -m train {args.command}", lambda: _dispatch(args))

@@ -68,13 +68,13 @@ def _fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: Path
     try:
         while at.step < total:
             for batch in batches.epoch(at.epoch, at.batch_in_epoch):
-                losses = take_step(task, on_device(batch, ctx.device, cfg.train.image_size), at.step + 1,
-                                   checkpoints, cfg)
+                batch = on_device(batch, ctx.device, cfg.train.image_size)
+                losses = take_step(task, batch, at.step + 1, checkpoints, cfg)
                 at.advance()
                 if deadline is not None and distributed.broadcast_object(ctx, time.monotonic() > deadline):
                     total = at.step                                   # out of time: end here, as planned
                 if cfg.train.check_sync:
-                    distributed.check_in_sync(ctx, task.modules(), at.step)
+                    distributed.check_in_sync(ctx, task.modules(), at.step, batch)
                 report.step(at, losses, last=at.step == total)
                 if at.step % plan.checkpoint_every == 0 or at.step == total:
                     try:
