@@ -15,7 +15,7 @@ from core.atomic import remove_stale
 from core.errors import InputError, Stopped, run_command
 from core.model.train_config import TrainConfig
 from core.training import state
-from core.training.ablation import parse_variants
+from core.training.ablation import parse_variants, run_ablation
 from core.training.distributed import Context, OutOfSyncError, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
 from core.training.runlog import RunLog, read_log, truncate_log
@@ -309,3 +309,13 @@ def test_ablation_variants_parse():
     for bad in ("A9", "A1,A1", ""):
         with pytest.raises(InputError):
             parse_variants(bad)
+
+
+def test_an_ablation_too_small_for_its_metrics_is_refused_before_any_training(tmp_path):
+    """The README's ``--preset tiny`` ablation trained all six variants at 32 px, then failed in
+    the metrics, which need planes of at least 49 px."""
+    from helpers_training import synthetic_data
+
+    with pytest.raises(InputError, match=r"--image-size: 32 px is below the 49 px .*nothing was trained"):
+        run_ablation({"full": tiny(), "A1": tiny()}, synthetic_data(4, 2), Context(), tmp_path / "ablation")
+    assert not (tmp_path / "ablation").exists()

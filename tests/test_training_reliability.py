@@ -192,3 +192,28 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+class Drawing(Scaled):
+    """Its loss draws from NumPy's and Python's global generators, as augmentations may."""
+
+    def step(self, batch, step):
+        import random
+
+        import numpy as np
+        return {"numpy": float(np.random.rand()), "python": random.random()}
+
+
+def test_numpy_and_python_generators_are_seeded_by_the_run(tmp_path):
+    import random
+
+    import numpy as np
+    from core.training.runlog import read_log
+
+    logs = []
+    for name in ("a", "b"):
+        np.random.seed(None)
+        random.seed()                                            # whatever came before the run
+        fit(Drawing(), SyntheticPlanes(8), Context(), tiny(max_steps=2), tmp_path / name)
+        logs.append(read_log(tmp_path / name / "log.csv")[1])
+    assert [(r["numpy"], r["python"]) for r in logs[0]] == [(r["numpy"], r["python"]) for r in logs[1]]

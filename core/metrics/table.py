@@ -34,6 +34,9 @@ from core.metrics.stsim import MIN_SIZE as STSIM_MIN_SIZE
 from core.metrics.stsim import stsim_terms
 from core.metrics.truth import delta_e, psnr
 
+#: Smallest plane side a table row can be scored at (the windows of STSIM and FSIM).
+MIN_SIZE = max(STSIM_MIN_SIZE, FSIM_MIN_SIZE)
+
 PAPER_COLUMNS = ("CF", "dCF", "SSIM", "MS-SSIM", "STSIM", "FSIM")
 COMPANION_COLUMNS = ("CF_cryo", "|dCF|", "MS-SSIM_scales", "FSIM_lum", "STSIM-1")
 
@@ -83,7 +86,7 @@ def _cryosection_columns(col: torch.Tensor, cryo: np.ndarray | torch.Tensor, cf:
     col, ref, _ = image_pair(col, cryo, ("colorized", "cryo"))
     if ref.shape[1] != 3:
         raise InputError("cryo", "the cryosection plane must be RGB")
-    require_size(col, max(STSIM_MIN_SIZE, FSIM_MIN_SIZE), "table_row", "the windows of STSIM and FSIM")
+    require_size(col, MIN_SIZE, "table_row", "the windows of STSIM and FSIM")
     cf_cryo = batch_colorfulness(ref)
     fsim_lum, fsim_col = fsim_both(col, ref, chromatic=True)
     single, cross = stsim_terms(col, ref)

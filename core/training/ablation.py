@@ -18,6 +18,7 @@ from core.training.colorization import ensure_segmentation, train_colorization
 from core.dataset.plane_data import PlaneData
 from core.training.distributed import Context
 from core.evaluation.evaluate import Table, evaluate_checkpoints
+from core.metrics.table import MIN_SIZE as TABLE_MIN_SIZE
 
 FULL = "full"
 VARIANTS = (FULL, *ABLATIONS)
@@ -42,6 +43,11 @@ def run_ablation(configs: dict[str, RunConfig], data: PlaneData, ctx: Context, o
     """Train each variant of ``configs`` (variant → its resolved config) into ``out/<variant>`` and
     write ``out/ablation.md`` and ``out/ablation.csv``; returns the table on rank 0."""
     out = Path(out)
+    small = sorted({c.train.image_size for c in configs.values() if c.train.image_size < TABLE_MIN_SIZE})
+    if small:                                  # refused before hours of training end in an error
+        raise InputError("--image-size", f"{small[0]} px is below the {TABLE_MIN_SIZE} px the table's metrics "
+                                         f"need (the windows of STSIM and FSIM): give --image-size 64 or more; "
+                                         f"nothing was trained")
     if segmentation is None and any(c.preset.model.segmentation != "none" for c in configs.values()):
         first = next(iter(configs.values()))
         segmentation = ensure_segmentation(first, data, ctx, out / "segmentation", resume=resume)
