@@ -60,3 +60,19 @@ def test_an_oserror_for_want_of_room_becomes_one_input_error(tmp_path, monkeypat
     with pytest.raises(InputError, match="No space left on device") as caught:
         write_bytes(tmp_path / "x.json", b"{}")
     assert caught.value.source == str(tmp_path / "x.json") and list(tmp_path.iterdir()) == []
+
+
+def test_training_on_a_full_disk_stops_in_one_line_naming_the_file(tmp_path):
+    """The tiny U-Net's state (~130 kB) is the first file past the limit; the run before used to
+    end in torch's "unexpected pos" traceback."""
+    from helpers_training import write_dataset
+
+    data = write_dataset(tmp_path / "ds", planes=6, size=32)
+    out = tmp_path / "run"
+    run = run_limited(["-m", "train", "segmentation", "--data", str(data), "--out", str(out), "--preset", "tiny",
+                       "--device", "cpu", "--image-size", "32", "--batch-size", "2", "--max-steps", "2",
+                       "--threads", "1"], max_file_bytes=50_000)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "state-00000002.pt: could not be written (File too large)" in last, last
+    assert not [p for p in out.rglob(".*") if ".tmp" in p.name] and not (out / "run.lock").exists()
