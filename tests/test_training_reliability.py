@@ -217,3 +217,12 @@ def test_numpy_and_python_generators_are_seeded_by_the_run(tmp_path):
         fit(Drawing(), SyntheticPlanes(8), Context(), tiny(max_steps=2), tmp_path / name)
         logs.append(read_log(tmp_path / name / "log.csv")[1])
     assert [(r["numpy"], r["python"]) for r in logs[0]] == [(r["numpy"], r["python"]) for r in logs[1]]
+
+
+def test_a_resumed_state_that_goes_non_finite_at_once_is_named_as_the_cause(tmp_path):
+    with pytest.raises(NonFiniteLossError):
+        fit(Scaled(explode_at=3), SyntheticPlanes(8), Context(), tiny(max_steps=6, checkpoint_every=3), tmp_path)
+    assert _states(tmp_path) == ["state-00000003.pt"]                  # written after the exploding step
+    with pytest.raises(NonFiniteLossError, match=r"step 4 .*the weights of the newest checkpoint \(.*state-00000003"
+                                                 r"\.pt\) led to it; no checkpoint with a finite loss"):
+        fit(Scaled(), SyntheticPlanes(8), Context(), tiny(max_steps=6, checkpoint_every=3), tmp_path, resume=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from core.atomic import remove_stale, write_text
 from core.errors import InputError
 from core.model.run_config import CONFIG_FILE, RunConfig

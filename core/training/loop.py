@@ -118,7 +118,10 @@ def take_step(task: Task, batch: dict[str, torch.Tensor], step: int, checkpoints
 
 def stopped(exc: NonFiniteLossError, kind: str, cfg: RunConfig, checkpoints: Checkpointer) -> NonFiniteLossError:
     """``exc`` completed with the last good state (re-exported) and how to go on from it."""
-    return NonFiniteLossError(f"{exc}; {how_to_continue(kind, cfg, checkpoints.fall_back())}")
+    good = checkpoints.fall_back()
+    newest = f"the weights of the newest checkpoint ({checkpoints.last}) led to it; " \
+        if good is None and checkpoints.last is not None else ""
+    return NonFiniteLossError(f"{exc}; {newest}{how_to_continue(kind, cfg, good)}")
 
 
 def how_to_continue(kind: str, cfg: RunConfig, good: Path | None) -> str:
