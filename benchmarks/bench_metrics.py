@@ -105,8 +105,11 @@ def main() -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # CPU time of one thread is what an idle core would take, whatever the load
     cpu_ms, cpu_min = timed(lambda: metrics.table_row(m32, col32, cryo32), args.repeats, time.process_time)
+    cpu_batch, cpu_batch_min = timed(lambda: metrics.table_row(*tensors), max(3, args.repeats // 3), time.process_time)
     torch.set_num_threads(threads)
     print(f"{'all six, CPU time':<22} {cpu_ms:>8.1f} ({cpu_min:>5.1f})  on one thread: the figure for an idle core")
+    print(f"{'  batch of 8, CPU time':<22} {cpu_batch / batch:>8.1f} ({cpu_batch_min / batch:>5.1f})  per pair on one "
+          f"thread: {cpu_batch / batch / cpu_ms:.2f}× one pair at a time (batching must not cost more than it saves)")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
           " (a load above the core count means the machine was shared and the figures are inflated)")
     return 0

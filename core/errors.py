@@ -1,8 +1,8 @@
 """The project's error types and the one exit-status policy of its commands.
 
 ``mricolor …`` and ``python -m train …`` both end through `run_command`: 0 done, 2 bad input
-(one line on stderr), a `Stopped` error's own status (e.g. 3 for a non-finite training loss),
-130 interrupted.
+(one line on stderr), a `Stopped` error's own status (3 a non-finite training loss, 4 training
+processes out of sync), 130 interrupted.
 """
 from __future__ import annotations
 

@@ -19,8 +19,9 @@ BT601 = (0.299, 0.587, 0.114)
 
 @lru_cache(maxsize=16)
 def _luma_weights(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(1, 3, 1, 1) weights, made once per dtype and device (no host-to-device copy per call);
-    made outside inference mode, so the cached tensor also serves training steps' autograd."""
+    """(1, 3, 1, 1) weights, made once per dtype and device (no host-to-device copy per call).
+    Made outside inference mode: a cached inference tensor, first asked for by the Colorizer, would
+    break every later use under autograd (training losses)."""
     with torch.inference_mode(False):
         return torch.tensor(BT601, dtype=dtype, device=device).view(1, 3, 1, 1)
 

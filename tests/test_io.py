@@ -160,10 +160,26 @@ def test_failed_write_leaves_nothing_behind(tmp_path, mri, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(sitk, "WriteImage", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(InputError, match=r"mri\.nii\.gz: could not be written \(disk full\)"):
         write_volume(mri.with_array(mri.array * 2), target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mri.nii.gz"]
+
+
+@pytest.mark.parametrize("name", ["mri.nii", "mri.nii.gz"])
+def test_a_nifti_written_only_in_part_without_an_error_is_refused(tmp_path, mri, monkeypatch, name):
+    """SimpleITK's NIfTI writer reports a full disk on the C stderr and returns success."""
+    real = sitk.WriteImage
+
+    def quietly_truncated(image, path, *args, **kwargs):
+        real(image, path, *args, **kwargs)
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 2])
+
+    monkeypatch.setattr(sitk, "WriteImage", quietly_truncated)
+    with pytest.raises(InputError, match=f"{name}: could not be written"):
+        write_volume(mri, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -236,12 +252,36 @@ def test_non_finite_voxels(tmp_path, mri, bad):
     assert ("NaN" if np.isnan(bad) else "infinite") in _error(path)
 
 
-def test_empty_dicom_folder(tmp_path):
+def test_empty_dicom_folder(tmp_path, capfd):
     (tmp_path / "empty").mkdir()
     assert "empty folder" in _error(tmp_path / "empty")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("no images here")
+    (tmp_path / "junk" / "a.dcm").write_bytes(b"")
     assert "neither a DICOM series" in _error(tmp_path / "junk")
+    assert capfd.readouterr().err == ""                     # no ITK warning before the one-line error
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".nii.gz"])
+def test_nan_and_inf_are_counted_apart(tmp_path, mri, suffix):
+    arr = mri.array.astype(np.float32)
+    arr[0, 0, 0], arr[1, 1, 1], arr[1, 1, 2] = np.nan, np.inf, -np.inf
+    path = tmp_path / f"bad{suffix}"
+    if suffix == ".npy":
+        np.save(path, arr)
+    else:
+        write_volume(mri.with_array(arr), path)
+    assert "contains 1 NaN and 2 infinite voxel values" in _error(path)
+
+
+def test_a_zero_sized_dimension_is_called_empty_not_truncated(tmp_path):
+    path = tmp_path / "flat.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((3, 4, 5), np.float32)), str(path))
+    header = bytearray(path.read_bytes()[:352])
+    struct.pack_into("<h", header, 44, 0)                    # dim[2] = 0: ITK would read it as 1
+    path.write_bytes(bytes(header))
+    message = _error(path)
+    assert "zero-sized dimension" in message and "truncated" not in message
 
 
 def test_oversized_header_refused_before_allocation(tmp_path):

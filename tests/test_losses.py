@@ -203,3 +203,16 @@ def test_segmentation_labels_required_when_segmenting():
     m, c, _ = _batch()
     with pytest.raises(ValueError, match="label maps"):
         generator_objective(nets, m, c, None, preset.loss)
+
+
+def test_luma_under_autograd_after_a_first_call_in_inference_mode():
+    """The cached luma weights were an inference tensor when the Colorizer asked first, and every
+    training loss after that failed ("Inference tensors cannot be saved for backward")."""
+    from core.imaging import _luma_weights, luma
+
+    _luma_weights.cache_clear()
+    with torch.inference_mode():
+        luma(torch.rand(1, 3, 4, 4))
+    rgb = torch.rand(1, 3, 4, 4, requires_grad=True)
+    luma(rgb).sum().backward()
+    assert rgb.grad is not None

@@ -96,3 +96,22 @@ def test_bad_planes():
         table_row(mri, col, cryo, labels=np.zeros((64, 64), dtype=int))
     with pytest.raises(InputError, match="shapes differ"):
         table_row(mri[:60], col, cryo)
+
+
+def test_a_batch_on_the_cpu_is_scored_one_pair_at_a_time_with_the_same_values(monkeypatch):
+    """Batched maps of 8 pairs at 256² no longer fit in cache and cost more per pair than one pair
+    at a time (benchmarks/bench_metrics.py): the image columns go pair by pair on a CPU."""
+    import core.metrics.table as table
+
+    seen = []
+    real = table.ssim_and_ms_ssim
+    monkeypatch.setattr(table, "ssim_and_ms_ssim", lambda grey, luma: seen.append(len(grey)) or real(grey, luma))
+    pairs = [planes(64), tuple(np.ascontiguousarray(np.flip(p, axis=0)) for p in planes(64))] * 2
+    as_batch = [torch.stack([torch.from_numpy(p[k].reshape(64, 64, -1)).permute(2, 0, 1) for p in pairs])
+                for k in range(3)]
+    batched = table_row(*as_batch)
+    assert seen == [1, 1, 1, 1]
+    for i, pair in enumerate(pairs):
+        single = table_row(*pair)
+        for name, value in single.items():
+            assert batched[name][i] == pytest.approx(value, rel=1e-5, abs=1e-6), (name, i)

@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from core.atomic import remove_stale
 from core.errors import InputError, Stopped, run_command
 from core.model.train_config import TrainConfig
 from core.training import state
-from core.training.ablation import parse_variants
-from core.training.distributed import Context, check_in_sync, checksum, mean_over_ranks
+from core.training.ablation import parse_variants, run_ablation
+from core.training.distributed import Context, OutOfSyncError, check_in_sync, checksum, mean_over_ranks
 from core.training.ema import EMA
 from core.training.runlog import RunLog, read_log, truncate_log
 from core.evaluation.lookup import IntensityLookup, TissueLookup
@@ -47,11 +48,11 @@ def test_damaged_or_foreign_states_are_skipped_never_resumed(tmp_path):
     good = state.state_path(tmp_path, 1).read_bytes()
     state.state_path(tmp_path, 2).write_bytes(good[: len(good) // 2])           # truncated
     torch.save({"format": "something else"}, state.state_path(tmp_path, 3))      # foreign
-    (tmp_path / ".state-00000004.abc.tmp.pt").write_bytes(good)                  # a killed save
+    (tmp_path / ".state-00000004.0123456789ab.tmp.pt").write_bytes(good)         # a killed save
     with pytest.warns(RuntimeWarning, match="skipping"):
         path, payload = state.load_latest(tmp_path)
     assert payload["step"] == 1
-    assert [p.name for p in state.remove_partial(tmp_path)] == [".state-00000004.abc.tmp.pt"]
+    assert [p.name for p in remove_stale(tmp_path)] == [".state-00000004.0123456789ab.tmp.pt"]
 
 
 def test_states_never_unpickle_code(tmp_path):
@@ -60,8 +61,13 @@ def test_states_never_unpickle_code(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"format": state.FORMAT, "x": Evil()}, state.state_path(tmp_path, 1))
-    with pytest.raises(ValueError, match="unreadable"):
+    with pytest.raises(ValueError, match="refused: .*could run code") as caught:
         state.load_state(state.state_path(tmp_path, 1))
+    state.state_path(tmp_path, 2).write_bytes(state.state_path(tmp_path, 1).read_bytes()[:100])
+    with pytest.raises(ValueError, match="unreadable training state, truncated or damaged") as truncated:
+        state.load_state(state.state_path(tmp_path, 2))
+    for message in (str(caught.value), str(truncated.value)):                 # one plain line, no unsafe advice
+        assert "\n" not in message and "\x1b" not in message and "weights_only" not in message, message
 
 
 def test_rng_states_restore_every_generator():
@@ -111,6 +117,9 @@ class _Linear(Task):
         self.net = nn.Linear(2, 1).requires_grad_(False)
         torch.nn.init.constant_(self.net.weight, float(seed))
         self.exported: list[int] = []
+
+    def modules(self) -> dict:
+        return {"net": self.net}
 
     def state_dict(self) -> dict:
         return {"modules": {"net": self.net.state_dict()}}
@@ -206,11 +215,19 @@ def test_every_loader_worker_sees_the_epoch_its_augmentation_draws_from(workers)
 
 def test_a_non_finite_loss_names_the_last_good_state_and_exits_3(tmp_path, capsys):
     class Poisoned(_Linear):
+        kind = "colorization"
+
         def step(self, batch, step):
             return reduce_and_check(Context(), {"adv": float("inf")}, step)
 
-    with pytest.raises(NonFiniteLossError, match=r"step 4 \(adv=inf\): .*last good checkpoint is .*x\.pt\.") as caught:
-        take_step(Poisoned(0), {}, 4, tmp_path / "x.pt")
+    task, cfg = Poisoned(0), tiny()
+    checkpoints = Checkpointer(task, Context(), cfg, tmp_path, keep=2)
+    checkpoints.save(Position(step=3), global_batch=2)
+    checkpoints.confirm()
+    good = state.state_path(tmp_path / "checkpoints", 3)
+    with pytest.raises(NonFiniteLossError, match=rf"step 4 \(adv=inf\): .*last good checkpoint is {good}\. .*"
+                                                 rf"--init-from {good} --out NEW_FOLDER --set optim\.lr_g=") as caught:
+        take_step(task, {}, 4, checkpoints, cfg)
     assert isinstance(caught.value, Stopped)
 
     def stop():
@@ -218,6 +235,14 @@ def test_a_non_finite_loss_names_the_last_good_state_and_exits_3(tmp_path, capsy
 
     assert run_command("python -m train colorization", stop) == 3
     assert capsys.readouterr().err.startswith("python -m train colorization: non-finite loss at step 4")
+
+
+def test_processes_out_of_sync_end_in_one_line_and_exit_4(capsys):
+    def diverged():
+        raise OutOfSyncError("step 2: processes hold different weights for net")
+
+    assert run_command("python -m train colorization", diverged) == 4
+    assert capsys.readouterr().err == "python -m train colorization: step 2: processes hold different weights for net\n"
 
 
 # --- logs and pictures ---------------------------------------------------------------------------
@@ -335,3 +360,13 @@ def test_loader_workers_share_the_volumes_read_once_before_they_start(tmp_path, 
                       TrainConfig(num_workers=2))
     monkeypatch.setattr(core.io, "read_volume", _no_reading)            # the workers fork after this
     assert [len(b["mri"]) for b in batches.epoch(0, 0)] == [2, 2]
+
+
+def test_an_ablation_too_small_for_its_metrics_is_refused_before_any_training(tmp_path):
+    """The README's ``--preset tiny`` ablation trained all six variants at 32 px, then failed in
+    the metrics, which need planes of at least 49 px."""
+    from helpers_training import synthetic_data
+
+    with pytest.raises(InputError, match=r"--image-size: 32 px is below the 49 px .*nothing was trained"):
+        run_ablation({"full": tiny(), "A1": tiny()}, synthetic_data(4, 2), Context(), tmp_path / "ablation")
+    assert not (tmp_path / "ablation").exists()

@@ -84,3 +84,16 @@ def test_torchrun_two_gloo_processes_stay_in_sync(tmp_path, dataset):
     assert [r["step"] for r in read_log(out / "log.csv")[1]] == [1.0, 2.0, 3.0]
     assert len(list((out / "tensorboard").iterdir())) == 1                   # rank 0 alone writes
     assert load_checkpoint(out / "model.safetensors").extra["step"] == 3
+
+
+@pytest.mark.parametrize("command", ["segmentation", "colorization", "ablation", "evaluate"])
+def test_every_help_page_describes_its_command_and_the_preset_budgets(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    page = capsys.readouterr().out
+    described = page.split("\n\n")[1]                       # the paragraph after the usage lines
+    assert not described.lstrip().startswith(("options:", "-")) and len(described) > 40, page
+    if command != "evaluate":
+        budget = "lite: 3 epochs, batch 8, 128 px" if command == "segmentation" else "lite: 10 epochs, batch 4, 128 px"
+        assert budget in " ".join(page.split()), page
+    assert ("--ablation" in page) == (command == "colorization")

@@ -82,10 +82,10 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_the_last_good_checkpoin
     poisoned = list(sampler)[4]                                               # in the batch of step 3
     data = synthetic_data(8, 2, nan_at=poisoned)
     cfg = tiny(checkpoint_every=1, max_steps=8)
-    with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint is .*state-00000002\.pt"):
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint is .*state-00000001\.pt"):
         train_colorization(cfg, data, Context(), tmp_path, segmentation=segmentation)
     path, payload = state.load_latest(tmp_path / "checkpoints")
-    assert payload["step"] == 2
+    assert payload["step"] == 2                   # kept: its weights met the poisoned plane, which may be all
     assert all(torch.isfinite(t).all() for m in payload["modules"].values() for t in m.values())
     with pytest.raises(InputError, match="continue it with --resume"):                # never overwritten
         train_colorization(cfg, data, Context(), tmp_path, segmentation=segmentation)
@@ -236,7 +236,11 @@ def _diverge(rank: int, port: int, results) -> None:
     try:
         torch.manual_seed(0)
         net = torch.nn.Linear(3, 3)
-        distributed.check_in_sync(ctx, {"net": net}, 1)
+        distributed.check_in_sync(ctx, {"net": net}, 1, {"mri": torch.full((2,), float(rank))})
+        try:
+            distributed.check_in_sync(ctx, {"net": net}, 1, {"mri": torch.zeros(2)})
+        except OutOfSyncError as exc:
+            results.put((rank, str(exc)))
         if rank == 1:
             with torch.no_grad():
                 net.bias.add_(1e-6)
@@ -249,12 +253,13 @@ def _diverge(rank: int, port: int, results) -> None:
         distributed.cleanup()
 
 
-def test_the_sync_check_catches_ranks_that_diverge():
+def test_the_sync_check_catches_ranks_that_diverge_or_read_the_same_planes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
     mp.start_processes(_diverge, args=(port, results), nprocs=2, start_method="spawn")
-    expected = "step 2: processes hold different weights for net"
-    assert sorted(results.get() for _ in range(2)) == [(0, expected), (1, expected)]
+    same = "step 1: all 2 processes read the same planes: the data is not split between them"
+    differing = "step 2: processes hold different weights for net"
+    assert sorted(results.get() for _ in range(4)) == [(0, same), (0, differing), (1, same), (1, differing)]

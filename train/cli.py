@@ -17,8 +17,9 @@ The data folder must be readable at the same path on every node, and ``--out`` t
 ``--resume`` (every rank reads the checkpoint); only global rank 0 writes. ``--batch-size`` is per
 process: the global batch is it × the number of processes.
 
-Exit status: 0 done, 2 bad input (one line on stderr), 3 stopped on a non-finite loss (the last
-good checkpoint is kept and named), 130 interrupted (Ctrl-C or SIGTERM; resume with --resume).
+Exit status: 0 done, 2 bad input or a full disk (one line on stderr), 3 stopped on a non-finite
+loss (the last good checkpoint is kept and named), 4 processes out of sync (--check-sync), 130
+interrupted (Ctrl-C or SIGTERM; resume with --resume).
 """
 from __future__ import annotations
 
@@ -38,17 +39,46 @@ if TYPE_CHECKING:
     from core.training.distributed import Context
 
 
+#: What each training command does, for its ``--help`` page.
+DESCRIPTIONS = {
+    "segmentation": "Pre-train the U-Net S that segments cryosection planes into tissues (its Dice per tissue "
+                    "is written to OUT/dice.md). Colorization and ablation pre-train it themselves when no "
+                    "--segmentation is given.",
+    "colorization": "Train the colorization GAN (MRI → cryosection colours) into OUT: checkpoints/, log.csv, "
+                    "samples/, model.safetensors. --resume continues a run; --init-from starts a new one from "
+                    "another run's state (e.g. with other learning rates).",
+    "ablation": "Train the full model and the ablations A1–A5 with one preset and one budget into "
+                "OUT/<variant>, then write Table II (OUT/ablation.md). The table's metrics need planes of at "
+                "least 49 px (--image-size 64 or more).",
+}
+
+
+def _preset_defaults(kind: str, name: str) -> str:
+    """The epochs, batch size and image size a preset gives ``kind``, e.g. "lite: 10 epochs, batch 4,
+    128 px" (read from the shipped preset, so the help never goes stale)."""
+    from core.model.run_config import resolve
+    from core.model.train_config import task_key
+
+    train = resolve(name).train
+    epochs, batch = getattr(train, task_key(kind, "epochs")), getattr(train, task_key(kind, "batch_size"))
+    return f"{name}: {epochs} epochs, batch {batch}, {train.image_size} px"
+
+
 def _add_training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
+    task = "segmentation" if kind == "segmentation" else "colorization"
+    defaults = "; ".join(_preset_defaults(task, name) for name in ("tiny", "lite", "paper"))
     p.add_argument("--data", required=True, help="dataset folder written by `mricolor prepare`")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, logs, samples, config")
-    p.add_argument("--preset", default="lite", help="paper, lite, tiny or a preset JSON file (default: lite)")
-    if kind != "ablation":
+    p.add_argument("--preset", default="lite", help=f"paper, lite, tiny or a preset JSON file (default: lite). "
+                                                    f"The presets' budgets: {defaults}")
+    if kind == "colorization":
         p.add_argument("--ablation", choices=("A1", "A2", "A3", "A4", "A5"), help="train an ablation of the paper")
-    p.add_argument("--epochs", type=int, help="passes over the training planes")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--epochs", type=int, help="passes over the training planes (default: the preset's)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (default: no limit)")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes of training")
-    p.add_argument("--batch-size", type=int, help="planes per process and step")
-    p.add_argument("--image-size", type=int, help="plane size the networks train at (planes are resized)")
+    p.add_argument("--batch-size", type=int, help="planes per process and step (default: the preset's)")
+    p.add_argument("--image-size", type=int,
+                   help="plane size the networks train at, planes are resized (default: the preset's)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
     p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's; torchrun sets 1). "
                                                "On a CPU shared with other jobs, 1 thread per process is often "
@@ -74,16 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_training_arguments(sub.add_parser("segmentation", help="pre-train the cryosection U-Net"), "segmentation")
-    _add_training_arguments(sub.add_parser("colorization", help="train the colorization GAN"), "colorization")
-    ablation = sub.add_parser("ablation", help="train the full model and A1–A5 with one budget; Table II")
+    _add_training_arguments(sub.add_parser("segmentation", help="pre-train the cryosection U-Net",
+                                           description=DESCRIPTIONS["segmentation"]), "segmentation")
+    _add_training_arguments(sub.add_parser("colorization", help="train the colorization GAN",
+                                           description=DESCRIPTIONS["colorization"]), "colorization")
+    ablation = sub.add_parser("ablation", help="train the full model and A1–A5 with one budget; Table II",
+                              description=DESCRIPTIONS["ablation"])
     _add_training_arguments(ablation, "ablation")
     ablation.add_argument("--variants", default="full,A1,A2,A3,A4,A5",
                           help="comma-separated variants to train (default: full,A1,A2,A3,A4,A5)")
     ablation.add_argument("--planes", type=int, help="evaluate on at most this many test planes")
     from core.commands import evaluate as evaluate_command
 
-    evaluate = sub.add_parser("evaluate", help="Table-I style table for checkpoints, with reference rows")
+    evaluate = sub.add_parser("evaluate", help="Table-I style table for checkpoints, with reference rows",
+                              description=evaluate_command.__doc__.split("\n\n")[0])
     evaluate_command.add_arguments(evaluate)
     return parser
 
@@ -149,7 +183,7 @@ def _run_training(args: argparse.Namespace) -> int:
     with distributed.session(args.device) as ctx:
         if args.command == "ablation":
             return _run_ablation(args, ctx)
-        cfg = run_config(args, args.command, args.out, args.ablation)
+        cfg = run_config(args, args.command, args.out, getattr(args, "ablation", None))
         data = _open_data(args, cfg)
         if args.command == "segmentation":
             from core.training.segmentation import train_segmentation
@@ -187,8 +221,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 130 interrupted
-    (`core.errors.run_command`)."""
+    """Exit status: 0 done, 2 bad input, 3 stopped on a non-finite loss, 4 out of sync, 130
+    interrupted (`core.errors.run_command`)."""
     args = build_parser().parse_args(argv)
     with _sigterm_as_interrupt():
         return run_command(f"python -m train {args.command}", lambda: _dispatch(args))

@@ -36,6 +36,12 @@ def check_voxel_budget(source: str, shape: tuple[int, ...], limit: int | None = 
                                  f"(raise it with max_voxels= or MRICOLOR_MAX_VOXELS)")
 
 
+def non_finite(array: np.ndarray) -> str:
+    """How many values are NaN and how many infinite, e.g. "3 NaN and 2 infinite" (nonzero counts only)."""
+    counts = {"NaN": int(np.isnan(array).sum()), "infinite": int(np.isinf(array).sum())}
+    return " and ".join(f"{n:,} {kind}" for kind, n in counts.items() if n)
+
+
 def check_array(source: str, array: np.ndarray, expect: Expect) -> None:
     """Refuse arrays that are not a 3-D volume of the expected kind."""
     if array.ndim == 2:
@@ -59,12 +65,8 @@ def check_array(source: str, array: np.ndarray, expect: Expect) -> None:
     if min(array.shape[:3]) < 1:
         raise InputError(source, f"is empty (shape {array.shape})")
     if np.issubdtype(array.dtype, np.floating):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            n = int(bad.sum())
-            kind = "NaN" if np.isnan(array).any() else "infinite"
-            raise InputError(source, f"contains {n:,} {kind} voxel value{'s' if n != 1 else ''} "
-                                     f"(NaN/Inf are not valid intensities)")
+        if not np.isfinite(array).all():
+            raise InputError(source, f"contains {non_finite(array)} voxel values (NaN/Inf are not valid intensities)")
     if expect == "labels" and not np.issubdtype(array.dtype, np.integer):
         if not np.array_equal(array, np.round(array)):
             raise InputError(source, "label volume holds non-integer values")

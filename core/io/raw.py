@@ -97,8 +97,8 @@ def write_raw(volume: Volume, path: Path, layout: str = "planar") -> None:
         raise InputError(path, f"layout must be planar or interleaved, got {layout!r}")
     arr = volume.array[..., :3]
     data = arr.transpose(0, 3, 1, 2) if layout == "planar" else arr
-    with atomic_path(path) as tmp:
-        np.ascontiguousarray(data).tofile(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(np.ascontiguousarray(data).data)   # not tofile: its failures carry no errno
     d, h, w = arr.shape[:3]
     write_text(path.with_name(path.name + ".json"), json.dumps({
         "shape": [w, h, d], "layout": layout, "spacing": volume.spacing.tolist(),

@@ -2,23 +2,28 @@
 
 SimpleITK reads a truncated NIfTI (plain or gzipped) without complaint and returns garbage,
 so the byte count is checked here before reading; the header alone is read first so that an
-oversized volume is refused before it is allocated.
+oversized volume is refused before it is allocated. Its NIfTI writer is as quiet about a full disk
+(it prints to the C stderr and returns success), so a written NIfTI is read back the same way
+before it is renamed into place.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
+import sys
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import SimpleITK as sitk
 
-from core.atomic import atomic_directory, atomic_path
+from core.atomic import atomic_directory, atomic_path, reporting_write_errors, unwritable
 from core.errors import InputError
-from core.io.checks import check_array, check_voxel_budget
+from core.io.checks import check_array, check_voxel_budget, non_finite
 from core.volume import Volume
 
 SITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
@@ -36,8 +41,8 @@ def _library_message(exc: Exception) -> str:
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 
 
-def _scan_nifti(path: Path, reader: sitk.ImageFileReader) -> None:
-    """Check a NIfTI's voxel payload: its length and, for float data, that it is finite.
+def _scan_nifti(path: Path, reader: sitk.ImageFileReader, finite: bool = True) -> None:
+    """Check a NIfTI's voxel payload: its length and, for float data (``finite``), that it is finite.
 
     ITK neither notices a truncated NIfTI nor keeps NaN (it reads them as numbers), so the
     payload is streamed once here; for ``.nii.gz`` this also catches a corrupt gzip stream.
@@ -53,12 +58,17 @@ def _scan_nifti(path: Path, reader: sitk.ImageFileReader) -> None:
             if version2:
                 datatype = int(np.frombuffer(head[12:14], f"{endian}i2")[0])
                 offset = int(np.frombuffer(head[168:176], f"{endian}i8")[0])
+                dims = np.frombuffer(head[16:80], f"{endian}i8")
             else:
                 datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
                 offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
+                dims = np.frombuffer(head[40:56], f"{endian}i2")
+            sizes = dims[1:1 + min(max(int(dims[0]), 1), 7)].tolist()
+            if min(sizes) < 1:          # ITK reads a zero as one and would call the file truncated
+                raise InputError(path, f"is empty: its header gives a zero-sized dimension (size {sizes})")
             fh.seek(max(offset, 348))
-            dtype = np.dtype(endian + _NIFTI_FLOATS[datatype]) if datatype in _NIFTI_FLOATS else None
-            have, carry = 0, b""
+            dtype = np.dtype(endian + _NIFTI_FLOATS[datatype]) if finite and datatype in _NIFTI_FLOATS else None
+            have, carry, bad = 0, b"", []
             while chunk := fh.read(1 << 22):
                 have += len(chunk)
                 if dtype is not None:
@@ -67,10 +77,12 @@ def _scan_nifti(path: Path, reader: sitk.ImageFileReader) -> None:
                     values = np.frombuffer(data[:usable], dtype)
                     carry = data[usable:]
                     if not np.isfinite(values).all():
-                        kind = "NaN" if np.isnan(values).any() else "infinite"
-                        raise InputError(path, f"contains {kind} voxel values (NaN/Inf are not valid intensities)")
+                        bad.append(values[~np.isfinite(values)])
     except (EOFError, OSError, zlib.error) as exc:
         raise InputError(path, f"is a corrupt or truncated file ({exc})") from None
+    if bad:
+        raise InputError(path, f"contains {non_finite(np.concatenate(bad))} voxel values "
+                               f"(NaN/Inf are not valid intensities)")
     if have < need:
         raise InputError(path, f"is truncated: the header needs {need:,} bytes of voxel data, the file holds {have:,}")
 
@@ -131,7 +143,12 @@ def read_file(path: Path, limit: int | None) -> Volume:
 
 def dicom_series_files(folder: Path) -> list[str]:
     """File names of the largest DICOM series in ``folder`` (empty when it holds none)."""
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    quiet = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)     # "No Series were found" is ITK's two-line warning
+    try:
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(quiet)
     best: list[str] = []
     for sid in ids:
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
@@ -157,21 +174,57 @@ def read_dicom_series(folder: Path, limit: int | None) -> Volume:
     return from_sitk(image, str(folder))
 
 
+@contextlib.contextmanager
+def _library_stderr() -> Iterator[list[str]]:
+    """Collect what C libraries print on file descriptor 2 meanwhile (NIfTI's writer reports a failed
+    write only there); the lines are handed to the caller, who passes them on when they matter."""
+    sys.stderr.flush()
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(ln.strip() for ln in sink.read().decode("utf-8", "replace").splitlines() if ln.strip())
+
+
+def _write_image(image: sitk.Image, tmp: Path, target: Path, compress: bool) -> None:
+    """``sitk.WriteImage`` to ``tmp`` that fails loudly: a library error, or a NIfTI that does not
+    read back whole, becomes `core.atomic.unwritable` for ``target``."""
+    with reporting_write_errors(target), _library_stderr() as said:
+        try:
+            sitk.WriteImage(image, str(tmp), useCompression=compress)
+        except RuntimeError as exc:
+            raise unwritable(target, _library_message(exc)) from None
+    if tmp.name.lower().endswith((".nii", ".nii.gz")):
+        try:
+            _scan_nifti(tmp, read_header(tmp, None), finite=False)
+        except InputError as exc:
+            raise unwritable(target, said[-1].removeprefix("** ERROR: ") if said else exc.problem) from None
+    if said:
+        print("\n".join(said), file=sys.stderr)
+
+
 def write_file(volume: Volume, path: Path, compress: bool = True) -> None:
     """Write NIfTI / MetaImage / NRRD atomically (MetaImage .mhd: header and .raw both atomically)."""
     image = to_sitk(volume)
     name = path.name.lower()
     if name.endswith(".mhd"):
-        tmpdir = Path(tempfile.mkdtemp(prefix=".mricolor-", dir=path.parent))
+        with reporting_write_errors(path):
+            tmpdir = Path(tempfile.mkdtemp(prefix=".mricolor-", dir=path.parent))
         try:
-            sitk.WriteImage(image, str(tmpdir / path.name), useCompression=compress)
+            _write_image(image, tmpdir / path.name, path, compress)
             for produced in sorted(tmpdir.iterdir(), key=lambda p: p.suffix == ".mhd"):
                 os.replace(produced, path.parent / produced.name)
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return
     with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=compress and not name.endswith(".nii"))
+        _write_image(image, tmp, path, compress and not name.endswith(".nii"))
 
 
 def write_dicom_series(volume: Volume, folder: Path) -> None:
@@ -208,4 +261,7 @@ def write_dicom_series(volume: Volume, folder: Path) -> None:
             for tag, value in tags.items():
                 sl.SetMetaData(tag, value)
             writer.SetFileName(str(tmpdir / f"slice{k:04d}.dcm"))
-            writer.Execute(sl)
+            try:
+                writer.Execute(sl)
+            except RuntimeError as exc:
+                raise unwritable(folder, _library_message(exc)) from None

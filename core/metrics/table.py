@@ -34,6 +34,15 @@ from core.metrics.stsim import MIN_SIZE as STSIM_MIN_SIZE
 from core.metrics.stsim import stsim_terms
 from core.metrics.truth import delta_e, psnr
 
+#: Smallest plane side a table row can be scored at (the windows of STSIM and FSIM).
+MIN_SIZE = max(STSIM_MIN_SIZE, FSIM_MIN_SIZE)
+#: Pairs whose image columns are computed together on a CPU. One: the intermediate maps of one
+#: pair (a few hundred kB at 256²) stay in the core's cache, while those of a batch of 8 (MBs each)
+#: stream from memory at every elementwise operation, and batched ``conv2d`` takes a slower path:
+#: together they cost more per pair than batching saves in per-call overhead (benchmarks/
+#: bench_metrics.py, "all six, batch of 8"). On a GPU the batch goes whole.
+CPU_CHUNK = 1
+
 PAPER_COLUMNS = ("CF", "dCF", "SSIM", "MS-SSIM", "STSIM", "FSIM")
 COMPANION_COLUMNS = ("CF_cryo", "|dCF|", "MS-SSIM_scales", "FSIM_lum", "STSIM-1")
 
@@ -61,12 +70,7 @@ def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tens
     if labels is not None and truth is None:
         raise InputError("labels", "per-tissue metrics need the true colorization (truth=...)")
     require_size(col, SSIM_WINDOW, "table_row", "the SSIM window")
-    cf = batch_colorfulness(col)
-    ssim_value, ms_value = ssim_and_ms_ssim(grey, col_luma)
-    values = {"CF": cf, "SSIM": ssim_value, "MS-SSIM": ms_value,
-              "MS-SSIM_scales": torch.full_like(cf, ms_ssim_scales(*col.shape[-2:]))}
-    if cryo is not None:
-        values.update(_cryosection_columns(col, cryo, cf))
+    values = _image_columns(grey, col, col_luma, cryo)
     if truth is not None:
         values["dE"], values["PSNR"] = delta_e(col, truth), psnr(col, truth)
         if labels is not None:
@@ -78,12 +82,34 @@ def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tens
     return {key: _plain(values[key], batched) for key in ordered}
 
 
+def _image_columns(grey: torch.Tensor, col: torch.Tensor, col_luma: torch.Tensor,
+                   cryo: np.ndarray | torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """CF, SSIM, MS-SSIM and the cryosection columns, ``CPU_CHUNK`` pairs at a time on a CPU."""
+    step = CPU_CHUNK if col.device.type == "cpu" else col.shape[0]
+    if col.shape[0] <= step:
+        return _pair_columns(grey, col, col_luma, cryo)
+    parts = [_pair_columns(grey[i:i + step], col[i:i + step], col_luma[i:i + step],
+                           None if cryo is None else cryo[i:i + step]) for i in range(0, col.shape[0], step)]
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
+def _pair_columns(grey: torch.Tensor, col: torch.Tensor, col_luma: torch.Tensor,
+                  cryo: np.ndarray | torch.Tensor | None) -> dict[str, torch.Tensor]:
+    cf = batch_colorfulness(col)
+    ssim_value, ms_value = ssim_and_ms_ssim(grey, col_luma)
+    values = {"CF": cf, "SSIM": ssim_value, "MS-SSIM": ms_value,
+              "MS-SSIM_scales": torch.full_like(cf, ms_ssim_scales(*col.shape[-2:]))}
+    if cryo is not None:
+        values.update(_cryosection_columns(col, cryo, cf))
+    return values
+
+
 def _cryosection_columns(col: torch.Tensor, cryo: np.ndarray | torch.Tensor, cf: torch.Tensor) -> dict:
     """ΔCF, STSIM and FSIM of the colorized plane against the cryosection, with their companions."""
     col, ref, _ = image_pair(col, cryo, ("colorized", "cryo"))
     if ref.shape[1] != 3:
         raise InputError("cryo", "the cryosection plane must be RGB")
-    require_size(col, max(STSIM_MIN_SIZE, FSIM_MIN_SIZE), "table_row", "the windows of STSIM and FSIM")
+    require_size(col, MIN_SIZE, "table_row", "the windows of STSIM and FSIM")
     cf_cryo = batch_colorfulness(ref)
     fsim_lum, fsim_col = fsim_both(col, ref, chromatic=True)
     single, cross = stsim_terms(col, ref)

@@ -206,7 +206,7 @@ def save_cached(subject: Subject) -> Path:
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **_to_arrays(subject))
-    except OSError as exc:
+    except (OSError, InputError) as exc:          # InputError: no room on the cache's disk
         warnings.warn(f"could not cache the phantom in {path} ({exc})", stacklevel=3)
     return path
 

@@ -19,6 +19,7 @@ from core.training.colorization import ensure_segmentation, require_file, train_
 from core.dataset.plane_data import PlaneData
 from core.training.distributed import Context
 from core.evaluation.evaluate import Table, evaluate_checkpoints
+from core.metrics.table import MIN_SIZE as TABLE_MIN_SIZE
 
 FULL = "full"
 VARIANTS = (FULL, *ABLATIONS)
@@ -44,6 +45,11 @@ def run_ablation(configs: dict[str, RunConfig], data: PlaneData, ctx: Context, o
     write ``out/ablation.md`` and ``out/ablation.csv``; returns the table on rank 0. Every rank
     scores its share of the test planes (rank 0 alone would keep the others waiting for hours)."""
     out = Path(out)
+    small = sorted({c.train.image_size for c in configs.values() if c.train.image_size < TABLE_MIN_SIZE})
+    if small:                                  # refused before hours of training end in an error
+        raise InputError("--image-size", f"{small[0]} px is below the {TABLE_MIN_SIZE} px the table's metrics "
+                                         f"need (the windows of STSIM and FSIM): give --image-size 64 or more; "
+                                         f"nothing was trained")
     if segmentation is None and any(c.preset.model.segmentation != "none" for c in configs.values()):
         first = next(iter(configs.values()))
         segmentation = ensure_segmentation(first, data, ctx, out / "segmentation", resume=resume)

@@ -11,9 +11,11 @@ environment variables on every node.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import hashlib
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -21,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from core.errors import InputError
+from core.errors import InputError, Stopped
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,28 @@ def pick_device(requested: str | None, local_rank: int = 0, world_size: int = 1)
     return device
 
 
+def stop_with_launcher() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux; a no-op elsewhere).
+
+    A torchrun killed outright (SIGKILL, OOM killer) cannot stop its workers, which otherwise train
+    on for a while holding the run folder's lock; SIGTERM unwinds them like Ctrl-C."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:                          # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def init(device: str | None = None, timeout_s: float = 1800.0) -> Context:
     """Join the process group when torchrun started us (NCCL on CUDA, gloo on CPU) and pick the
     device; a plain launch is a world of one. Call ``cleanup`` (or use ``session``) at the end."""
+    if launched_by_torchrun():
+        stop_with_launcher()
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return Context(device=pick_device(device))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -156,16 +177,35 @@ def checksum(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-class OutOfSyncError(RuntimeError):
-    """Processes hold different weights: gradients were not all-reduced."""
+class OutOfSyncError(Stopped):
+    """Processes hold different weights: gradients were not all-reduced (``--check-sync``; exit
+    status 4, one line, like every stop of a run)."""
+
+    exit_status = 4
 
 
-def check_in_sync(ctx: Context, modules: dict[str, nn.Module], step: int) -> dict[str, str]:
-    """Gather a checksum of every network from every rank; raise ``OutOfSyncError`` when one
-    differs. Returns rank 0's checksums (name → hex)."""
+def check_in_sync(ctx: Context, modules: dict[str, nn.Module], step: int,
+                  batch: dict[str, torch.Tensor] | None = None) -> dict[str, str]:
+    """Gather a checksum of every network (and of this step's ``batch``) from every rank; raise
+    ``OutOfSyncError`` when a network differs, or when every rank read the same planes (the data
+    is not sharded: the run would be one process's worth of data at several times the cost).
+    Returns rank 0's network checksums (name → hex)."""
     mine = {name: checksum(module) for name, module in modules.items()}
-    ranks: Sequence[dict[str, str]] = gather_objects(ctx, mine)
-    differing = sorted(name for name in mine if len({r[name] for r in ranks}) > 1)
+    read = None if batch is None else _digest(batch)
+    ranks: Sequence[tuple[dict[str, str], str | None]] = gather_objects(ctx, (mine, read))
+    differing = sorted(name for name in mine if len({r[name] for r, _ in ranks}) > 1)
     if differing:
         raise OutOfSyncError(f"step {step}: processes hold different weights for {', '.join(differing)}")
-    return ranks[0]
+    if read is not None and ctx.world_size > 1 and len({r for _, r in ranks}) == 1:
+        raise OutOfSyncError(f"step {step}: all {ctx.world_size} processes read the same planes: the data is "
+                             f"not split between them")
+    return ranks[0][0]
+
+
+def _digest(batch: dict[str, torch.Tensor]) -> str:
+    """SHA-1 of a batch's tensors, bit for bit."""
+    digest = hashlib.sha1()
+    for name in sorted(batch):
+        digest.update(name.encode())
+        digest.update(batch[name].detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

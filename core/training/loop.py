@@ -7,10 +7,12 @@ supplies the networks and the step; `core.training.batches` the resumable data o
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -20,6 +22,7 @@ from core.training import distributed
 from core.training.batches import Batches, on_device
 from core.training.checkpointer import Checkpointer, Position
 from core.training.distributed import Context
+from core.training.runlock import run_lock
 from core.training.runlog import BASE_COLUMNS, LOG_FILE, RunLog, read_log
 from core.training.samples import loss_curves, save_png
 from core.training.task import NonFiniteLossError, Task
@@ -39,18 +42,25 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     ``loss_curves.png``) with the schedule ``cfg`` gives ``task.kind``; with ``resume`` continue
     from the newest full state in ``out``, with ``init_from`` start from another run's state (see
     `core.training.checkpointer`; a resumable state in ``out`` wins over it)."""
-    out, plan = Path(out), cfg.train.schedule(task.kind)
+    with run_lock(ctx, out) as took_over:
+        return _fit(task, train_set, ctx, cfg, Path(out), resume, init_from, took_over)
+
+
+def _fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: Path, resume: bool,
+         init_from: str | Path | None, took_over: str | None) -> FitResult:
+    """`fit` under the run folder's lock."""
+    plan = cfg.train.schedule(task.kind)
     checkpoints = Checkpointer(task, ctx, cfg, out, keep=plan.keep_checkpoints)
     batches = Batches(train_set, ctx, plan.batch_size, cfg.train)
     total = batches.total_steps(plan)
 
-    torch.manual_seed(cfg.train.seed + ctx.rank)
+    seed_everything(cfg.train.seed + ctx.rank)
     at, restored = checkpoints.restore(resume, init_from)
     task.distribute(ctx)
     checkpoints.write_config(plan.batch_size)
 
     log = RunLog(ctx, out, total_steps=total, start_step=at.step, description=task.description)
-    for line in (restored, batches.describe(task.kind, total)):
+    for line in (took_over, restored, batches.describe(task.kind, total)):
         if line is not None:
             log.message(line)
     report = Report(task, ctx, out, plan, log, batches.global_batch, at.step)
@@ -58,16 +68,19 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     try:
         while at.step < total:
             for batch in batches.epoch(at.epoch, at.sample_in_epoch):
-                losses = take_step(task, on_device(batch, ctx.device, cfg.train.image_size), at.step + 1,
-                                   checkpoints.last)
+                batch = on_device(batch, ctx.device, cfg.train.image_size)
+                losses = take_step(task, batch, at.step + 1, checkpoints, cfg)
                 at.advance(batches.global_batch)
                 if deadline is not None and distributed.broadcast_object(ctx, time.monotonic() > deadline):
                     total = at.step                                   # out of time: end here, as planned
                 if cfg.train.check_sync:
-                    distributed.check_in_sync(ctx, task.modules(), at.step)
+                    distributed.check_in_sync(ctx, task.modules(), at.step, batch)
                 report.step(at, losses, last=at.step == total)
                 if at.step % plan.checkpoint_every == 0 or at.step == total:
-                    checkpoints.save(at, batches.global_batch)
+                    try:
+                        checkpoints.save(at, batches.global_batch)
+                    except NonFiniteLossError as exc:
+                        raise stopped(exc, task.kind, cfg, checkpoints) from None
                 if at.step >= total:
                     break
             else:
@@ -81,14 +94,52 @@ def fit(task: Task, train_set: Dataset, ctx: Context, cfg: RunConfig, out: str |
     return FitResult(at.step, at.epoch, checkpoints.last, checkpoints.final_export(at.step))
 
 
-def take_step(task: Task, batch: dict[str, torch.Tensor], step: int, last_state: Path | None) -> dict[str, float]:
-    """``task``'s step ``step``; a non-finite loss stops the run naming the last good checkpoint."""
+def seed_everything(seed: int) -> None:
+    """Seed torch, NumPy's and Python's global generators (augmentations and helpers may draw from
+    any of them); a resumed run then overwrites all three with the saved states."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def take_step(task: Task, batch: dict[str, torch.Tensor], step: int, checkpoints: Checkpointer,
+              cfg: RunConfig) -> dict[str, float]:
+    """``task``'s step ``step``. Its loss was computed with the weights of the newest state, so a
+    finite one confirms that state; a non-finite one stops the run naming the last good state and
+    how to go on from it."""
     try:
-        return task.step(batch, step)
+        losses = task.step(batch, step)
     except NonFiniteLossError as exc:
-        where = f"the last good checkpoint is {last_state}" if last_state else "no checkpoint was written yet"
-        raise NonFiniteLossError(f"{exc}: stopped without taking the step; {where}. "
-                                 "Lower the learning rates or check the data.") from None
+        raise stopped(NonFiniteLossError(f"{exc}: stopped without taking the step"), task.kind, cfg,
+                      checkpoints) from None
+    checkpoints.confirm()
+    return losses
+
+
+def stopped(exc: NonFiniteLossError, kind: str, cfg: RunConfig, checkpoints: Checkpointer) -> NonFiniteLossError:
+    """``exc`` completed with the last good state (re-exported) and how to go on from it."""
+    good = checkpoints.fall_back()
+    newest = f"the weights of the newest checkpoint ({checkpoints.last}) led to it; " \
+        if good is None and checkpoints.last is not None else ""
+    return NonFiniteLossError(f"{exc}; {newest}{how_to_continue(kind, cfg, good)}")
+
+
+def how_to_continue(kind: str, cfg: RunConfig, good: Path | None) -> str:
+    """Where a run stopped by a non-finite loss can go on from, as a command (``--resume`` cannot
+    change learning rates: a new run started from the good state can)."""
+    if kind == "colorization":
+        lr_g, lr_d = cfg.preset.optim.lr_g, cfg.preset.optim.lr_d
+        lower = f"--set optim.lr_g={lr_g / 2:g} --set optim.lr_d={lr_d / 2:g} (this run: {lr_g:g}, {lr_d:g})"
+        if good is not None:
+            return (f"the last good checkpoint is {good}. To go on with lower learning rates, start a new run "
+                    f"from it: python -m train colorization --init-from {good} --out NEW_FOLDER {lower}; "
+                    f"or check the data")
+    else:
+        lower = f"--set train.seg_lr={cfg.train.seg_lr / 2:g} (this run: {cfg.train.seg_lr:g})"
+        if good is not None:
+            return (f"the last good checkpoint is {good}. To go on with a lower learning rate, train again into "
+                    f"a new --out with {lower}; or check the data")
+    return f"no checkpoint with a finite loss was written yet. Lower the learning rates, e.g. {lower}, or check the data"
 
 
 class Report:

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_text
+from core.atomic import reporting_write_errors, write_text
 from core.training.distributed import Context
 
 LOG_FILE = "log.csv"
@@ -90,10 +90,11 @@ class RunLog:
         if not self.enabled:
             return
         row = {"step": step, "epoch": epoch, "samples": samples, "samples_per_s": samples_per_s, **losses}
-        if self._writer is None:
-            self._open(list(row))
-        self._writer.writerow({k: _format(k, row.get(k, math.nan)) for k in self._writer.fieldnames})
-        self._file.flush()
+        with reporting_write_errors(self.path):
+            if self._writer is None:
+                self._open(list(row))
+            self._writer.writerow({k: _format(k, row.get(k, math.nan)) for k in self._writer.fieldnames})
+            self._file.flush()
         if self._bar is None or self._bar.disable:
             shown = " ".join(f"{k} {v:.4g}" for k, v in losses.items())
             self.message(f"step {step} epoch {epoch}: {shown} | {samples_per_s:.2f} samples/s")
