@@ -468,3 +468,13 @@ def test_a_remembered_window_that_shows_nothing_is_not_restored():
     assert plausible_window((0.9, 0.45), (0.0, 1.0))
     for bad in ((1e-9, 0.5), (500.0, 0.5), (0.5, 40.0), (float("nan"), 0.5), (-1.0, 0.5)):
         assert not plausible_window(bad, (0.0, 1.0)), bad
+
+
+def test_outputs_have_plain_names_with_the_notation_in_tooltips(qtbot, window):
+    from PyQt6.QtCore import Qt as QtCore
+
+    box = window.display.output
+    names = [box.itemText(i) for i in range(box.count())]
+    tips = [box.itemData(i, QtCore.ItemDataRole.ToolTipRole) for i in range(box.count())]
+    assert names and not any(ch in name for name in names for ch in "ĉ′")
+    assert any("ĉ" in tip for tip in tips) and any("c′" in tip for tip in tips)

@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox,
                              QWidget)
 
 from core.labels import LabelTable
+from core.model.outputs import OUTPUTS as CORE_OUTPUTS
 from core.planes import ORIENTATIONS, Plane
 from viewer.state import OUTPUTS, ViewerState
 
@@ -188,6 +189,9 @@ class DisplayControls(QWidget):
         self.output.clear()
         for key in outputs:
             self.output.addItem(OUTPUTS.get(key, key), key)
+            if key in CORE_OUTPUTS:  # the paper's notation, for those who know it
+                self.output.setItemData(self.output.count() - 1, CORE_OUTPUTS[key].description,
+                                        Qt.ItemDataRole.ToolTipRole)
         self.output.setCurrentIndex(max(self.output.findData(self.state.output), 0))
         self.output.blockSignals(False)
 

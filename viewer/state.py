@@ -17,7 +17,7 @@ from core.model.outputs import OUTPUTS as CORE_OUTPUTS
 from core.planes import ORIENTATIONS, Plane
 
 #: The generator's outputs the viewer can show (core/model/outputs.py), by name: what the output menu says.
-OUTPUTS = {name: output.description for name, output in CORE_OUTPUTS.items()}
+OUTPUTS = {name: output.plain for name, output in CORE_OUTPUTS.items()}
 
 
 class Signal:

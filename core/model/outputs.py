@@ -24,10 +24,12 @@ from core.model.config import ModelConfig
 
 
 class Output(NamedTuple):
-    """How an output is named in tables (``label``) and menus (``description``), and which of the
-    generator's decoder outputs it is made from (``decoders``)."""
+    """How an output is named in tables (``label``, the paper's notation), for people who do not
+    know the notation (``plain``: menus, titles), with its notation (``description``: tooltips,
+    ``--help``), and which of the generator's decoder outputs it is made from (``decoders``)."""
 
     label: str
+    plain: str
     description: str
     decoders: tuple[str, ...]
 
@@ -37,10 +39,10 @@ class Output(NamedTuple):
 
 
 OUTPUTS: dict[str, Output] = {
-    "c_hat": Output("ĉ", "ĉ (colorized MRI)", ("c_hat",)),
-    "c_prime": Output("c′", "c′ (pseudo-cryosection)", ("c_prime",)),
-    "fused": Output("fused", "c′ colours + ĉ edges", ("c_hat", "c_prime")),
-    "guided": Output("guided", "c′ colours + MRI edges", ("c_prime",)),
+    "c_hat": Output("ĉ", "MRI-shaded colour", "ĉ (colorized MRI)", ("c_hat",)),
+    "c_prime": Output("c′", "cryosection colour (soft)", "c′ (pseudo-cryosection)", ("c_prime",)),
+    "fused": Output("fused", "cryosection colour, network detail", "c′ colours + ĉ edges", ("c_hat", "c_prime")),
+    "guided": Output("guided", "cryosection colour, MRI edges", "c′ colours + MRI edges", ("c_prime",)),
 }
 
 
