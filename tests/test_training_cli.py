@@ -39,7 +39,12 @@ def test_colorization_resume_and_evaluate_from_the_command_line(tmp_path, datase
     assert [r["step"] for r in read_log(out / "log.csv")[1]] == [1.0, 2.0, 3.0]
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["train"]["max_steps"] == 3 and config["run"]["global_batch"] == 2
-    assert (out / "segmentation" / "dice.md").is_file() and load_checkpoint(out / "model.safetensors").extra["step"] == 3
+    exported = load_checkpoint(out / "model.safetensors")
+    assert (out / "segmentation" / "dice.md").is_file() and exported.extra["step"] == 3
+    # the pixel size the network learnt at (planes of 30 mm over 32 px, trained at image_size):
+    # what the Colorizer resamples a user's planes to
+    size = config["train"]["image_size"]
+    assert exported.extra["pixel_mm"] == pytest.approx(30.0 / 32 * 32 / size)
 
     capsys.readouterr()
     assert main(["colorization", "--data", str(dataset), "--out", str(out), "--resume", "--preset", "tiny",

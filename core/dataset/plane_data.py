@@ -34,6 +34,16 @@ class PlaneData:
     test: Dataset
     label_table: LabelTable
     source: str = "dataset"
+    #: Pixel size (mm) and width (pixels) of the prepared planes, when the dataset says: a
+    #: network trained at another image size sees them at ``pixel_mm × plane_width / size``.
+    pixel_mm: float | None = None
+    plane_width: int | None = None
+
+    def model_pixel_mm(self, image_size: int) -> float | None:
+        """The pixel size a network trained on these planes resized to ``image_size`` learnt at."""
+        if self.pixel_mm is None or self.plane_width is None:
+            return None
+        return self.pixel_mm * self.plane_width / image_size
 
     @property
     def has_truth(self) -> bool:
@@ -61,7 +71,8 @@ def open_data(path: str | os.PathLike, seed: int = 0, augment: "Augment | None" 
         return PlaneDataset(manifest, name, fields=fields, seed=seed, augment=augment)
 
     return PlaneData(split("train", TRAIN_FIELDS, augment), split("test", TEST_FIELDS), table,
-                     source=str(manifest.root))
+                     source=str(manifest.root), pixel_mm=manifest.settings.pixel_mm,
+                     plane_width=manifest.settings.width)
 
 
 def resize_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:

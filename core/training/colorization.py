@@ -105,6 +105,7 @@ class ColorizationTask(Task):
 
     def __init__(self, cfg: RunConfig, ctx: Context, data: PlaneData, segmentation: str | Path | None):
         self.cfg, self.ctx, self.label_table = cfg, ctx, data.label_table
+        self.pixel_mm = data.model_pixel_mm(cfg.train.image_size)
         model, optim = cfg.preset.model, cfg.preset.optim
         self.nets = build_networks(model, num_classes=data.label_table.num_classes, seed=cfg.train.seed)
         self.segmentation: dict[str, str] = {}
@@ -216,6 +217,8 @@ class ColorizationTask(Task):
         extra = {"step": step, "preset": self.cfg.preset.name, "ablation": self.cfg.ablation,
                  "ema_decay": self.cfg.train.ema_decay, "image_size": self.cfg.train.image_size,
                  "segmentation": self.segmentation}
+        if self.pixel_mm is not None:  # how the Colorizer must resample a user's planes for this network
+            extra["pixel_mm"] = self.pixel_mm
         return save_checkpoint(Path(folder) / CHECKPOINT_FILE, modules, config, serve=serve,
                                label_table=self.label_table, extra=extra)
 
