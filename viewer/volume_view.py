@@ -15,7 +15,7 @@ import threading
 import numpy as np
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtGui import QVector3D
-from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+from PyQt6.QtWidgets import (QCheckBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                              QWidget)
 
 from core.planes import Plane
@@ -208,3 +208,13 @@ def plane_corners(plane: Plane) -> np.ndarray:
     half_v = plane.v * plane.height * plane.pixel_mm / 2
     c = plane.center
     return np.array([c - half_u - half_v, c + half_u - half_v, c + half_u + half_v, c - half_u + half_v])
+
+
+def volume_dock(parent: QWidget, session: Session) -> QDockWidget:
+    """The 3-D view in a dock on the right, hidden until View ▸ 3-D shows it (a hidden dock never
+    makes its GL widget, so a window without OpenGL still opens)."""
+    dock = QDockWidget("3-D", parent)
+    dock.setObjectName("dock_view3d")
+    dock.setWidget(VolumeView(session))
+    dock.hide()
+    return dock
