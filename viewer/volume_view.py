@@ -87,7 +87,9 @@ class VolumeView(QWidget):
         self.gl = gl.GLViewWidget()
         self.gl.setBackgroundColor((0, 0, 0, 255))
         self.gl.setMinimumSize(240, 240)
-        self._volume_item = gl.GLVolumeItem(np.zeros((1, 1, 1, 4), np.uint8), sliceDensity=2, smooth=True)
+        # one slice per voxel: twice as many halved a plane move's redraw under software GL (0.9 → 0.4 s)
+        # without a visible gain at 128³
+        self._volume_item = gl.GLVolumeItem(np.zeros((1, 1, 1, 4), np.uint8), sliceDensity=1, smooth=True)
         fill = gl.GLMeshItem(vertexes=np.zeros((4, 3)), faces=np.array([[0, 1, 2], [0, 2, 3]]),
                              color=PLANE_FILL, glOptions="translucent")
         edge = gl.GLLinePlotItem(pos=np.zeros((5, 3)), color=PLANE_EDGE, width=2, mode="line_strip")
