@@ -82,7 +82,8 @@ def main() -> None:
         moves.append(time.perf_counter() - start)
     renderer = _renderer()
     print(f"3-D view, {args.side}³ RGB → ≤128³ texture, 800×800 widget, {renderer}")
-    print(f"  first picture {first:.2f} s   again {again:.2f} s   plane move {np.median(moves) * 1000:.0f} ms (median of 5)")
+    print(f"  first picture {first:.2f} s   again {again:.2f} s   "
+          f"plane move {np.median(moves) * 1000:.0f} ms (median of 5)")
 
 
 def _renderer() -> str:

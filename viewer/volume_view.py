@@ -13,14 +13,14 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtGui import QVector3D
+from PyQt6.QtGui import QImage, QVector3D
 from PyQt6.QtWidgets import (QCheckBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                              QWidget)
 
 from core.planes import Plane
 from core.volume import Volume
-from viewer.export import Cancelled
 from viewer.session import Session
 from viewer.volume_data import VolumeTexture, colorize_for_view
 from viewer.worker import BackgroundTasks
@@ -115,17 +115,22 @@ class VolumeView(QWidget):
         self.message.setText(f"colorizing {'×'.join(map(str, mri.array.shape[:3]))} voxels in 3-D…")
 
         def done(result: tuple[Volume, np.ndarray]) -> None:
-            if cancel is self._cancel and not cancel.is_set():
+            if cancel is self._cancel:  # else a newer colorization has replaced it
                 self._finish()
-                self.set_volume(*result)
+                if cancel.is_set():  # cancelled after its last batch: shown no more than any cancelled one
+                    self._stopped("3-D colorization cancelled")
+                else:
+                    self.set_volume(*result)
 
         def failed(text: str) -> None:
             if cancel is self._cancel:
                 self._finish()
-                text = "3-D colorization cancelled" if cancel.is_set() else f"3-D colorization failed: {text}"
-                self.message.setText(text)
-                self.ended.emit(text)
+                self._stopped("3-D colorization cancelled" if cancel.is_set() else f"3-D colorization failed: {text}")
         self.tasks.submit(lambda: colorize_for_view(mri, colorizer, output, self._report, cancel), done, failed)
+
+    def _stopped(self, text: str) -> None:
+        self.message.setText(text)
+        self.ended.emit(text)
 
     def _report(self, fraction: float) -> None:
         self.progressed.emit(int(fraction * 1000))
@@ -168,8 +173,6 @@ class VolumeView(QWidget):
         self.shown.emit()
 
     def _upload(self) -> None:
-        import pyqtgraph as pg
-
         texture = self.texture
         self._volume_item.setTransform(pg.Transform3D(*texture.item_matrix.ravel()))
         self._volume_item.setVisible(True)
@@ -195,8 +198,6 @@ class VolumeView(QWidget):
 
     def render_image(self) -> np.ndarray:
         """The GL view as it is now, (height, width, 4) uint8 RGBA (tests, screenshots)."""
-        from PyQt6.QtGui import QImage
-
         image = self.gl.grabFramebuffer().convertToFormat(QImage.Format.Format_RGBA8888)
         pointer = image.constBits()
         pointer.setsize(image.sizeInBytes())
