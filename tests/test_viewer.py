@@ -478,3 +478,24 @@ def test_outputs_have_plain_names_with_the_notation_in_tooltips(qtbot, window):
     tips = [box.itemData(i, QtCore.ItemDataRole.ToolTipRole) for i in range(box.count())]
     assert names and not any(ch in name for name in names for ch in "ĉ′")
     assert any("ĉ" in tip for tip in tips) and any("c′" in tip for tip in tips)
+
+
+def test_the_3d_dock_starts_hidden_with_a_view_menu_toggle_and_follows_the_study(window):
+    dock = window.docks["view3d"]
+    assert not dock.isVisible() and dock.widget().gl is None  # no GL context until it is shown
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    assert dock.toggleViewAction() in view_menu.actions()
+    view = dock.widget()
+    view.set_volume(*view_data_for(window))
+    assert view.texture is not None
+    window.state.set_output(next(o for o in window.session.network.colorizer.outputs if o != window.state.output))
+    assert view.texture is None  # another output voids the picture
+
+
+def view_data_for(w: MainWindow):
+    """A tiny stand-in colorized volume of the open study (the view only needs RGB and a body)."""
+    from viewer.volume_data import shrink
+
+    small = shrink(w.session.study.mri)
+    rgb = small.with_array(np.zeros(small.array.shape + (3,), np.uint8))
+    return rgb, np.ones(small.array.shape, bool)

@@ -33,6 +33,7 @@ from viewer.settings import ViewerSettings
 from viewer.state import OUTPUTS
 from viewer.status import StatusBar
 from viewer.study import Study, opening_order
+from viewer.volume_view import volume_dock
 from viewer.worker import BackgroundTasks
 
 log = logging.getLogger("mricolor.viewer")
@@ -122,6 +123,8 @@ class MainWindow(QMainWindow):
             self.splitDockWidget(left, right, Qt.Orientation.Horizontal)
         self.resizeDocks(docks, [280] * len(docks), Qt.Orientation.Vertical)
         self.resizeDocks(docks, [width for *_, width in _DOCKS], Qt.Orientation.Horizontal)
+        self.docks["view3d"] = volume_dock(self, self.session)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.docks["view3d"])
 
     def _connect_session(self) -> None:
         state, session = self.state, self.session
@@ -314,6 +317,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.status.stop()
         self.exports.cancel_all()
+        self.docks["view3d"].widget().stop()
         self.pipeline.stop()
         self.tasks.stop()
 

@@ -1,0 +1,137 @@
+"""The 3-D view: texture and clip without GL; the rendered picture with real (Mesa software) GL.
+
+The GL tests need a display: ``QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x900x24"
+python -m pytest tests/test_viewer_3d.py`` (the offscreen platform has no OpenGL; they skip there).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from core.inference import Colorizer
+from core.planes import Plane
+from core.volume import Volume
+from viewer.export import Cancelled
+from viewer.network import LoadedNetwork
+from viewer.session import Session
+from viewer.study import default_study, prepared
+from viewer.volume_data import BODY_ALPHA, VolumeTexture, colorize_for_view, shrink
+
+needs_gl = pytest.mark.skipif(os.environ.get("QT_QPA_PLATFORM") != "xcb" or not os.environ.get("DISPLAY"),
+                              reason="needs a display with OpenGL (QT_QPA_PLATFORM=xcb under xvfb-run)")
+
+
+@pytest.fixture(scope="module")
+def colorizer() -> Colorizer:
+    return Colorizer.untrained("tiny", device="cpu", pixel_mm=8.0)
+
+
+@pytest.fixture(scope="module")
+def colorized(colorizer) -> tuple[Volume, np.ndarray]:
+    study = default_study(0, "small")
+    return colorize_for_view(study.mri, colorizer, colorizer.serve)
+
+
+@pytest.fixture
+def session(colorizer) -> Session:
+    session = Session(size=128)
+    session.open_study(*prepared(default_study(0, "small"), 128))
+    session.set_network(LoadedNetwork(colorizer, "untrained"))
+    return session
+
+
+def test_shrink_keeps_the_frame_and_caps_every_side():
+    array = np.arange(300 * 20 * 10, dtype=np.float32).reshape(300, 20, 10)
+    volume = Volume(array, spacing=(1.0, 2.0, 0.5), origin=(5.0, 6.0, 7.0))
+    small = shrink(volume, 128)
+    assert max(small.array.shape) <= 128 and small.array.shape == (100, 6, 3)
+    assert np.allclose(small.spacing, (3.0, 6.0, 1.5))
+    # the first block's centre is where the mean of its voxels' centres is
+    assert np.allclose(small.index_to_physical(np.zeros(3)), volume.index_to_physical(np.ones(3)))
+
+
+def test_the_clip_hides_exactly_the_body_on_the_normals_side(colorized):
+    rgb, body = colorized
+    texture = VolumeTexture(rgb, body)
+    assert set(np.unique(texture.rgba[..., 3])) == {0, BODY_ALPHA}  # air is fully transparent
+    plane = Plane.preset("axial", rgb.center)
+    alpha = texture.clip(plane)[..., 3]
+    z_mm = rgb.index_to_physical(np.array([[0, 0, k] for k in range(rgb.array.shape[0])]))[:, 2]
+    above = z_mm > plane.center[2]
+    assert not alpha[:, :, above].any()
+    assert np.array_equal(alpha[:, :, ~above], texture.body_alpha[:, :, ~above])
+    assert np.array_equal(texture.clip(None)[..., 3], texture.body_alpha)
+
+
+def test_the_background_colorization_can_be_cancelled(colorizer):
+    study = default_study(0, "small")
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def progress(fraction: float) -> None:
+        seen.append(fraction)
+        cancel.set()  # the user presses Cancel after the first batch
+    with pytest.raises(Cancelled):
+        colorize_for_view(study.mri, colorizer, colorizer.serve, progress, cancel)
+    assert len(seen) == 1 and seen[0] < 1
+
+
+def test_the_view_cancels_its_colorization_and_shows_nothing(qtbot, session, monkeypatch):
+    from viewer import volume_view
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(mri, colorizer, output, progress, cancel):
+        started.set()
+        release.wait(10)
+        return colorize_for_view(mri, colorizer, output, progress, cancel)
+    monkeypatch.setattr(volume_view, "colorize_for_view", slow)
+    view = volume_view.VolumeView(session)
+    qtbot.addWidget(view)
+    view.start()
+    assert started.wait(10) and not view.start_button.isEnabled()
+    with qtbot.waitSignal(view.ended, timeout=20000) as ended:
+        view.cancel_button.click()
+        release.set()
+    assert ended.args == ["3-D colorization cancelled"]
+    assert view.texture is None and view.start_button.isEnabled()
+    view.stop()
+
+
+def _settle(qtbot, view) -> np.ndarray:
+    qtbot.wait(200)
+    return view.render_image()
+
+
+@needs_gl
+def test_the_3d_view_renders_the_body_and_its_clip_follows_the_plane(qtbot, session, tmp_path):
+    from viewer.volume_view import VolumeView
+
+    view = VolumeView(session)
+    qtbot.addWidget(view)
+    view.resize(480, 520)
+    view.show()
+    qtbot.waitExposed(view)
+    with qtbot.waitSignal(view.shown, timeout=120000):
+        view.start()
+    first = _settle(qtbot, view)
+    rgb = first[..., :3].astype(int)
+    dark = rgb.max(axis=2) < 10
+    assert dark[:10].all() and dark[:, :10].all()  # a black background, no haze of air at the edges
+    body = (rgb.max(axis=2) > 40) & (rgb.max(axis=2) - rgb.min(axis=2) > 15)  # coloured, not grey
+    assert body.sum() > 0.01 * body.size
+
+    texture = view.texture
+    session.state.scroll(-8)  # the plane moves down: more of the body is cut away
+    plane = session.state.plane()
+    assert texture.clip_plane is plane
+    cut = texture.signed_distance(plane) > 0
+    assert cut.any() and not texture.rgba[..., 3][cut].any()
+    second = _settle(qtbot, view)
+    assert np.abs(second.astype(int) - first.astype(int)).sum(axis=2).astype(bool).mean() > 0.005
+    from PIL import Image
+    Image.fromarray(second).save(tmp_path / "view3d.png")
+    view.stop()
