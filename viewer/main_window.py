@@ -21,6 +21,7 @@ from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import ExportProgress, VolumeExports, save_png
 from viewer.framing import Framing
 from viewer.jobs import Colorized, SidePlanes
+from viewer.layouts import Layouts
 from viewer.loader import Loader
 from viewer.menus import MenuCommands, build_menus, fill_recent
 from viewer.metrics_panel import MetricsPanel
@@ -76,7 +77,7 @@ class MainWindow(QMainWindow):
         commands = MenuCommands(self.loader.open_file, self.loader.load_default, self.export_png, self.export_volume,
                                 self.show_error, self.panels.reset_zoom, self.close)
         self.recent_menu = build_menus(self.menuBar(), self, commands, self.state,
-                                       [dock.toggleViewAction() for dock in self.docks.values()])
+                                       [dock.toggleViewAction() for dock in self.docks.values()], self.layouts.actions)
         fill_recent(self.recent_menu, self.settings.recent(), self.loader.open_file)
         self._connect_session()
         self._connect_pipeline()
@@ -96,7 +97,8 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.panels, 1)
+        self.layouts = Layouts(self.panels, self.session, self.pipeline, self.settings, self)
+        layout.addWidget(self.layouts.stack, 1)
         layout.addWidget(self.readout)
         self.setCentralWidget(central)
         self.plane_controls = PlaneControls(self.state)
@@ -181,8 +183,9 @@ class MainWindow(QMainWindow):
 
     def _on_volumes_changed(self, study: Study) -> None:
         self._lut_index = self.panels.set_label_table(study.label_table)
-        self.legend.set_table(study.label_table)
-        self.panels.set_notice("cryo", "" if study.cryo is not None else "no cryosection — File ▸ Open cryosection")
+        self.legend.set_table(study.label_table, "empty: no labels are open (File ▸ Open labels)" if study.cryo
+                              else "empty: no cryosection or labels are open (File ▸ Open cryosection, labels)")
+        self.panels.show_cryo(study.cryo is not None)
 
     def _on_network_changed(self, network: LoadedNetwork) -> None:
         device = str(network.colorizer.device)
@@ -228,7 +231,7 @@ class MainWindow(QMainWindow):
     @property
     def idle(self) -> bool:
         """True when every panel shows the newest plane and nothing is loading or computing."""
-        return self.tasks.pending == 0 and self.pipeline.idle
+        return self.tasks.pending == 0 and self.pipeline.idle and self.layouts.idle
 
     # --- display -------------------------------------------------------------------------------
     def _on_window_changed(self, _window: float, _level: float) -> None:
@@ -315,6 +318,7 @@ class MainWindow(QMainWindow):
         self.status.stop()
         self.exports.cancel_all()
         self.pipeline.stop()
+        self.layouts.stop()
         self.tasks.stop()
 
     def closeEvent(self, event) -> None:

@@ -1,0 +1,210 @@
+"""The three-view layout's work and widget: axial, coronal and sagittal planes through the crosshair.
+
+`OrthoPipeline` cuts the three orthogonal planes of `ViewerState.ortho_plane` on the UI thread
+(~2 ms each) whenever the crosshair moves one of them, and, when the views show colour,
+colorizes them on one latest-wins worker per view (each a torch thread below the main plane's
+worker, so the plane of the comparison layout keeps the cores): a drag of the crosshair runs the
+network a few times per view at half resolution and ends on the full plane, as `PlanePipeline`
+does for the main plane. `OrthoPanels` shows those three and the current (possibly oblique)
+plane of the main pipeline in a 2 × 2 grid with the crosshair drawn in each.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+
+from core.planes import ORIENTATIONS, Plane
+from viewer import jobs
+from viewer.panels import _Panel
+from viewer.pipeline import SCROLL_MS, WORKER_NICE
+from viewer.session import Session
+from viewer.worker import LatestWinsWorker
+
+#: The views of the three-view layout, in grid order (row-major, two columns).
+VIEWS = (*ORIENTATIONS, "oblique")
+
+
+class OrthoPipeline(QObject):
+    """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
+
+    ``enabled`` is off while another layout is shown (no work for views nobody sees);
+    ``colour`` makes the network colorize the views. Results older than the newest shown for
+    their view, or requested before the network or output changed, are dropped.
+    """
+
+    cut = pyqtSignal(str, object, object)  # orientation, MRI plane (H, W) in MRI units, Plane
+    colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
+
+    def __init__(self, session: Session, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.enabled = False
+        self.colour = False
+        self.planes: dict[str, Plane] = {}
+        self.request_id = {name: 0 for name in ORIENTATIONS}
+        self.shown = {name: 0 for name in ORIENTATIONS}
+        self._floor = 0  # ids are shared across views: one floor drops every older result
+        self._next_id = 0
+        self._last_change = {name: 0.0 for name in ORIENTATIONS}
+        self._previewed: set[str] = set()  # views whose newest request ran at half resolution
+        self.workers = {name: LatestWinsWorker(jobs.colorize, f"mricolor-{name}", torch_threads=1,
+                                               nice=WORKER_NICE["model"] + 1) for name in ORIENTATIONS}
+        for name, worker in self.workers.items():
+            worker.finished.connect(lambda rid, result, n=name: self._on_colorized(n, rid, result))
+        self._refine = QTimer(self, singleShot=True, interval=SCROLL_MS)
+        self._refine.timeout.connect(self._submit_full)
+        state = session.state
+        state.crosshair_changed.connect(lambda _point: self.update())
+        state.output_changed.connect(lambda _output: self.refresh())
+        session.network_changed.connect(lambda _network: self.refresh())
+        session.volumes_changed.connect(lambda _study: self.refresh())
+        session.study_opened.connect(lambda _study: self.refresh(update=False))  # its frame (and planes) follow
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Start (all three views at once) or stop following the crosshair."""
+        self.enabled = enabled
+        self.refresh()
+
+    def set_colour(self, colour: bool) -> None:
+        """Colorize the views (True) or show their MRI only."""
+        self.colour = colour
+        self.refresh()
+
+    def refresh(self, update: bool = True) -> None:
+        """Redo every view: what a view shows changed (layout, colour, network, output, study);
+        results requested before are dropped."""
+        self._floor = self._next_id + 1
+        self.planes.clear()
+        self._previewed.clear()
+        if update:
+            self.update()
+
+    def update(self) -> None:
+        """Cut (and colorize) the views whose plane the crosshair has moved."""
+        session = self.session
+        if not self.enabled or session.study is None:
+            return
+        for name in ORIENTATIONS:
+            plane = session.state.ortho_plane(name)
+            old = self.planes.get(name)
+            if old is not None and np.allclose(old.center, plane.center):
+                continue
+            self.planes[name] = plane
+            self._request(name, plane)
+
+    def _request(self, name: str, plane: Plane) -> None:
+        session = self.session
+        mri = jobs.slice_mri(session.study, plane)
+        self._next_id += 1
+        self.request_id[name] = self._next_id
+        if self.colour and session.network is not None:
+            now = time.perf_counter()
+            preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
+            self._last_change[name] = now
+            self.workers[name].submit(self._next_id, session.colorize_request(plane, mri, preview=preview))
+            if preview:
+                self._previewed.add(name)
+                self._refine.start()
+            else:
+                self._previewed.discard(name)
+        else:
+            self.shown[name] = self._next_id  # the MRI is all this view shows
+        self.cut.emit(name, mri, plane)
+
+    def _submit_full(self) -> None:
+        """The crosshair has rested: the previewed views get their full-resolution plane (same ids)."""
+        session = self.session
+        if session.network is None or not self.colour:
+            return
+        for name in sorted(self._previewed):
+            self.workers[name].submit(self.request_id[name], session.colorize_request(self.planes[name]))
+        self._previewed.clear()
+
+    def _on_colorized(self, name: str, rid: int, result: jobs.Colorized) -> None:
+        if rid < max(self.shown[name], self._floor) or not self.colour:
+            return
+        self.shown[name] = rid
+        self.colorized.emit(name, result)
+
+    @property
+    def idle(self) -> bool:
+        """True when every view shows its newest plane at full resolution and no worker is busy."""
+        return (not self._refine.isActive() and not self._previewed
+                and all(self.shown[n] == self.request_id[n] and not self.workers[n].busy for n in ORIENTATIONS))
+
+    def stop(self) -> None:
+        self._refine.stop()
+        for worker in self.workers.values():
+            worker.stop()
+
+
+class OrthoPanels(pg.GraphicsLayoutWidget):
+    """Axial | coronal over sagittal | current plane, each with the crosshair and orientation letters.
+
+    Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``;
+    the layout turns them into crosshair moves.
+    """
+
+    clicked = pyqtSignal(str, float, float)
+    scrolled = pyqtSignal(str, float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("k")
+        self.ci.layout.setSpacing(4)
+        self.panels = {name: _Panel(self.ci, i % 2, name, window_drag=False, overlay=False, row=2 * (i // 2))
+                       for i, name in enumerate(VIEWS)}
+        self.shapes: dict[str, tuple[int, int]] = {}
+        for name, panel in self.panels.items():
+            panel.view.scrolled.connect(lambda notches, n=name: self.scrolled.emit(n, notches))
+        self.scene().sigMouseClicked.connect(self._mouse_clicked)
+
+    def set_image(self, name: str, image: np.ndarray, levels: tuple[float, float] | None) -> None:
+        """An MRI plane (with ``levels``) or an RGB uint8 plane (``levels`` None) in view ``name``."""
+        panel = self.panels[name]
+        panel.image.setImage(image, levels=levels, autoLevels=False)
+        shape = image.shape[:2]
+        if self.shapes.get(name) != shape:  # frame each view once per plane size, then keep the user's zoom
+            self.shapes[name] = shape
+            panel.view.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0.0)
+            panel.place_texts(shape)
+
+    def set_levels(self, name: str, levels: tuple[float, float]) -> None:
+        self.panels[name].image.setLevels(levels)
+
+    def set_plane(self, name: str, plane: Plane, crosshair: np.ndarray) -> None:
+        """Title, orientation letters and crosshair of view ``name``, which shows ``plane``."""
+        panel = self.panels[name]
+        for edge, text in plane.orientation_letters().items():
+            panel.letters[edge].setText(text)
+        self.set_crosshair(name, plane, crosshair)
+
+    def set_crosshair(self, name: str, plane: Plane, crosshair: np.ndarray) -> None:
+        row, col, _ = plane.physical_to_pixel(crosshair)
+        vertical, horizontal = self.panels[name].lines
+        vertical.setPos(col + 0.5)
+        horizontal.setPos(row + 0.5)
+        vertical.show()
+        horizontal.show()
+
+    def set_title(self, name: str, text: str) -> None:
+        self.panels[name].heading = text
+        self.panels[name].show_title()
+
+    def _mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        pos = event.scenePos()
+        for name, panel in self.panels.items():
+            shape = self.shapes.get(name)
+            if shape is None or not panel.view.sceneBoundingRect().contains(pos):
+                continue
+            point = panel.view.mapSceneToView(pos)
+            row, col = point.y() - 0.5, point.x() - 0.5
+            if -0.5 <= row < shape[0] - 0.5 and -0.5 <= col < shape[1] - 0.5:
+                event.accept()
+                self.clicked.emit(name, row, col)
+            return
