@@ -96,8 +96,8 @@ class Layouts(QObject):
             self.ortho.set_image("oblique", self._oblique[0], self.state.levels)
 
     # --- what the views show ---------------------------------------------------------------------
-    def _on_cut(self, name: str, mri: np.ndarray, plane: Plane) -> None:
-        if not self.ortho_pipeline.colour or name not in self.ortho.shapes:  # colour replaces the MRI once ready
+    def _on_cut(self, name: str, mri: np.ndarray, plane: Plane, colour_follows: bool) -> None:
+        if not colour_follows or name not in self.ortho.shapes:  # the colour replaces the last one when ready
             self.ortho.set_image(name, mri, self.state.levels)
         self.ortho.set_plane(name, plane, self.state.crosshair)
 

@@ -270,8 +270,8 @@ class MainWindow(QMainWindow):
 
     # --- exports -------------------------------------------------------------------------------
     def export_png(self, path: str) -> Path:
-        """The three panels as one PNG, as they are on screen."""
-        written = save_png(self.panels, path)
+        """The panels of the layout on screen as one PNG, as they are shown."""
+        written = save_png(self.layouts.stack.currentWidget(), path)
         self.status.showMessage(f"saved {written}", 5000)
         return written
 

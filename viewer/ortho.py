@@ -35,7 +35,7 @@ class OrthoPipeline(QObject):
     their view, or requested before the network or output changed, are dropped.
     """
 
-    cut = pyqtSignal(str, object, object)  # orientation, MRI plane (H, W) in MRI units, Plane
+    cut = pyqtSignal(str, object, object, bool)  # orientation, MRI plane (H, W) in MRI units, Plane, colour follows
     colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
 
     def __init__(self, session: Session, parent: QObject | None = None):
@@ -100,7 +100,8 @@ class OrthoPipeline(QObject):
         mri = jobs.slice_mri(session.study, plane)
         self._next_id += 1
         self.request_id[name] = self._next_id
-        if self.colour and session.network is not None:
+        colour = self.colour and session.network is not None
+        if colour:
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
             self._last_change[name] = now
@@ -112,7 +113,7 @@ class OrthoPipeline(QObject):
                 self._previewed.discard(name)
         else:
             self.shown[name] = self._next_id  # the MRI is all this view shows
-        self.cut.emit(name, mri, plane)
+        self.cut.emit(name, mri, plane, colour)
 
     def _submit_full(self) -> None:
         """The crosshair has rested: the previewed views get their full-resolution plane (same ids)."""
@@ -160,6 +161,8 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
         self.shapes: dict[str, tuple[int, int]] = {}
         for name, panel in self.panels.items():
             panel.view.scrolled.connect(lambda notches, n=name: self.scrolled.emit(n, notches))
+            for moved in (panel.view.sigResized, panel.view.sigRangeChanged):  # letters stay at the image's edges
+                moved.connect(lambda *_, n=name: self._place_texts(n))
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
 
     def set_image(self, name: str, image: np.ndarray, levels: tuple[float, float] | None) -> None:
@@ -170,7 +173,11 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
         if self.shapes.get(name) != shape:  # frame each view once per plane size, then keep the user's zoom
             self.shapes[name] = shape
             panel.view.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0.0)
-            panel.place_texts(shape)
+            self._place_texts(name)
+
+    def _place_texts(self, name: str) -> None:
+        if name in self.shapes:
+            self.panels[name].place_texts(self.shapes[name])
 
     def set_levels(self, name: str, levels: tuple[float, float]) -> None:
         self.panels[name].image.setLevels(levels)
