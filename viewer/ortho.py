@@ -2,10 +2,9 @@
 
 `OrthoPipeline` cuts the three orthogonal planes of `ViewerState.ortho_plane` on the UI thread
 (~2 ms each) whenever the crosshair moves one of them, and, when the views show colour,
-colorizes them on one latest-wins worker per view (each a torch thread below the main plane's
-worker, so the plane of the comparison layout keeps the cores): a drag of the crosshair runs the
-network a few times per view at half resolution and ends on the full plane, as `PlanePipeline`
-does for the main plane. `OrthoPanels` shows those three and the current (possibly oblique)
+colorizes them on one latest-wins worker (below the main plane's worker, so the current plane
+keeps the cores): a drag of the crosshair runs the network a few times per view at half
+resolution and ends on the full planes, as `PlanePipeline` does for the main plane. `OrthoPanels` shows those three and the current (possibly oblique)
 plane of the main pipeline in a 2 × 2 grid with the crosshair drawn in each.
 """
 from __future__ import annotations
@@ -27,12 +26,21 @@ from viewer.worker import LatestWinsWorker
 VIEWS = (*ORIENTATIONS, "oblique")
 
 
+def colorize_views(requests: tuple[tuple[str, int, jobs.ColorizeRequest], ...]) -> list[tuple[str, int, jobs.Colorized]]:
+    """Colorize each view's newest request in turn (the views' worker runs this)."""
+    return [(name, rid, jobs.colorize(request)) for name, rid, request in requests]
+
+
 class OrthoPipeline(QObject):
     """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
 
     ``enabled`` is off while another layout is shown (no work for views nobody sees);
-    ``colour`` makes the network colorize the views. Results older than the newest shown for
-    their view, or requested before the network or output changed, are dropped.
+    ``colour`` makes the network colorize the views. One latest-wins worker runs the newest
+    request of every view that waits for one (a batch replaces the batch still waiting, and
+    carries every view's newest request): one network thread beside the main plane's, whatever
+    the number of views — several threads of Python pre- and post-processing fought the UI
+    thread for the interpreter lock (stalls of a second in the benchmark). Results older than
+    the newest shown for their view, or requested before the network or output changed, are dropped.
     """
 
     cut = pyqtSignal(str, object, object, bool)  # orientation, MRI plane (H, W) in MRI units, Plane, colour follows
@@ -49,11 +57,10 @@ class OrthoPipeline(QObject):
         self._floor = 0  # ids are shared across views: one floor drops every older result
         self._next_id = 0
         self._last_change = {name: 0.0 for name in ORIENTATIONS}
-        self._previewed: set[str] = set()  # views whose newest request ran at half resolution
-        self.workers = {name: LatestWinsWorker(jobs.colorize, f"mricolor-{name}", torch_threads=1,
-                                               nice=WORKER_NICE["model"] + 1) for name in ORIENTATIONS}
-        for name, worker in self.workers.items():
-            worker.finished.connect(lambda rid, result, n=name: self._on_colorized(n, rid, result))
+        self._waiting: dict[str, tuple[int, jobs.ColorizeRequest]] = {}  # per view: the request not yet back
+        self._preview_shown: dict[str, bool] = {}  # per view: a half-resolution preview is on screen
+        self.worker = LatestWinsWorker(colorize_views, "mricolor-views", nice=WORKER_NICE["model"] + 1)
+        self.worker.finished.connect(self._on_colorized)
         self._refine = QTimer(self, singleShot=True, interval=SCROLL_MS)
         self._refine.timeout.connect(self._submit_full)
         state = session.state
@@ -78,7 +85,8 @@ class OrthoPipeline(QObject):
         results requested before are dropped."""
         self._floor = self._next_id + 1
         self.planes.clear()
-        self._previewed.clear()
+        self._waiting.clear()
+        self._preview_shown.clear()
         if update:
             self.update()
 
@@ -94,6 +102,7 @@ class OrthoPipeline(QObject):
                 continue
             self.planes[name] = plane
             self._request(name, plane)
+        self._submit()
 
     def _request(self, name: str, plane: Plane) -> None:
         session = self.session
@@ -105,41 +114,50 @@ class OrthoPipeline(QObject):
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
             self._last_change[name] = now
-            self.workers[name].submit(self._next_id, session.colorize_request(plane, mri, preview=preview))
+            self._waiting[name] = (self._next_id, session.colorize_request(plane, mri, preview=preview))
             if preview:
-                self._previewed.add(name)
                 self._refine.start()
-            else:
-                self._previewed.discard(name)
         else:
             self.shown[name] = self._next_id  # the MRI is all this view shows
         self.cut.emit(name, mri, plane, colour)
 
+    def _submit(self) -> None:
+        if self._waiting:
+            batch = tuple((name, rid, request) for name, (rid, request) in sorted(self._waiting.items()))
+            self.worker.submit(max(rid for _, rid, _ in batch), batch)
+
     def _submit_full(self) -> None:
-        """The crosshair has rested: the previewed views get their full-resolution plane (same ids)."""
+        """The crosshair has rested: the views shown or waiting as previews get their full plane (same ids)."""
         session = self.session
         if session.network is None or not self.colour:
             return
-        for name in sorted(self._previewed):
-            self.workers[name].submit(self.request_id[name], session.colorize_request(self.planes[name]))
-        self._previewed.clear()
+        for name, plane in self.planes.items():
+            waiting = self._waiting.get(name)
+            if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
+                self._waiting[name] = (self.request_id[name], session.colorize_request(plane))
+        self._submit()
 
-    def _on_colorized(self, name: str, rid: int, result: jobs.Colorized) -> None:
-        if rid < max(self.shown[name], self._floor) or not self.colour:
-            return
-        self.shown[name] = rid
-        self.colorized.emit(name, result)
+    def _on_colorized(self, _batch: int, results: list[tuple[str, int, jobs.Colorized]]) -> None:
+        for name, rid, result in results:
+            waiting = self._waiting.get(name)
+            if waiting is not None and (rid > waiting[0] or (rid == waiting[0] and waiting[1].preview == result.preview)):
+                del self._waiting[name]  # else a newer (or the full) request still waits
+            if rid < max(self.shown[name], self._floor) or not self.colour:
+                continue
+            self.shown[name] = rid
+            self._preview_shown[name] = result.preview
+            self.colorized.emit(name, result)
 
     @property
     def idle(self) -> bool:
-        """True when every view shows its newest plane at full resolution and no worker is busy."""
-        return (not self._refine.isActive() and not self._previewed
-                and all(self.shown[n] == self.request_id[n] and not self.workers[n].busy for n in ORIENTATIONS))
+        """True when every view shows its newest plane at full resolution and the worker is done."""
+        return (not self._refine.isActive() and not self._waiting and not self.worker.busy
+                and not any(self._preview_shown.values())
+                and all(self.shown[n] == self.request_id[n] for n in ORIENTATIONS))
 
     def stop(self) -> None:
         self._refine.stop()
-        for worker in self.workers.values():
-            worker.stop()
+        self.worker.stop()
 
 
 class OrthoPanels(pg.GraphicsLayoutWidget):
