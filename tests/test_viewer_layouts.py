@@ -32,6 +32,11 @@ def _click(qtbot, w: MainWindow, view: str, row: float, col: float) -> tuple[flo
     return landed.y() - 0.5, landed.x() - 0.5
 
 
+def _fills(view, size: int) -> bool:
+    """The plane (``size`` pixels square) fills the view in one direction, not a speck in its middle."""
+    return min(high - low for low, high in view.viewRange()) <= 1.05 * size
+
+
 def _offset(plane: Plane, w: MainWindow) -> float:
     return float((plane.center - w.state.frame.center) @ plane.normal)
 
@@ -118,9 +123,11 @@ def test_without_a_cryosection_its_panel_gives_its_room_back_and_the_legend_says
     panels = w.panels.panels
     assert not panels["cryo"].view.isVisible() and not w.panels.cryo_shown
     assert panels["mri"].view.width() > 0.4 * w.panels.width()  # half the row, not a third
+    assert _fills(panels["mri"].view, 64) and _fills(panels["colorized"].view, 64)
     assert w.legend.count() == 1 and "no cryosection" in w.legend.item(0).text()
     w.session.replace_volume("cryo", phantom.cryo)
     qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
     assert panels["cryo"].view.isVisible() and panels["mri"].view.width() < 0.4 * w.panels.width()
     assert panels["cryo"].image.image.std() > 5
+    assert all(_fills(panels[key].view, 64) for key in ("mri", "colorized", "cryo"))
     w.close()

@@ -236,6 +236,8 @@ class Legend(QListWidget):
         self.table: LabelTable | None = None
         self._shown: tuple[int, ...] | None = None
         self.setToolTip("tissues in the current plane (overlay colours)")
+        self.setWordWrap(True)  # the reason an empty legend gives is a sentence
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     def set_table(self, table: LabelTable | None, reason: str = "") -> None:
         """List the tissues of ``table`` from now on; without one the list says ``reason`` (why it is

@@ -155,10 +155,14 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         if shown == self.cryo_shown:
             return
         self.cryo_shown = shown
-        panel = self.panels["cryo"]
+        panel, first = self.panels["cryo"], self.panels["mri"].view
         panel.title.setVisible(shown)
         panel.view.setVisible(shown)
         self._size_columns()
+        self.ci.layout.activate()  # the new widths now: a linked view scales its range by its width,
+        panel.view.setXLink(first if shown else None)  # and a zero-width one would shrink every image
+        panel.view.setYLink(first if shown else None)
+        self.reset_zoom()
 
     # --- content -------------------------------------------------------------------------------
     def _fit(self, shape: tuple[int, int]) -> None:
