@@ -131,3 +131,17 @@ def test_without_a_cryosection_its_panel_gives_its_room_back_and_the_legend_says
     assert panels["cryo"].image.image.std() > 5
     assert all(_fills(panels[key].view, 64) for key in ("mri", "colorized", "cryo"))
     w.close()
+
+
+def test_the_readout_follows_the_mouse_in_the_three_views(qtbot, window):
+    _three(qtbot, window)
+    ortho, work = window.layouts.ortho, window.layouts.ortho_pipeline
+    box = ortho.panels["sagittal"].view
+    screen = ortho.mapFromScene(box.mapViewToScene(QPointF(60.5, 70.5)))
+    landed = box.mapSceneToView(ortho.mapToScene(screen))
+    qtbot.mouseMove(ortho.viewport(), pos=screen)
+    plane = work.planes["sagittal"]
+    expected = "sagittal: " + window.session.readout(jobs.slice_mri(window.session.study, plane),
+                                                      landed.y() - 0.5, landed.x() - 0.5, plane)
+    qtbot.waitUntil(lambda: window.readout.text() == expected, timeout=TIMEOUT_MS)
+    assert "mm LPS" in expected and "MRI" in expected

@@ -33,6 +33,7 @@ class Layouts(QObject):
     """
 
     changed = pyqtSignal(str)  # the layout now shown
+    readout = pyqtSignal(str)  # position, MRI value and tissue under the mouse in a view ("" off the images)
 
     def __init__(self, panels: ImagePanels, session: Session, pipeline: PlanePipeline,
                  settings: ViewerSettings, parent: QObject | None = None):
@@ -47,6 +48,7 @@ class Layouts(QObject):
         self.current = "comparison"
         self._oblique: tuple[np.ndarray, Plane] | None = None  # the current plane's MRI cut and plane
         self._oblique_rgb: np.ndarray | None = None  # and its newest colorization
+        self._cuts: dict[str, tuple[np.ndarray, Plane]] = {}  # per orthogonal view: its MRI cut and plane
         self._connect(pipeline)
         switch = QAction("Switch layout (comparison / three views)", self)
         switch.setShortcut(QKeySequence("L"))
@@ -69,6 +71,7 @@ class Layouts(QObject):
         state.crosshair_changed.connect(lambda _point: self._draw_crosshairs())
         state.window_changed.connect(lambda *_: self._on_window_changed())
         ortho.clicked.connect(self._on_click)
+        ortho.hovered.connect(self._on_hover)
         ortho.scrolled.connect(self._on_scroll)
 
     # --- choices ---------------------------------------------------------------------------------
@@ -97,6 +100,7 @@ class Layouts(QObject):
 
     # --- what the views show ---------------------------------------------------------------------
     def _on_cut(self, name: str, mri: np.ndarray, plane: Plane, colour_follows: bool) -> None:
+        self._cuts[name] = (mri, plane)
         if not colour_follows or name not in self.ortho.shapes:  # the colour replaces the last one when ready
             self.ortho.set_image(name, mri, self.state.levels)
         self.ortho.set_plane(name, plane, self.state.crosshair)
@@ -128,6 +132,14 @@ class Layouts(QObject):
                 self.ortho.set_levels(name, self.state.levels)
 
     # --- mouse -----------------------------------------------------------------------------------
+    def _on_hover(self, name: str, row: float, col: float) -> None:
+        cuts = {**self._cuts, **({"oblique": self._oblique} if self._oblique is not None else {})}
+        if name not in cuts or self.session.study is None:
+            self.readout.emit("")
+            return
+        mri, plane = cuts[name]
+        self.readout.emit(f"{name}: {self.session.readout(mri, row, col, plane)}")
+
     def _on_click(self, name: str, row: float, col: float) -> None:
         """The crosshair (and with it the other views and the current plane) to the clicked point."""
         plane = self._planes().get(name)

@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         state, session = self.state, self.session
         self.panels.hovered.connect(self.point_at)
+        self.layouts.readout.connect(lambda text: self.readout.setText(text or _READOUT_HINT))
         self.panels.scrolled.connect(state.scroll)
         self.panels.window_dragged.connect(self._on_window_drag)
         self.navigator.clicked.connect(state.move_through)

@@ -169,6 +169,7 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
 
     clicked = pyqtSignal(str, float, float)
     scrolled = pyqtSignal(str, float)
+    hovered = pyqtSignal(str, float, float)  # view, plane pixel; ("", nan, nan) off the images
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -182,6 +183,8 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
             for moved in (panel.view.sigResized, panel.view.sigRangeChanged):  # letters stay at the image's edges
                 moved.connect(lambda *_, n=name: self._place_texts(n))
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
+        self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60,
+                                     slot=lambda event: self.hovered.emit(*self._pixel_at(event[0])))
 
     def set_image(self, name: str, image: np.ndarray, levels: tuple[float, float] | None) -> None:
         """An MRI plane (with ``levels``) or an RGB uint8 plane (``levels`` None) in view ``name``."""
@@ -219,10 +222,8 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
         self.panels[name].heading = text
         self.panels[name].show_title()
 
-    def _mouse_clicked(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton:
-            return
-        pos = event.scenePos()
+    def _pixel_at(self, pos) -> tuple[str, float, float]:
+        """The view and plane pixel (row, col) under scene position ``pos`` ("", nan, nan off the images)."""
         for name, panel in self.panels.items():
             shape = self.shapes.get(name)
             if shape is None or not panel.view.sceneBoundingRect().contains(pos):
@@ -230,6 +231,13 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
             point = panel.view.mapSceneToView(pos)
             row, col = point.y() - 0.5, point.x() - 0.5
             if -0.5 <= row < shape[0] - 0.5 and -0.5 <= col < shape[1] - 0.5:
-                event.accept()
-                self.clicked.emit(name, row, col)
+                return name, row, col
+        return "", float("nan"), float("nan")
+
+    def _mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
             return
+        name, row, col = self._pixel_at(event.scenePos())
+        if name:
+            event.accept()
+            self.clicked.emit(name, row, col)
