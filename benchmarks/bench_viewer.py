@@ -238,7 +238,7 @@ def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Pat
               f"(UI work per change: median {r['ui_median']:.1f} ms, max {r['ui_ms']:.1f} ms)")
     for name, r in three.items():
         print(f"three views, colour, {name:>11} crosshair drag of {planes}: latency median {r['median']:6.1f} ms, "
-              f"p95 {r['p95']:6.1f} ms, settle {r['settle']:6.1f} ms; network ran {r['runs']} times (batches of views); "
+              f"p95 {r['p95']:6.1f} ms, settle {r['settle']:6.1f} ms; network ran {r['runs']} times (view batches); "
               f"longest UI stall {r['stall']:5.1f} ms")
     worst = max(sequential["stall"], paced["stall"])
     print(f"UI stall vs model on the UI thread: {worst:.1f} ms vs ≥ {reference:.1f} ms per plane "

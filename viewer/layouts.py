@@ -32,7 +32,6 @@ class Layouts(QObject):
     ``actions``: switch layout (L) and colour in the three views (C), for the View menu.
     """
 
-    changed = pyqtSignal(str)  # the layout now shown
     readout = pyqtSignal(str)  # position, MRI value and tissue under the mouse in a view ("" off the images)
 
     def __init__(self, panels: ImagePanels, session: Session, pipeline: PlanePipeline,
@@ -83,7 +82,6 @@ class Layouts(QObject):
         self.stack.setCurrentIndex(list(LAYOUTS).index(name))
         self.ortho_pipeline.set_enabled(name == "three")
         self.settings.set_value("layout", name)
-        self.changed.emit(name)
 
     def set_colour(self, colour: bool) -> None:
         """The three views show the colorization (True) or the MRI."""

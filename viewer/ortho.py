@@ -4,8 +4,9 @@
 (~2 ms each) whenever the crosshair moves one of them, and, when the views show colour,
 colorizes them on one latest-wins worker (below the main plane's worker, so the current plane
 keeps the cores): a drag of the crosshair runs the network a few times per view at half
-resolution and ends on the full planes, as `PlanePipeline` does for the main plane. `OrthoPanels` shows those three and the current (possibly oblique)
-plane of the main pipeline in a 2 × 2 grid with the crosshair drawn in each.
+resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
+`OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline in
+a 2 × 2 grid with the crosshair drawn in each.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from viewer.worker import LatestWinsWorker
 VIEWS = (*ORIENTATIONS, "oblique")
 
 
-def colorize_views(requests: tuple[tuple[str, int, jobs.ColorizeRequest], ...]) -> list[tuple[str, int, jobs.Colorized]]:
+def colorize_views(requests: tuple[tuple[str, int, jobs.ColorizeRequest], ...]
+                   ) -> list[tuple[str, int, jobs.Colorized]]:
     """Colorize each view's newest request in turn (the views' worker runs this)."""
     return [(name, rid, jobs.colorize(request)) for name, rid, request in requests]
 
@@ -140,8 +142,10 @@ class OrthoPipeline(QObject):
     def _on_colorized(self, _batch: int, results: list[tuple[str, int, jobs.Colorized]]) -> None:
         for name, rid, result in results:
             waiting = self._waiting.get(name)
-            if waiting is not None and (rid > waiting[0] or (rid == waiting[0] and waiting[1].preview == result.preview)):
-                del self._waiting[name]  # else a newer (or the full) request still waits
+            answered = waiting is not None and (rid > waiting[0]
+                                                or (rid, result.preview) == (waiting[0], waiting[1].preview))
+            if answered:  # else a newer request (or the full plane after this preview) still waits
+                del self._waiting[name]
             if rid < max(self.shown[name], self._floor) or not self.colour:
                 continue
             self.shown[name] = rid
