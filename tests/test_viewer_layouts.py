@@ -145,3 +145,27 @@ def test_the_readout_follows_the_mouse_in_the_three_views(qtbot, window):
                                                       landed.y() - 0.5, landed.x() - 0.5, plane)
     qtbot.waitUntil(lambda: window.readout.text() == expected, timeout=TIMEOUT_MS)
     assert "mm LPS" in expected and "MRI" in expected
+
+
+def test_the_views_worker_never_runs_a_request_twice(qtbot, monkeypatch):
+    """A batch carries the previous batch's requests still out when it was sent: those already run
+    (at the same or a better resolution) are skipped, older ones too."""
+    from types import SimpleNamespace
+
+    from viewer import ortho
+    from viewer.session import Session
+
+    ran = []
+    monkeypatch.setattr(ortho.jobs, "colorize", lambda request: ran.append(request.tag) or request.tag)
+    work = ortho.OrthoPipeline(Session(size=16))
+    try:
+        def batch(*items):
+            return work._colorize_batch(tuple((name, rid, SimpleNamespace(preview=preview, tag=(name, rid, preview)))
+                                              for name, rid, preview in items))
+        batch(("axial", 1, True), ("coronal", 2, True))
+        batch(("axial", 1, True), ("coronal", 3, True))  # axial 1 again: skipped
+        batch(("axial", 1, False), ("coronal", 2, False))  # axial's full plane runs; coronal 2 is stale
+        assert batch(("axial", 1, True)) == []
+        assert ran == [("axial", 1, True), ("coronal", 2, True), ("coronal", 3, True), ("axial", 1, False)]
+    finally:
+        work.stop()

@@ -27,12 +27,6 @@ from viewer.worker import LatestWinsWorker
 VIEWS = (*ORIENTATIONS, "oblique")
 
 
-def colorize_views(requests: tuple[tuple[str, int, jobs.ColorizeRequest], ...]
-                   ) -> list[tuple[str, int, jobs.Colorized]]:
-    """Colorize each view's newest request in turn (the views' worker runs this)."""
-    return [(name, rid, jobs.colorize(request)) for name, rid, request in requests]
-
-
 class OrthoPipeline(QObject):
     """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
 
@@ -61,7 +55,8 @@ class OrthoPipeline(QObject):
         self._last_change = {name: 0.0 for name in ORIENTATIONS}
         self._waiting: dict[str, tuple[int, jobs.ColorizeRequest]] = {}  # per view: the request not yet back
         self._preview_shown: dict[str, bool] = {}  # per view: a half-resolution preview is on screen
-        self.worker = LatestWinsWorker(colorize_views, "mricolor-views", nice=WORKER_NICE["model"] + 1)
+        self._computed: dict[str, tuple[int, bool]] = {}  # worker thread only: per view, (id, preview) last run
+        self.worker = LatestWinsWorker(self._colorize_batch, "mricolor-views", nice=WORKER_NICE["model"] + 1)
         self.worker.finished.connect(self._on_colorized)
         self._refine = QTimer(self, singleShot=True, interval=SCROLL_MS)
         self._refine.timeout.connect(self._submit_full)
@@ -122,6 +117,20 @@ class OrthoPipeline(QObject):
         else:
             self.shown[name] = self._next_id  # the MRI is all this view shows
         self.cut.emit(name, mri, plane, colour)
+
+    def _colorize_batch(self, batch: tuple[tuple[str, int, jobs.ColorizeRequest], ...]
+                        ) -> list[tuple[str, int, jobs.Colorized]]:
+        """Colorize each view's newest request in turn (on the worker's thread). A batch also carries
+        the requests of the batch before it that were still out when it was sent; those already
+        run (at the same or a better resolution) are skipped instead of being run again."""
+        results = []
+        for name, rid, request in batch:
+            done_rid, done_preview = self._computed.get(name, (0, True))
+            if done_rid > rid or (done_rid == rid and (request.preview or not done_preview)):
+                continue
+            self._computed[name] = (rid, request.preview)
+            results.append((name, rid, jobs.colorize(request)))
+        return results
 
     def _submit(self) -> None:
         if self._waiting:
