@@ -266,6 +266,9 @@ def test_the_crosshair_stays_on_the_plane_and_the_orthogonal_planes_pass_through
     state.scroll(2)
     step = state.frame.step_mm(state.plane().normal)
     assert np.allclose(state.crosshair, point + [0, 0, 2 * step]) and len(moves.calls) == 2
+    state.set_orientation("sagittal")  # through the crosshair, which stays put
+    assert np.allclose(state.crosshair, point + [0, 0, 2 * step])
+    assert abs(state.plane().physical_to_pixel(state.crosshair)[2]) < 1e-9 and state.orientation == "sagittal"
     state.set_crosshair(state.frame.center + [0, 0, 1e6])  # outside the MRI: kept at its edge
-    assert state.crosshair[2] == pytest.approx(state.frame.corners[:, 2].max())
+    assert state.crosshair[2] == pytest.approx(state.frame.corners[:, 2].max())  # the sagittal plane cannot clamp z
     assert abs(state.plane().physical_to_pixel(state.crosshair)[2]) < 1e-9

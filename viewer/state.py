@@ -156,8 +156,9 @@ class ViewerState:
         self.crosshair_changed.emit(self.crosshair)
 
     def set_orientation(self, orientation: str) -> None:
-        """Switch to a preset through the current plane's centre, angles reset (as Slicer's presets)."""
-        here = self.plane().center
+        """Switch to a preset through the crosshair, angles reset (as Slicer's presets): the point
+        clicked in the three-view layout stays where it is (unclicked, it is the plane's centre)."""
+        here = self.crosshair
         normal = Plane.preset(orientation, self.frame.center).normal
         self.set_plane(orientation=orientation, tilt_deg=0.0, rotate_deg=0.0,
                        offset_mm=float((here - self.frame.center) @ normal))
