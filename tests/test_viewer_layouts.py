@@ -54,6 +54,12 @@ def test_switching_layouts_keeps_the_plane_and_the_crosshair(qtbot, window):
     for view in ("axial", "coronal", "sagittal"):
         assert np.array_equal(_shown(window, view), jobs.slice_mri(window.session.study, state.ortho_plane(view)))
         assert abs(window.layouts.ortho_pipeline.planes[view].physical_to_pixel(crosshair)[2]) < 1e-9
+    axial = window.layouts.ortho.panels["axial"].view
+    axial.setRange(xRange=(10, 30), yRange=(10, 30), padding=0.0)  # zoomed in; View ▸ Reset zoom (R) frames it
+    next(a for m in window.menuBar().findChildren(type(window.recent_menu)) for a in m.actions()
+         if a.text() == "Reset zoom").trigger()
+    (x0, x1), (y0, y1) = axial.viewRange()
+    assert _fills(axial, state.size) and x0 <= 0 and y0 <= 0 and x1 >= state.size and y1 >= state.size
     window.layouts.actions[0].trigger()  # View ▸ Switch layout (L): back to the comparison
     assert window.layouts.current == "comparison" and window.layouts.stack.currentWidget() is window.panels
     assert state.plane() is plane and np.array_equal(state.crosshair, crosshair)

@@ -37,7 +37,7 @@ class Layouts(QObject):
     def __init__(self, panels: ImagePanels, session: Session, pipeline: PlanePipeline,
                  settings: ViewerSettings, parent: QObject | None = None):
         super().__init__(parent)
-        self.session, self.settings = session, settings
+        self.session, self.settings, self.panels = session, settings, panels
         self.state = session.state
         self.ortho = OrthoPanels()
         self.ortho_pipeline = OrthoPipeline(session, self)
@@ -155,6 +155,11 @@ class Layouts(QObject):
             return
         step = self.state.frame.step_mm(plane.normal)
         self.state.set_crosshair(self.state.crosshair + notches * step * plane.normal)
+
+    def reset_zoom(self) -> None:
+        """Frame the planes again in both layouts (R; a new study)."""
+        self.panels.reset_zoom()
+        self.ortho.reset_zoom()
 
     @property
     def idle(self) -> bool:

@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self._build_docks()
         commands = MenuCommands(self.loader.open_file, self.loader.load_default, self.export_png, self.export_volume,
-                                self.show_error, self.panels.reset_zoom, self.close)
+                                self.show_error, self.layouts.reset_zoom, self.close)
         self.recent_menu = build_menus(self.menuBar(), self, commands, self.state,
                                        [dock.toggleViewAction() for dock in self.docks.values()], self.layouts.actions)
         fill_recent(self.recent_menu, self.settings.recent(), self.loader.open_file)
@@ -174,7 +174,7 @@ class MainWindow(QMainWindow):
         """Nothing on screen that belonged to the previous study survives: readout, zoom, presets, views."""
         framing = self.session.framing
         self.point_at(float("nan"), float("nan"))
-        self.panels.reset_zoom()
+        self.layouts.reset_zoom()
         self.display.set_presets(framing.presets)
         self.navigator.set_study(study, framing.frame, self.state.levels, self.state.size)
         self._on_volumes_changed(study)

@@ -209,6 +209,11 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
             panel.view.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0.0)
             self._place_texts(name)
 
+    def reset_zoom(self) -> None:
+        """Frame every view's plane again (R; a new study)."""
+        for name, (h, w) in self.shapes.items():
+            self.panels[name].view.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
+
     def _place_texts(self, name: str) -> None:
         if name in self.shapes:
             self.panels[name].place_texts(self.shapes[name])
