@@ -13,6 +13,9 @@ For each device:
   from the last change until the full-resolution plane (and the cryosection) is on screen;
 - the longest UI-thread stall during the scrolls: the largest gap between ticks of a 5 ms timer,
   minus the 5 ms;
+- the three-view layout with colour: the crosshair dragged diagonally (sequential and paced as above),
+  so the axial, coronal and sagittal views and the current plane all change; latency = time until
+  all four show a colorization of that crosshair (or a newer one);
 - the reference, in the same run: the model alone on one 256² plane, which is the stall every plane
   change would cause if the model ran on the UI thread.
 """
@@ -146,6 +149,47 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
             "stall": stall, "ui_ms": float(np.max(ui_ms)), "ui_median": float(np.median(ui_ms)), "runs": pipeline.model_worker.runs - runs}
 
 
+def three_view_drag(app, window, planes: int, rate: float | None) -> dict:
+    """Move the crosshair ``planes`` voxel steps diagonally in the three-view layout with colour
+    (sequentially, or at ``rate`` per second); latencies in ms until all four views show it."""
+    layouts, pipeline, state = window.layouts, window.pipeline, window.state
+    work = layouts.ortho_pipeline
+    asked: list[tuple[float, dict[str, int], int]] = []  # (time, id per orthogonal view, main plane id)
+    done: list[float] = []
+
+    def shown(*_args) -> None:
+        now = time.perf_counter()
+        while len(done) < len(asked):
+            t0, ids, main = asked[len(done)]
+            if pipeline.shown["colorized"] < main or any(work.shown[v] < rid for v, rid in ids.items()):
+                return
+            done.append((now - t0) * 1000)
+    work.colorized.connect(shown)
+    pipeline.colorized.connect(shown)
+    runs = work.worker.runs + pipeline.model_worker.runs
+    step = np.array([state.frame.step_mm(np.eye(3)[axis]) for axis in range(3)])
+    start = state.frame.center  # 10 steps from here stay inside the MRI: every step moves all four planes
+    meter = _StallMeter()
+    meter.start()
+    for i in range(planes):
+        t0 = time.perf_counter()
+        state.set_crosshair(start + (10 - abs(i % 20 - 10)) * step)  # back and forth over 10 steps
+        asked.append((t0, dict(work.request_id), pipeline.request_id))
+        if rate is None:
+            _wait(app, lambda: window.idle and time.perf_counter() >= t0 + 0.2)
+        else:
+            _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
+    _wait(app, lambda: window.idle)
+    settle = (time.perf_counter() - t0) * 1000
+    stall = meter.stop()
+    shown()
+    work.colorized.disconnect(shown)
+    pipeline.colorized.disconnect(shown)
+    latency = np.array(done)
+    return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)), "settle": settle,
+            "stall": stall, "runs": work.worker.runs + pipeline.model_worker.runs - runs}
+
+
 def model_alone_ms(app, window, repeats: int = 10) -> float:
     """The model on one full plane, in the viewer's own model thread with nothing else running:
     median of ``repeats`` runs of the worker's own timing."""
@@ -177,6 +221,12 @@ def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Pat
     reference = model_alone_ms(app, window)
     sequential = scroll(app, window, planes, None)
     paced = scroll(app, window, planes, rate)
+    window.layouts.set_layout("three")
+    window.layouts.set_colour(True)
+    window.state.set_crosshair(window.state.frame.center)
+    _wait(app, lambda: window.idle)
+    three = {"sequential": three_view_drag(app, window, planes, None),
+             f"paced {rate:g}/s": three_view_drag(app, window, planes, rate)}
     window.close()
     print(f"\n[{device}] model: {source}; plane {window.state.size}²; phantom size {size!r}; "
           f"load average now {os.getloadavg()[0]:.1f}")
@@ -186,6 +236,10 @@ def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Pat
         print(f"{name:>13} scroll of {planes}: latency median {r['median']:6.1f} ms, p95 {r['p95']:6.1f} ms, "
               f"settle {r['settle']:6.1f} ms; model ran {r['runs']} times; longest UI stall {r['stall']:5.1f} ms "
               f"(UI work per change: median {r['ui_median']:.1f} ms, max {r['ui_ms']:.1f} ms)")
+    for name, r in three.items():
+        print(f"three views, colour, {name:>11} crosshair drag of {planes}: latency median {r['median']:6.1f} ms, "
+              f"p95 {r['p95']:6.1f} ms, settle {r['settle']:6.1f} ms; network ran {r['runs']} times (view batches); "
+              f"longest UI stall {r['stall']:5.1f} ms")
     worst = max(sequential["stall"], paced["stall"])
     print(f"UI stall vs model on the UI thread: {worst:.1f} ms vs ≥ {reference:.1f} ms per plane "
           f"(×{reference / max(worst, 1e-3):.1f} more responsive)")

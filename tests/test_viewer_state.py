@@ -245,3 +245,30 @@ def test_the_model_sees_the_plane_cropped_to_the_body_like_mricolor_colorize():
     assert cropped.rgb.shape == (256, 256, 3) and cropped.rgb.dtype == np.uint8
     assert np.abs(cropped.rgb[body].astype(int) - whole.rgb[body].astype(int)).max() <= 1  # pointwise model
     assert cropped.rgb[0, 0].tolist() == [0, 0, 0]  # the stand-in's colour for air (MRI 0)
+
+
+def test_the_crosshair_stays_on_the_plane_and_the_orthogonal_planes_pass_through_it(state):
+    """A crosshair move carries the current plane through the point; a plane move carries the
+    crosshair along the plane's normal; the three orthogonal planes go through it, centred on the MRI."""
+    assert np.allclose(state.crosshair, state.plane().center)
+    moves = _Recorder()
+    state.crosshair_changed.connect(moves)
+    point = state.frame.center + np.array([6.0, -4.0, 9.0])
+    state.set_crosshair(point)
+    assert np.allclose(state.crosshair, point) and len(moves.calls) == 1
+    assert abs(state.plane().physical_to_pixel(point)[2]) < 1e-9  # the axial plane moved up 9 mm
+    for orientation in ("axial", "coronal", "sagittal"):
+        plane = state.ortho_plane(orientation)
+        assert abs(plane.physical_to_pixel(point)[2]) < 1e-9
+        in_plane = plane.center - state.frame.center
+        assert np.allclose(in_plane - (in_plane @ plane.normal) * plane.normal, 0)  # no pan, only a shift
+        assert plane.pixel_mm == state.frame.pixel_mm[orientation] and plane.width == state.size
+    state.scroll(2)
+    step = state.frame.step_mm(state.plane().normal)
+    assert np.allclose(state.crosshair, point + [0, 0, 2 * step]) and len(moves.calls) == 2
+    state.set_orientation("sagittal")  # through the crosshair, which stays put
+    assert np.allclose(state.crosshair, point + [0, 0, 2 * step])
+    assert abs(state.plane().physical_to_pixel(state.crosshair)[2]) < 1e-9 and state.orientation == "sagittal"
+    state.set_crosshair(state.frame.center + [0, 0, 1e6])  # outside the MRI: kept at its edge
+    assert state.crosshair[2] == pytest.approx(state.frame.corners[:, 2].max())  # the sagittal plane cannot clamp z
+    assert abs(state.plane().physical_to_pixel(state.crosshair)[2]) < 1e-9

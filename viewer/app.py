@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         settings = ViewerSettings(QSettings(str(ini), QSettings.Format.IniFormat))
     window = MainWindow(settings=settings, size=args.size)
     app.aboutToQuit.connect(window.shutdown)
+    if args.layout:
+        window.layouts.set_layout(args.layout)
     install_excepthook(window)
     if args.screenshot or window.settings.value("geometry") is None:
         window.resize(*_SCREENSHOT_SIZE)

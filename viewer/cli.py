@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phantom-size", default="default", choices=("default", "small"),
                         help="phantom grid size (without an MRI argument)")
     parser.add_argument("--size", type=int, default=256, help="plane size in pixels (multiple of 4)")
+    parser.add_argument("--layout", choices=("comparison", "three"),
+                        help="MRI | colorized | cryosection of one plane, or three orthogonal views and the "
+                             "current plane (default: the layout used last; L switches)")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="save the window once the first colorized plane is shown, then exit")
     parser.add_argument("--screenshot-timeout", type=float, default=180.0, metavar="S",

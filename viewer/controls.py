@@ -236,11 +236,19 @@ class Legend(QListWidget):
         self.table: LabelTable | None = None
         self._shown: tuple[int, ...] | None = None
         self.setToolTip("tissues in the current plane (overlay colours)")
+        self.setWordWrap(True)  # the reason an empty legend gives is a sentence
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-    def set_table(self, table: LabelTable | None) -> None:
+    def set_table(self, table: LabelTable | None, reason: str = "") -> None:
+        """List the tissues of ``table`` from now on; without one the list says ``reason`` (why it is
+        empty) instead of staying blank."""
         self.table = table
         self._shown = None
         self.clear()
+        if table is None and reason:
+            item = QListWidgetItem(reason)
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.addItem(item)
 
     def show_ids(self, ids: tuple[int, ...]) -> None:
         if self.table is None or ids == self._shown:

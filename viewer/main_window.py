@@ -21,6 +21,7 @@ from viewer.controls import DisplayControls, Legend, PlaneControls
 from viewer.export import ExportProgress, VolumeExports, save_png
 from viewer.framing import Framing
 from viewer.jobs import Colorized, SidePlanes
+from viewer.layouts import Layouts
 from viewer.loader import Loader
 from viewer.menus import MenuCommands, build_menus, fill_recent
 from viewer.metrics_panel import MetricsPanel
@@ -75,9 +76,9 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self._build_docks()
         commands = MenuCommands(self.loader.open_file, self.loader.load_default, self.export_png, self.export_volume,
-                                self.show_error, self.panels.reset_zoom, self.close)
+                                self.show_error, self.layouts.reset_zoom, self.close)
         self.recent_menu = build_menus(self.menuBar(), self, commands, self.state,
-                                       [dock.toggleViewAction() for dock in self.docks.values()])
+                                       [dock.toggleViewAction() for dock in self.docks.values()], self.layouts.actions)
         fill_recent(self.recent_menu, self.settings.recent(), self.loader.open_file)
         self._connect_session()
         self._connect_pipeline()
@@ -97,7 +98,8 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.panels, 1)
+        self.layouts = Layouts(self.panels, self.session, self.pipeline, self.settings, self)
+        layout.addWidget(self.layouts.stack, 1)
         layout.addWidget(self.readout)
         self.setCentralWidget(central)
         self.plane_controls = PlaneControls(self.state)
@@ -129,6 +131,7 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         state, session = self.state, self.session
         self.panels.hovered.connect(self.point_at)
+        self.layouts.readout.connect(lambda text: self.readout.setText(text or _READOUT_HINT))
         self.panels.scrolled.connect(state.scroll)
         self.panels.window_dragged.connect(self._on_window_drag)
         self.navigator.clicked.connect(state.move_through)
@@ -174,7 +177,7 @@ class MainWindow(QMainWindow):
         """Nothing on screen that belonged to the previous study survives: readout, zoom, presets, views."""
         framing = self.session.framing
         self.point_at(float("nan"), float("nan"))
-        self.panels.reset_zoom()
+        self.layouts.reset_zoom()
         self.display.set_presets(framing.presets)
         self.navigator.set_study(study, framing.frame, self.state.levels, self.state.size)
         self._on_volumes_changed(study)
@@ -184,8 +187,9 @@ class MainWindow(QMainWindow):
 
     def _on_volumes_changed(self, study: Study) -> None:
         self._lut_index = self.panels.set_label_table(study.label_table)
-        self.legend.set_table(study.label_table)
-        self.panels.set_notice("cryo", "" if study.cryo is not None else "no cryosection — File ▸ Open cryosection")
+        self.legend.set_table(study.label_table, "empty: no labels are open (File ▸ Open labels)" if study.cryo
+                              else "empty: no cryosection or labels are open (File ▸ Open cryosection, labels)")
+        self.panels.show_cryo(study.cryo is not None)
 
     def _on_network_changed(self, network: LoadedNetwork) -> None:
         device = str(network.colorizer.device)
@@ -231,7 +235,7 @@ class MainWindow(QMainWindow):
     @property
     def idle(self) -> bool:
         """True when every panel shows the newest plane and nothing is loading or computing."""
-        return self.tasks.pending == 0 and self.pipeline.idle
+        return self.tasks.pending == 0 and self.pipeline.idle and self.layouts.idle
 
     # --- display -------------------------------------------------------------------------------
     def _on_window_changed(self, _window: float, _level: float) -> None:
@@ -270,8 +274,8 @@ class MainWindow(QMainWindow):
 
     # --- exports -------------------------------------------------------------------------------
     def export_png(self, path: str) -> Path:
-        """The three panels as one PNG, as they are on screen."""
-        written = save_png(self.panels, path)
+        """The panels of the layout on screen as one PNG, as they are shown."""
+        written = save_png(self.layouts.stack.currentWidget(), path)
         self.status.showMessage(f"saved {written}", 5000)
         return written
 
@@ -319,6 +323,7 @@ class MainWindow(QMainWindow):
         self.exports.cancel_all()
         self.docks["view3d"].widget().stop()
         self.pipeline.stop()
+        self.layouts.stop()
         self.tasks.stop()
 
     def closeEvent(self, event) -> None:

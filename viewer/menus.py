@@ -25,6 +25,7 @@ HELP = ("Wheel, ↑/↓, Page Up/Down: move the plane along its normal\n"
         "Left-drag on the MRI: window (horizontal) and level (vertical)\n"
         "1 / 2 / 3: axial / coronal / sagittal   ·   G: label overlay\n"
         "Click in the navigator: move the plane through that point\n"
+        "L: comparison / three views   ·   C: colour in the three views   ·   click there: move the crosshair\n"
         "Drop files on the window to open them")
 
 
@@ -73,9 +74,10 @@ def open_dialog(parent: QWidget, commands: MenuCommands, kind: str) -> None:
 
 
 def build_menus(bar: QMenuBar, parent: QWidget, commands: MenuCommands, state: ViewerState,
-                panel_toggles: list[QAction]) -> QMenu:
+                panel_toggles: list[QAction], layout_actions: tuple[QAction, ...] | list[QAction] = ()) -> QMenu:
     """File, View and Help menus on ``bar`` (dialogs open over ``parent``); ``panel_toggles`` show
-    and hide the docks. Returns the recent-files menu (filled by `fill_recent`)."""
+    and hide the docks, ``layout_actions`` switch the central layout. Returns the recent-files menu
+    (filled by `fill_recent`)."""
     file_menu = bar.addMenu("&File")
     for kind in (*KINDS, "checkpoint"):
         add_action(file_menu, f"Open {kind_name(kind)}…", lambda k=kind: open_dialog(parent, commands, k),
@@ -98,6 +100,9 @@ def build_menus(bar: QMenuBar, parent: QWidget, commands: MenuCommands, state: V
         action.setShortcuts([QKeySequence(k) for k in keys])
     add_action(view_menu, "Reset zoom", commands.reset_zoom, "R")
     add_action(view_menu, "Toggle label overlay", lambda: state.set_overlay(visible=not state.overlay_visible), "G")
+    view_menu.addSeparator()
+    for action in layout_actions:
+        view_menu.addAction(action)
     view_menu.addSeparator()
     for toggle in panel_toggles:
         view_menu.addAction(toggle)

@@ -52,10 +52,11 @@ class PanelView(pg.ViewBox):
 class _Panel:
     """One panel's items: title with an optional notice, view, image, optional label overlay, crosshair, letters."""
 
-    def __init__(self, layout: pg.GraphicsLayout, column: int, title: str, window_drag: bool, overlay: bool):
-        self.title = layout.addLabel("", row=0, col=column)
+    def __init__(self, layout: pg.GraphicsLayout, column: int, title: str, window_drag: bool, overlay: bool,
+                 row: int = 0):
+        self.title = layout.addLabel("", row=row, col=column)
         self.view = PanelView(window_drag)
-        layout.addItem(self.view, row=1, col=column)
+        layout.addItem(self.view, row=row + 1, col=column)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.overlay = None
@@ -129,6 +130,7 @@ class ImagePanels(pg.GraphicsLayoutWidget):
             panel.view.sigRangeChanged.connect(self._place_texts)
         self._shape = (0, 0)
         self._letters: dict[str, str] = {}
+        self.cryo_shown = True
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self._mouse_moved)
 
     def resizeEvent(self, event) -> None:
@@ -137,11 +139,30 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         super().resizeEvent(event)
         if not hasattr(self, "panels"):  # pyqtgraph resizes once while constructing
             return
+        self._size_columns()
+
+    def _size_columns(self) -> None:
+        columns = len(PANELS) if self.cryo_shown else len(PANELS) - 1
         left, _, right, _ = self.ci.layout.getContentsMargins()
-        spacing = self.ci.layout.horizontalSpacing() * (len(PANELS) - 1)
-        width = max((self.viewport().width() - left - right - spacing) / len(PANELS) - 1, 10)
+        spacing = self.ci.layout.horizontalSpacing() * (columns - 1)
+        width = max((self.viewport().width() - left - right - spacing) / columns - 1, 10)
         for column in range(len(PANELS)):
-            self.ci.layout.setColumnFixedWidth(column, width)
+            self.ci.layout.setColumnFixedWidth(column, width if column < columns else 0)
+
+    def show_cryo(self, shown: bool) -> None:
+        """Show or hide the cryosection column; hidden, it gives its width to the MRI and colorized
+        panels (no cryosection is loaded: an empty third of the window would show nothing)."""
+        if shown == self.cryo_shown:
+            return
+        self.cryo_shown = shown
+        panel, first = self.panels["cryo"], self.panels["mri"].view
+        panel.title.setVisible(shown)
+        panel.view.setVisible(shown)
+        self._size_columns()
+        self.ci.layout.activate()  # the new widths now: a linked view scales its range by its width,
+        panel.view.setXLink(first if shown else None)  # and a zero-width one would shrink every image
+        panel.view.setYLink(first if shown else None)
+        self.reset_zoom()
 
     # --- content -------------------------------------------------------------------------------
     def _fit(self, shape: tuple[int, int]) -> None:

@@ -87,10 +87,10 @@ class Session:
         return jobs.ColorizeRequest(jobs.to_unit(mri_plane, self.value_range), self.network.colorizer,
                                     self.state.output, self.study.mri, plane, preview, body_level)
 
-    def readout(self, mri_plane: np.ndarray, row: float, col: float) -> str:
-        """Position (mm, LPS), MRI value and tissue name at pixel (row, col) of the current plane,
-        whose MRI cut is ``mri_plane``."""
-        point = self.state.plane().pixel_to_physical(row, col)
+    def readout(self, mri_plane: np.ndarray, row: float, col: float, plane: Plane | None = None) -> str:
+        """Position (mm, LPS), MRI value and tissue name at pixel (row, col) of ``plane`` (by default
+        the current plane), whose MRI cut is ``mri_plane``."""
+        point = (plane or self.state.plane()).pixel_to_physical(row, col)
         r, c = (int(np.clip(round(v), 0, n - 1)) for v, n in zip((row, col), mri_plane.shape))
         parts = [f"({point[0]:.1f}, {point[1]:.1f}, {point[2]:.1f}) mm LPS", f"MRI {mri_plane[r, c]:.4g}"]
         labels = self.study.labels

@@ -71,7 +71,12 @@ class ViewerState:
 
     Setters clamp and ignore no-op changes, then emit: ``plane_changed(plane)``,
     ``window_changed(window, level)``, ``overlay_changed(opacity, visible)``,
-    ``output_changed(name)``, ``cursor_changed(point_mm | None)``.
+    ``output_changed(name)``, ``cursor_changed(point_mm | None)``, ``crosshair_changed(point_mm)``.
+
+    The crosshair is one 3-D point (mm) that always lies on the current plane: the orthogonal
+    views of the three-view layout are cut through it, a click in one of them moves it (and the
+    plane through it), and moving the plane carries it along the plane's normal, so every
+    layout shows the same plane and point.
     """
 
     def __init__(self, frame: Frame | None = None, size: int = 256):
@@ -88,11 +93,13 @@ class ViewerState:
         self.output = "c_hat"
         self.cursor: np.ndarray | None = None
         self._plane = self._make_plane()
+        self.crosshair = self._plane.center.copy()
         self.plane_changed = Signal()
         self.window_changed = Signal()
         self.overlay_changed = Signal()
         self.output_changed = Signal()
         self.cursor_changed = Signal()
+        self.crosshair_changed = Signal()
 
     # --- plane ---------------------------------------------------------------------------------
     def plane(self) -> Plane:
@@ -109,7 +116,9 @@ class ViewerState:
         self.frame = frame
         self.offset_mm = 0.0
         self._plane = self._make_plane()
+        self.crosshair = self._plane.center.copy()
         self.plane_changed.emit(self._plane)
+        self.crosshair_changed.emit(self.crosshair)
 
     def set_plane(self, *, orientation: str | None = None, tilt_deg: float | None = None,
                   rotate_deg: float | None = None, offset_mm: float | None = None) -> None:
@@ -126,10 +135,30 @@ class ViewerState:
         self.orientation, self.tilt_deg, self.rotate_deg, self.offset_mm = new
         self._plane = self._make_plane()
         self.plane_changed.emit(self._plane)
+        self._carry_crosshair()
+
+    def _carry_crosshair(self) -> None:
+        """Move the crosshair along the plane's normal onto the plane (a no-op when it is on it)."""
+        plane = self._plane
+        moved = self.crosshair + float((plane.center - self.crosshair) @ plane.normal) * plane.normal
+        if not np.allclose(moved, self.crosshair, atol=1e-9):
+            self.crosshair = moved
+            self.crosshair_changed.emit(self.crosshair)
+
+    def set_crosshair(self, point_mm) -> None:
+        """Put the crosshair at ``point_mm`` (kept inside the MRI's box) and move the plane through it."""
+        lo, hi = self.frame.corners.min(axis=0), self.frame.corners.max(axis=0)
+        point = np.clip(np.asarray(point_mm, dtype=np.float64).reshape(3), lo, hi)
+        if np.array_equal(point, self.crosshair):
+            return
+        self.crosshair = point
+        self.move_through(point)  # carries the crosshair back onto the plane where the offset was clamped
+        self.crosshair_changed.emit(self.crosshair)
 
     def set_orientation(self, orientation: str) -> None:
-        """Switch to a preset through the current plane's centre, angles reset (as Slicer's presets)."""
-        here = self.plane().center
+        """Switch to a preset through the crosshair, angles reset (as Slicer's presets): the point
+        clicked in the three-view layout stays where it is (unclicked, it is the plane's centre)."""
+        here = self.crosshair
         normal = Plane.preset(orientation, self.frame.center).normal
         self.set_plane(orientation=orientation, tilt_deg=0.0, rotate_deg=0.0,
                        offset_mm=float((here - self.frame.center) @ normal))
@@ -142,6 +171,14 @@ class ViewerState:
         """Shift the plane along its normal so that it passes through ``point_mm`` (navigator clicks)."""
         plane = self.plane()
         self.set_plane(offset_mm=self.offset_mm + float((np.asarray(point_mm, float) - plane.center) @ plane.normal))
+
+    def ortho_plane(self, orientation: str) -> Plane:
+        """The ``orientation`` preset plane through the crosshair, centred on the MRI in its own
+        plane (so it only moves along its normal and its view does not pan as the crosshair moves)."""
+        normal = Plane.preset(orientation, self.frame.center).normal
+        center = self.frame.center + float((self.crosshair - self.frame.center) @ normal) * normal
+        return Plane.preset(orientation, center, pixel_mm=self.frame.pixel_mm[orientation],
+                            width=self.size, height=self.size)
 
     def offset_limit(self) -> float:
         """Scroll range (± mm) of the current orientation and angles."""

@@ -1,0 +1,177 @@
+"""The central layouts under pytest-qt (offscreen): comparison and three linked orthogonal views."""
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QPointF, Qt
+
+from core.planes import Plane
+from viewer import jobs
+from viewer.main_window import MainWindow
+from viewer.study import Study
+from test_viewer import TIMEOUT_MS, model, phantom, settings, window  # noqa: F401 (fixtures)
+
+
+def _three(qtbot, w: MainWindow) -> None:
+    w.layouts.set_layout("three")
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+
+
+def _shown(w: MainWindow, view: str) -> np.ndarray:
+    return w.layouts.ortho.panels[view].image.image
+
+
+def _click(qtbot, w: MainWindow, view: str, row: float, col: float) -> tuple[float, float]:
+    """A real left click near pixel (row, col) of a view of the three-view layout; returns the
+    plane pixel under the screen pixel it landed on."""
+    ortho = w.layouts.ortho
+    box = ortho.panels[view].view
+    screen = ortho.mapFromScene(box.mapViewToScene(QPointF(col + 0.5, row + 0.5)))
+    qtbot.mouseClick(ortho.viewport(), Qt.MouseButton.LeftButton, pos=screen)
+    landed = box.mapSceneToView(ortho.mapToScene(screen))
+    assert abs(landed.y() - 0.5 - row) < 2 and abs(landed.x() - 0.5 - col) < 2
+    return landed.y() - 0.5, landed.x() - 0.5
+
+
+def _fills(view, size: int) -> bool:
+    """The plane (``size`` pixels square) fills the view in one direction, not a speck in its middle."""
+    return min(high - low for low, high in view.viewRange()) <= 1.05 * size
+
+
+def _offset(plane: Plane, w: MainWindow) -> float:
+    return float((plane.center - w.state.frame.center) @ plane.normal)
+
+
+def test_switching_layouts_keeps_the_plane_and_the_crosshair(qtbot, window):
+    state = window.state
+    state.set_plane(orientation="coronal", tilt_deg=20.0, offset_mm=6.0)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    plane, crosshair = state.plane(), state.crosshair.copy()
+    assert abs(plane.physical_to_pixel(crosshair)[2]) < 1e-9
+    _three(qtbot, window)
+    assert window.layouts.stack.currentWidget() is window.layouts.ortho
+    assert state.plane() is plane and np.array_equal(state.crosshair, crosshair)
+    assert np.array_equal(_shown(window, "oblique"), jobs.slice_mri(window.session.study, plane))
+    for view in ("axial", "coronal", "sagittal"):
+        assert np.array_equal(_shown(window, view), jobs.slice_mri(window.session.study, state.ortho_plane(view)))
+        assert abs(window.layouts.ortho_pipeline.planes[view].physical_to_pixel(crosshair)[2]) < 1e-9
+    axial = window.layouts.ortho.panels["axial"].view
+    axial.setRange(xRange=(10, 30), yRange=(10, 30), padding=0.0)  # zoomed in; View ▸ Reset zoom (R) frames it
+    next(a for m in window.menuBar().findChildren(type(window.recent_menu)) for a in m.actions()
+         if a.text() == "Reset zoom").trigger()
+    (x0, x1), (y0, y1) = axial.viewRange()
+    assert _fills(axial, state.size) and x0 <= 0 and y0 <= 0 and x1 >= state.size and y1 >= state.size
+    window.layouts.actions[0].trigger()  # View ▸ Switch layout (L): back to the comparison
+    assert window.layouts.current == "comparison" and window.layouts.stack.currentWidget() is window.panels
+    assert state.plane() is plane and np.array_equal(state.crosshair, crosshair)
+
+
+def test_a_click_in_one_view_moves_the_other_two_and_the_plane_through_the_point(qtbot, window):
+    _three(qtbot, window)
+    state, work = window.state, window.layouts.ortho_pipeline
+    axial = work.planes["axial"]
+    before = {view: _offset(work.planes[view], window) for view in ("coronal", "sagittal")}
+    point = axial.pixel_to_physical(*_click(qtbot, window, "axial", 40, 80))
+    assert np.allclose(state.crosshair, point, atol=1e-6)
+    assert work.planes["axial"] is axial  # the clicked view keeps its plane
+    for view in ("coronal", "sagittal"):
+        plane = work.planes[view]
+        expected = float((point - state.frame.center) @ plane.normal)
+        assert abs(_offset(plane, window) - expected) < 1e-6 and abs(expected - before[view]) > 1.0
+        assert abs(plane.physical_to_pixel(point)[2]) < 1e-6
+        assert np.array_equal(_shown(window, view), jobs.slice_mri(window.session.study, plane))
+        row, col, _ = plane.physical_to_pixel(point)  # the crosshair is drawn at the point
+        vertical, horizontal = window.layouts.ortho.panels[view].lines
+        assert (vertical.value(), horizontal.value()) == (col + 0.5, row + 0.5)
+    assert abs(state.plane().physical_to_pixel(point)[2]) < 1e-6  # the current plane too
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert np.array_equal(window.panels.panels["mri"].image.image, jobs.slice_mri(window.session.study, state.plane()))
+    sagittal, coronal = work.planes["sagittal"], work.planes["coronal"]
+    window.layouts.ortho.scrolled.emit("coronal", 3.0)  # the wheel in a view moves its plane only
+    assert work.planes["sagittal"] is sagittal
+    step = state.frame.step_mm(coronal.normal)
+    assert abs(_offset(work.planes["coronal"], window) - (_offset(coronal, window) + 3 * step)) < 1e-6
+
+
+def test_colour_in_the_three_views_ends_on_the_full_colorized_planes_after_a_drag(qtbot, window):
+    _three(qtbot, window)
+    layouts, state = window.layouts, window.state
+    layouts.colour_action.trigger()  # View ▸ Colour in the three views (C)
+    start = state.crosshair.copy()
+    for i in range(15):  # a drag of the crosshair across the sagittal view: previews, then the full plane
+        state.set_crosshair(start + [0.0, i * 0.8, -i * 0.5])
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    for view in ("axial", "coronal"):
+        expected = jobs.colorize(window.session.colorize_request(state.ortho_plane(view))).rgb
+        assert np.array_equal(_shown(window, view), expected)
+    assert layouts.ortho_pipeline.worker.runs < 15  # latest wins: batches of stale planes were never run
+    assert _shown(window, "oblique").ndim == 3  # the current plane in colour too
+    assert window.settings.value("three_view_colour") == "true"
+
+
+def test_the_layout_is_remembered(qtbot, phantom, model, settings):
+    first = MainWindow(phantom, model, settings=settings, size=64)
+    qtbot.addWidget(first)
+    first.layouts.set_layout("three")
+    first.close()
+    second = MainWindow(phantom, model, settings=settings, size=64)
+    qtbot.addWidget(second)
+    assert second.layouts.current == "three" and second.layouts.stack.currentWidget() is second.layouts.ortho
+    second.close()
+
+
+def test_without_a_cryosection_its_panel_gives_its_room_back_and_the_legend_says_why(qtbot, phantom, model, settings):
+    bare = Study(phantom.mri, None, None, None, name="MRI only")
+    w = MainWindow(bare, model, settings=settings, size=64)
+    qtbot.addWidget(w)
+    w.resize(1200, 700)
+    w.show()
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+    panels = w.panels.panels
+    assert not panels["cryo"].view.isVisible() and not w.panels.cryo_shown
+    assert panels["mri"].view.width() > 0.4 * w.panels.width()  # half the row, not a third
+    assert _fills(panels["mri"].view, 64) and _fills(panels["colorized"].view, 64)
+    assert w.legend.count() == 1 and "no cryosection" in w.legend.item(0).text()
+    w.session.replace_volume("cryo", phantom.cryo)
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+    assert panels["cryo"].view.isVisible() and panels["mri"].view.width() < 0.4 * w.panels.width()
+    assert panels["cryo"].image.image.std() > 5
+    assert all(_fills(panels[key].view, 64) for key in ("mri", "colorized", "cryo"))
+    w.close()
+
+
+def test_the_readout_follows_the_mouse_in_the_three_views(qtbot, window):
+    _three(qtbot, window)
+    ortho, work = window.layouts.ortho, window.layouts.ortho_pipeline
+    box = ortho.panels["sagittal"].view
+    screen = ortho.mapFromScene(box.mapViewToScene(QPointF(60.5, 70.5)))
+    landed = box.mapSceneToView(ortho.mapToScene(screen))
+    qtbot.mouseMove(ortho.viewport(), pos=screen)
+    plane = work.planes["sagittal"]
+    expected = "sagittal: " + window.session.readout(jobs.slice_mri(window.session.study, plane),
+                                                      landed.y() - 0.5, landed.x() - 0.5, plane)
+    qtbot.waitUntil(lambda: window.readout.text() == expected, timeout=TIMEOUT_MS)
+    assert "mm LPS" in expected and "MRI" in expected
+
+
+def test_the_views_worker_never_runs_a_request_twice(qtbot, monkeypatch):
+    """A batch carries the previous batch's requests still out when it was sent: those already run
+    (at the same or a better resolution) are skipped, older ones too."""
+    from types import SimpleNamespace
+
+    from viewer import ortho
+    from viewer.session import Session
+
+    ran = []
+    monkeypatch.setattr(ortho.jobs, "colorize", lambda request: ran.append(request.tag) or request.tag)
+    work = ortho.OrthoPipeline(Session(size=16))
+    try:
+        def batch(*items):
+            return work._colorize_batch(tuple((name, rid, SimpleNamespace(preview=preview, tag=(name, rid, preview)))
+                                              for name, rid, preview in items))
+        batch(("axial", 1, True), ("coronal", 2, True))
+        batch(("axial", 1, True), ("coronal", 3, True))  # axial 1 again: skipped
+        batch(("axial", 1, False), ("coronal", 2, False))  # axial's full plane runs; coronal 2 is stale
+        assert batch(("axial", 1, True)) == []
+        assert ran == [("axial", 1, True), ("coronal", 2, True), ("coronal", 3, True), ("axial", 1, False)]
+    finally:
+        work.stop()

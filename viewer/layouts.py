@@ -1,0 +1,170 @@
+"""The central area's layouts: the comparison (MRI | colorized | cryosection of one plane) and
+three linked orthogonal views with the current plane.
+
+Both layouts show the one `ViewerState`: the comparison its plane, the three-view layout the
+axial, coronal and sagittal planes through its crosshair plus that plane (which the crosshair
+always lies on). A click in an orthogonal view moves the crosshair there, so the other two
+views and the current plane pass through the clicked point; switching layouts changes no
+plane. The choice is remembered in the settings.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import QStackedWidget
+
+from core.planes import ORIENTATIONS, Plane
+from viewer.jobs import Colorized
+from viewer.ortho import OrthoPanels, OrthoPipeline
+from viewer.panels import ImagePanels
+from viewer.pipeline import PlanePipeline
+from viewer.session import Session
+from viewer.settings import ViewerSettings
+
+#: Layout name → what the View menu calls it.
+LAYOUTS = {"comparison": "MRI | colorized | cryosection", "three": "axial, coronal, sagittal and current plane"}
+
+
+class Layouts(QObject):
+    """The stack of layouts in the central area, the three-view pipeline and their menu actions.
+
+    ``actions``: switch layout (L) and colour in the three views (C), for the View menu.
+    """
+
+    readout = pyqtSignal(str)  # position, MRI value and tissue under the mouse in a view ("" off the images)
+
+    def __init__(self, panels: ImagePanels, session: Session, pipeline: PlanePipeline,
+                 settings: ViewerSettings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session, self.settings, self.panels = session, settings, panels
+        self.state = session.state
+        self.ortho = OrthoPanels()
+        self.ortho_pipeline = OrthoPipeline(session, self)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(panels)
+        self.stack.addWidget(self.ortho)
+        self.current = "comparison"
+        self._oblique: tuple[np.ndarray, Plane] | None = None  # the current plane's MRI cut and plane
+        self._oblique_rgb: np.ndarray | None = None  # and its newest colorization
+        self._cuts: dict[str, tuple[np.ndarray, Plane]] = {}  # per orthogonal view: its MRI cut and plane
+        self._connect(pipeline)
+        switch = QAction("Switch layout (comparison / three views)", self)
+        switch.setShortcut(QKeySequence("L"))
+        switch.triggered.connect(lambda: self.set_layout("three" if self.current == "comparison" else "comparison"))
+        colour = QAction("Colour in the three views", self, checkable=True)
+        colour.setShortcut(QKeySequence("C"))
+        self.colour_action = colour
+        self.actions = [switch, colour]
+        self.set_colour(str(settings.value("three_view_colour", "false")).lower() == "true")
+        colour.toggled.connect(self.set_colour)
+        saved = settings.value("layout")
+        self.set_layout(saved if saved in LAYOUTS else "comparison")
+
+    def _connect(self, pipeline: PlanePipeline) -> None:
+        ortho, work, state = self.ortho, self.ortho_pipeline, self.state
+        work.cut.connect(self._on_cut)
+        work.colorized.connect(lambda name, result: ortho.set_image(name, result.rgb, None))
+        pipeline.mri_cut.connect(lambda _rid, mri, plane: self._on_oblique_cut(mri, plane))
+        pipeline.colorized.connect(lambda _rid, result: self._on_oblique_colorized(result))
+        state.crosshair_changed.connect(lambda _point: self._draw_crosshairs())
+        state.window_changed.connect(lambda *_: self._on_window_changed())
+        ortho.clicked.connect(self._on_click)
+        ortho.hovered.connect(self._on_hover)
+        ortho.scrolled.connect(self._on_scroll)
+
+    # --- choices ---------------------------------------------------------------------------------
+    def set_layout(self, name: str) -> None:
+        """Show layout ``name`` ('comparison' or 'three'); the plane and crosshair stay as they are."""
+        if name not in LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {name!r}")
+        self.current = name
+        self.stack.setCurrentIndex(list(LAYOUTS).index(name))
+        self.ortho_pipeline.set_enabled(name == "three")
+        self.settings.set_value("layout", name)
+
+    def set_colour(self, colour: bool) -> None:
+        """The three views show the colorization (True) or the MRI."""
+        self.colour_action.setChecked(colour)
+        self.settings.set_value("three_view_colour", "true" if colour else "false")
+        self.ortho_pipeline.set_colour(colour)
+        for name in ORIENTATIONS:
+            self.ortho.set_title(name, f"{name} — {'colorized' if colour else 'MRI'}")
+        self.ortho.set_title("oblique", f"current plane — {'colorized' if colour else 'MRI'}")
+        if colour and self._oblique_rgb is not None:
+            self.ortho.set_image("oblique", self._oblique_rgb, None)
+        elif self._oblique is not None:
+            self.ortho.set_image("oblique", self._oblique[0], self.state.levels)
+
+    # --- what the views show ---------------------------------------------------------------------
+    def _on_cut(self, name: str, mri: np.ndarray, plane: Plane, colour_follows: bool) -> None:
+        self._cuts[name] = (mri, plane)
+        if not colour_follows or name not in self.ortho.shapes:  # the colour replaces the last one when ready
+            self.ortho.set_image(name, mri, self.state.levels)
+        self.ortho.set_plane(name, plane, self.state.crosshair)
+
+    def _on_oblique_cut(self, mri: np.ndarray, plane: Plane) -> None:
+        self._oblique = (mri, plane)
+        if not self.ortho_pipeline.colour or "oblique" not in self.ortho.shapes:
+            self.ortho.set_image("oblique", mri, self.state.levels)
+        self.ortho.set_plane("oblique", plane, self.state.crosshair)
+
+    def _on_oblique_colorized(self, result: Colorized) -> None:
+        self._oblique_rgb = result.rgb
+        if self.ortho_pipeline.colour:
+            self.ortho.set_image("oblique", result.rgb, None)
+
+    def _draw_crosshairs(self) -> None:
+        for name, plane in self._planes().items():
+            self.ortho.set_crosshair(name, plane, self.state.crosshair)
+
+    def _planes(self) -> dict[str, Plane]:
+        planes = dict(self.ortho_pipeline.planes)
+        if self._oblique is not None:
+            planes["oblique"] = self._oblique[1]
+        return planes
+
+    def _on_window_changed(self) -> None:
+        if not self.ortho_pipeline.colour:
+            for name in self._planes():
+                self.ortho.set_levels(name, self.state.levels)
+
+    # --- mouse -----------------------------------------------------------------------------------
+    def _on_hover(self, name: str, row: float, col: float) -> None:
+        cuts = {**self._cuts, **({"oblique": self._oblique} if self._oblique is not None else {})}
+        if name not in cuts or self.session.study is None:
+            self.readout.emit("")
+            return
+        mri, plane = cuts[name]
+        self.readout.emit(f"{name}: {self.session.readout(mri, row, col, plane)}")
+
+    def _on_click(self, name: str, row: float, col: float) -> None:
+        """The crosshair (and with it the other views and the current plane) to the clicked point."""
+        plane = self._planes().get(name)
+        if plane is not None:
+            self.state.set_crosshair(plane.pixel_to_physical(row, col))
+
+    def _on_scroll(self, name: str, notches: float) -> None:
+        """The wheel moves that view's plane: the crosshair along its normal (the current plane's
+        view scrolls the current plane, as in the comparison layout)."""
+        plane = self._planes().get(name)
+        if plane is None:
+            return
+        if name == "oblique":
+            self.state.scroll(notches)
+            return
+        step = self.state.frame.step_mm(plane.normal)
+        self.state.set_crosshair(self.state.crosshair + notches * step * plane.normal)
+
+    def reset_zoom(self) -> None:
+        """Frame the planes again in both layouts (R; a new study)."""
+        self.panels.reset_zoom()
+        self.ortho.reset_zoom()
+
+    @property
+    def idle(self) -> bool:
+        """True when the three views show their newest planes (always, in the comparison layout)."""
+        return self.current != "three" or self.ortho_pipeline.idle
+
+    def stop(self) -> None:
+        self.ortho_pipeline.stop()

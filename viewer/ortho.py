@@ -1,0 +1,261 @@
+"""The three-view layout's work and widget: axial, coronal and sagittal planes through the crosshair.
+
+`OrthoPipeline` cuts the three orthogonal planes of `ViewerState.ortho_plane` on the UI thread
+(~2 ms each) whenever the crosshair moves one of them, and, when the views show colour,
+colorizes them on one latest-wins worker (below the main plane's worker, so the current plane
+keeps the cores): a drag of the crosshair runs the network a few times per view at half
+resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
+`OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline in
+a 2 × 2 grid with the crosshair drawn in each.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+
+from core.planes import ORIENTATIONS, Plane
+from viewer import jobs
+from viewer.panels import _Panel
+from viewer.pipeline import SCROLL_MS, WORKER_NICE
+from viewer.session import Session
+from viewer.worker import LatestWinsWorker
+
+#: The views of the three-view layout, in grid order (row-major, two columns).
+VIEWS = (*ORIENTATIONS, "oblique")
+
+
+class OrthoPipeline(QObject):
+    """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
+
+    ``enabled`` is off while another layout is shown (no work for views nobody sees);
+    ``colour`` makes the network colorize the views. One latest-wins worker runs the newest
+    request of every view that waits for one (a batch replaces the batch still waiting, and
+    carries every view's newest request): one network thread beside the main plane's, whatever
+    the number of views — several threads of Python pre- and post-processing fought the UI
+    thread for the interpreter lock (stalls of a second in the benchmark). Results older than
+    the newest shown for their view, or requested before the network or output changed, are dropped.
+    """
+
+    cut = pyqtSignal(str, object, object, bool)  # orientation, MRI plane (H, W) in MRI units, Plane, colour follows
+    colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
+
+    def __init__(self, session: Session, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.enabled = False
+        self.colour = False
+        self.planes: dict[str, Plane] = {}
+        self.request_id = {name: 0 for name in ORIENTATIONS}
+        self.shown = {name: 0 for name in ORIENTATIONS}
+        self._floor = 0  # ids are shared across views: one floor drops every older result
+        self._next_id = 0
+        self._last_change = {name: 0.0 for name in ORIENTATIONS}
+        self._waiting: dict[str, tuple[int, jobs.ColorizeRequest]] = {}  # per view: the request not yet back
+        self._preview_shown: dict[str, bool] = {}  # per view: a half-resolution preview is on screen
+        self._computed: dict[str, tuple[int, bool]] = {}  # worker thread only: per view, (id, preview) last run
+        self.worker = LatestWinsWorker(self._colorize_batch, "mricolor-views", nice=WORKER_NICE["model"] + 1)
+        self.worker.finished.connect(self._on_colorized)
+        self._refine = QTimer(self, singleShot=True, interval=SCROLL_MS)
+        self._refine.timeout.connect(self._submit_full)
+        state = session.state
+        state.crosshair_changed.connect(lambda _point: self.update())
+        state.output_changed.connect(lambda _output: self.refresh())
+        session.network_changed.connect(lambda _network: self.refresh())
+        session.volumes_changed.connect(lambda _study: self.refresh())
+        session.study_opened.connect(lambda _study: self.refresh(update=False))  # its frame (and planes) follow
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Start (all three views at once) or stop following the crosshair."""
+        self.enabled = enabled
+        self.refresh()
+
+    def set_colour(self, colour: bool) -> None:
+        """Colorize the views (True) or show their MRI only."""
+        self.colour = colour
+        self.refresh()
+
+    def refresh(self, update: bool = True) -> None:
+        """Redo every view: what a view shows changed (layout, colour, network, output, study);
+        results requested before are dropped."""
+        self._floor = self._next_id + 1
+        self.planes.clear()
+        self._waiting.clear()
+        self._preview_shown.clear()
+        if update:
+            self.update()
+
+    def update(self) -> None:
+        """Cut (and colorize) the views whose plane the crosshair has moved."""
+        session = self.session
+        if not self.enabled or session.study is None:
+            return
+        for name in ORIENTATIONS:
+            plane = session.state.ortho_plane(name)
+            old = self.planes.get(name)
+            if old is not None and np.allclose(old.center, plane.center):
+                continue
+            self.planes[name] = plane
+            self._request(name, plane)
+        self._submit()
+
+    def _request(self, name: str, plane: Plane) -> None:
+        session = self.session
+        mri = jobs.slice_mri(session.study, plane)
+        self._next_id += 1
+        self.request_id[name] = self._next_id
+        colour = self.colour and session.network is not None
+        if colour:
+            now = time.perf_counter()
+            preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
+            self._last_change[name] = now
+            self._waiting[name] = (self._next_id, session.colorize_request(plane, mri, preview=preview))
+            if preview:
+                self._refine.start()
+        else:
+            self.shown[name] = self._next_id  # the MRI is all this view shows
+        self.cut.emit(name, mri, plane, colour)
+
+    def _colorize_batch(self, batch: tuple[tuple[str, int, jobs.ColorizeRequest], ...]
+                        ) -> list[tuple[str, int, jobs.Colorized]]:
+        """Colorize each view's newest request in turn (on the worker's thread). A batch also carries
+        the requests of the batch before it that were still out when it was sent; those already
+        run (at the same or a better resolution) are skipped instead of being run again."""
+        results = []
+        for name, rid, request in batch:
+            done_rid, done_preview = self._computed.get(name, (0, True))
+            if done_rid > rid or (done_rid == rid and (request.preview or not done_preview)):
+                continue
+            self._computed[name] = (rid, request.preview)
+            results.append((name, rid, jobs.colorize(request)))
+        return results
+
+    def _submit(self) -> None:
+        if self._waiting:
+            batch = tuple((name, rid, request) for name, (rid, request) in sorted(self._waiting.items()))
+            self.worker.submit(max(rid for _, rid, _ in batch), batch)
+
+    def _submit_full(self) -> None:
+        """The crosshair has rested: the views shown or waiting as previews get their full plane (same ids)."""
+        session = self.session
+        if session.network is None or not self.colour:
+            return
+        for name, plane in self.planes.items():
+            waiting = self._waiting.get(name)
+            if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
+                self._waiting[name] = (self.request_id[name], session.colorize_request(plane))
+        self._submit()
+
+    def _on_colorized(self, _batch: int, results: list[tuple[str, int, jobs.Colorized]]) -> None:
+        for name, rid, result in results:
+            waiting = self._waiting.get(name)
+            answered = waiting is not None and (rid > waiting[0]
+                                                or (rid, result.preview) == (waiting[0], waiting[1].preview))
+            if answered:  # else a newer request (or the full plane after this preview) still waits
+                del self._waiting[name]
+            if rid < max(self.shown[name], self._floor) or not self.colour:
+                continue
+            self.shown[name] = rid
+            self._preview_shown[name] = result.preview
+            self.colorized.emit(name, result)
+
+    @property
+    def idle(self) -> bool:
+        """True when every view shows its newest plane at full resolution and the worker is done."""
+        return (not self._refine.isActive() and not self._waiting and not self.worker.busy
+                and not any(self._preview_shown.values())
+                and all(self.shown[n] == self.request_id[n] for n in ORIENTATIONS))
+
+    def stop(self) -> None:
+        self._refine.stop()
+        self.worker.stop()
+
+
+class OrthoPanels(pg.GraphicsLayoutWidget):
+    """Axial | coronal over sagittal | current plane, each with the crosshair and orientation letters.
+
+    Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``;
+    the layout turns them into crosshair moves.
+    """
+
+    clicked = pyqtSignal(str, float, float)
+    scrolled = pyqtSignal(str, float)
+    hovered = pyqtSignal(str, float, float)  # view, plane pixel; ("", nan, nan) off the images
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("k")
+        self.ci.layout.setSpacing(4)
+        self.panels = {name: _Panel(self.ci, i % 2, name, window_drag=False, overlay=False, row=2 * (i // 2))
+                       for i, name in enumerate(VIEWS)}
+        self.shapes: dict[str, tuple[int, int]] = {}
+        for name, panel in self.panels.items():
+            panel.view.scrolled.connect(lambda notches, n=name: self.scrolled.emit(n, notches))
+            for moved in (panel.view.sigResized, panel.view.sigRangeChanged):  # letters stay at the image's edges
+                moved.connect(lambda *_, n=name: self._place_texts(n))
+        self.scene().sigMouseClicked.connect(self._mouse_clicked)
+        self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60,
+                                     slot=lambda event: self.hovered.emit(*self._pixel_at(event[0])))
+
+    def set_image(self, name: str, image: np.ndarray, levels: tuple[float, float] | None) -> None:
+        """An MRI plane (with ``levels``) or an RGB uint8 plane (``levels`` None) in view ``name``."""
+        panel = self.panels[name]
+        panel.image.setImage(image, levels=levels, autoLevels=False)
+        shape = image.shape[:2]
+        if self.shapes.get(name) != shape:  # frame each view once per plane size, then keep the user's zoom
+            self.shapes[name] = shape
+            panel.view.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0.0)
+            self._place_texts(name)
+
+    def reset_zoom(self) -> None:
+        """Frame every view's plane again (R; a new study)."""
+        for name, (h, w) in self.shapes.items():
+            self.panels[name].view.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
+
+    def _place_texts(self, name: str) -> None:
+        if name in self.shapes:
+            self.panels[name].place_texts(self.shapes[name])
+
+    def set_levels(self, name: str, levels: tuple[float, float]) -> None:
+        self.panels[name].image.setLevels(levels)
+
+    def set_plane(self, name: str, plane: Plane, crosshair: np.ndarray) -> None:
+        """Title, orientation letters and crosshair of view ``name``, which shows ``plane``."""
+        panel = self.panels[name]
+        for edge, text in plane.orientation_letters().items():
+            panel.letters[edge].setText(text)
+        self.set_crosshair(name, plane, crosshair)
+
+    def set_crosshair(self, name: str, plane: Plane, crosshair: np.ndarray) -> None:
+        row, col, _ = plane.physical_to_pixel(crosshair)
+        vertical, horizontal = self.panels[name].lines
+        vertical.setPos(col + 0.5)
+        horizontal.setPos(row + 0.5)
+        vertical.show()
+        horizontal.show()
+
+    def set_title(self, name: str, text: str) -> None:
+        self.panels[name].heading = text
+        self.panels[name].show_title()
+
+    def _pixel_at(self, pos) -> tuple[str, float, float]:
+        """The view and plane pixel (row, col) under scene position ``pos`` ("", nan, nan off the images)."""
+        for name, panel in self.panels.items():
+            shape = self.shapes.get(name)
+            if shape is None or not panel.view.sceneBoundingRect().contains(pos):
+                continue
+            point = panel.view.mapSceneToView(pos)
+            row, col = point.y() - 0.5, point.x() - 0.5
+            if -0.5 <= row < shape[0] - 0.5 and -0.5 <= col < shape[1] - 0.5:
+                return name, row, col
+        return "", float("nan"), float("nan")
+
+    def _mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        name, row, col = self._pixel_at(event.scenePos())
+        if name:
+            event.accept()
+            self.clicked.emit(name, row, col)
