@@ -1,6 +1,6 @@
 """The cryosection photograph: tissue colours with the textures of a ground, frozen surface.
 
-Layers (reference §1.6), all multiplicative on the table colour of each voxel:
+Layers (docs/phantom.md), all multiplicative on the table colour of each voxel:
 large-scale staining drift; fine grain (per photograph, so per axial slice); per-tissue
 structure — muscle fibres (noise stretched along the body axis, which is also the limb axis
 with the arms at the sides), fat lobules (a cellular pattern of septa), red/yellow marrow

@@ -1,4 +1,4 @@
-"""The T1-weighted MRI simulated from labels (reference §1.5).
+"""The T1-weighted MRI simulated from labels (docs/phantom.md).
 
 Order: tissue signal (table value × per-subject factor) with within-tissue variation, in the
 anatomy's own space; partial volume as a blur with the MRI's point-spread function, then
@@ -21,7 +21,7 @@ from core.phantom.grid import Grid
 from core.phantom.relaxation import sequence_signal
 
 # Relative spin-echo T1w signal at 3 T (TR 500 ms, TE 15 ms, fat = 1), from the relaxation times
-# of reference §1.5; skin, bowel and bone as estimated there.
+# of docs/phantom.md; skin, bowel and bone as estimated there.
 T1_SIGNAL = {
     "background": 0.0, "skin": 0.40, "fat": 1.0, "muscle": 0.34, "cortical_bone": 0.02, "marrow": 0.72,
     "grey_matter": 0.34, "white_matter": 0.43, "csf": 0.21, "lung": 0.06, "myocardium": 0.32, "blood": 0.37,

@@ -10,7 +10,7 @@ in-vivo brain measurements, which agree better with clinical T1 contrast than St
 excised-tissue values: 3 T white/grey matter 832/1331 ms (Wansapura et al., JMRI 1999), 1.5 T
 about 650/1100 ms and deep grey nuclei between the two, about 0.8–0.9 of cortical T1
 (Rooney et al., MRM 2007, field dependence T1 ∝ B0^0.38 in white matter). CSF and vitreous
-~4300 ms (3 T) / ~3800 ms (1.5 T). Skin is an estimate (reference §1.5: "not well
+~4300 ms (3 T) / ~3800 ms (1.5 T). Skin is an estimate (docs/phantom.md: "not well
 characterised"). Air, lung and cortical bone have almost no signal (PD ≈ 0.05–0.1, T2* ≪ TE).
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ RELAXATION = {
 
 
 def spin_echo(t1, t2, pd, tr: float = 500.0, te: float = 15.0) -> np.ndarray:
-    """S = PD·(1 − e^(−TR/T1))·e^(−TE/T2) (reference §1.5)."""
+    """S = PD·(1 − e^(−TR/T1))·e^(−TE/T2) (docs/phantom.md)."""
     t1, t2, pd = (np.asarray(v, dtype=np.float64) for v in (t1, t2, pd))
     return pd * (1 - np.exp(-tr / t1)) * np.exp(-te / t2)
 

@@ -1,4 +1,4 @@
-"""The known misalignment between the MRI and the cryosection (reference §1.7).
+"""The known misalignment between the MRI and the cryosection (docs/phantom.md).
 
     T(p) = R · (p + u_smooth(p) + u_fine(p) − c) + c + t        (MRI mm → cryosection mm)
 
