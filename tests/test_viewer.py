@@ -499,3 +499,17 @@ def view_data_for(w: MainWindow):
     small = shrink(w.session.study.mri)
     rgb = small.with_array(np.zeros(small.array.shape + (3,), np.uint8))
     return rgb, np.ones(small.array.shape, bool)
+
+
+def test_the_label_layer_is_on_the_colorized_panel_too_and_long_messages_are_elided(qtbot, window):
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    colour, cryo = (window.panels.panels[k].overlay for k in ("colorized", "cryo"))
+    assert colour is not None and colour.image is not None
+    np.testing.assert_array_equal(colour.image, cryo.image)
+    window.state.set_overlay(opacity=0.7, visible=False)
+    assert colour.opacity() == pytest.approx(0.7) and not colour.isVisible()
+    text = "opened " + "/very/long/folder" * 40 + "/scan.nii.gz"
+    window.status.showMessage(text)
+    shown = window.status.currentMessage()
+    assert len(shown) < len(text) and "…" in shown and shown.endswith("nii.gz")
+    assert window.status.toolTip() == text

@@ -142,7 +142,7 @@ class DisplayControls(QWidget):
         wl.addWidget(self.window)
         wl.addWidget(QLabel("L"))
         wl.addWidget(self.level)
-        self.overlay = QCheckBox("labels on cryosection")
+        self.overlay = QCheckBox("labels on colour and cryosection")
         self.overlay.setToolTip("toggle the label overlay (key G)")
         self.overlay.toggled.connect(lambda on: state.set_overlay(visible=on))
         self.opacity = SliderSpin(0, 1, decimals=2)

@@ -101,6 +101,11 @@ class _Panel:
         self.title.setText(f"{self.heading}{notice}", size="10pt")
 
 
+#: Panels the label layer is drawn on: the cryosection it belongs to and the colorized plane,
+#: where a user checks which tissue a colour stands for.
+OVERLAID = ("colorized", "cryo")
+
+
 class ImagePanels(pg.GraphicsLayoutWidget):
     """MRI, colorized and cryosection panels with linked views, crosshair and orientation letters.
 
@@ -116,7 +121,7 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("k")
         self.ci.layout.setSpacing(4)
-        self.panels = {key: _Panel(self.ci, i, title, window_drag=(key == "mri"), overlay=(key == "cryo"))
+        self.panels = {key: _Panel(self.ci, i, title, window_drag=(key == "mri"), overlay=(key in OVERLAID))
                        for i, (key, title) in enumerate(PANELS.items())}
         first = self.panels["mri"].view
         for panel in self.panels.values():
@@ -195,14 +200,19 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         else:
             item.setImage(rgb, levels=None, autoLevels=False)
 
+    def _overlays(self) -> list[pg.ImageItem]:
+        return [self.panels[key].overlay for key in OVERLAID]
+
     def set_labels(self, labels: np.ndarray | None, lut_index: np.ndarray | None) -> None:
-        """Label ids (H, W) drawn over the cryosection through ``lut_index`` (id → LUT row)."""
-        overlay = self.panels["cryo"].overlay
+        """Label ids (H, W) drawn over the cryosection and the colorized plane through
+        ``lut_index`` (id → LUT row)."""
         if labels is None or lut_index is None:
-            overlay.clear()
+            for overlay in self._overlays():
+                overlay.clear()
             return
         dense = lut_index[np.clip(labels, 0, len(lut_index) - 1)]
-        overlay.setImage(dense, levels=(0, 255), autoLevels=False)
+        for overlay in self._overlays():
+            overlay.setImage(dense, levels=(0, 255), autoLevels=False)
 
     def set_label_table(self, table: LabelTable | None) -> np.ndarray | None:
         """Install the overlay's RGBA LUT (background transparent); returns the id → row map."""
@@ -213,13 +223,14 @@ class ImagePanels(pg.GraphicsLayoutWidget):
         for row, label in enumerate(table.labels[:255], start=1):
             index[label.id] = 0 if label.id == 0 else row
             lut[row] = (*label.color, 0 if label.id == 0 else 255)
-        self.panels["cryo"].overlay.setLookupTable(lut)
+        for overlay in self._overlays():
+            overlay.setLookupTable(lut)
         return index
 
     def set_overlay(self, opacity: float, visible: bool) -> None:
-        overlay = self.panels["cryo"].overlay
-        overlay.setOpacity(opacity)
-        overlay.setVisible(visible)
+        for overlay in self._overlays():
+            overlay.setOpacity(opacity)
+            overlay.setVisible(visible)
 
     def set_letters(self, letters: dict[str, str]) -> None:
         if letters == self._letters:  # scrolling keeps them; re-laying out 12 texts is not free

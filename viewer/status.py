@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QLabel, QStatusBar
 
 
@@ -28,6 +28,14 @@ class StatusBar(QStatusBar):
         self._timer = QTimer(self, interval=500)
         self._timer.timeout.connect(self._update_fps)
         self._timer.start()
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 (Qt's name)
+        """A message elided in the middle to the room left of the permanent fields (a long path
+        or error no longer runs under them); the whole text is the tooltip."""
+        fields = sum(label.width() for label in (self.busy, self.device, self.ms, self.fps))
+        room = max(120, self.width() - fields - 40)
+        self.setToolTip(text)
+        super().showMessage(self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, room), timeout)
 
     def set_busy(self, text: str) -> None:
         self.busy.setText(text)
