@@ -136,17 +136,27 @@ def scroll(app, window, planes: int, rate: float | None) -> dict:
         state.scroll(direction)
         ui_ms.append((time.perf_counter() - t0) * 1000)
         asked[pipeline.request_id] = t0
-        if rate is None:  # rest past the scroll threshold too, so every step is a full plane, no preview
-            _wait(app, lambda: window.idle and time.perf_counter() >= t0 + 0.2)
-        else:
-            _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
-    _wait(app, lambda: window.idle)
-    settle = (time.perf_counter() - t0) * 1000
-    stall = meter.stop()
+        _pace(app, window, t0, rate)
+    settle, stall = _settle(app, window, t0, meter)
     pipeline.colorized.disconnect(shown)
     latency = np.array([done[r] for r in asked])
     return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)), "settle": settle,
             "stall": stall, "ui_ms": float(np.max(ui_ms)), "ui_median": float(np.median(ui_ms)), "runs": pipeline.model_worker.runs - runs}
+
+
+def _pace(app, window, t0: float, rate: float | None) -> None:
+    """After a change at ``t0``: sequentially, wait until everything is shown and past the scroll
+    threshold (so every step is a full plane, no preview); paced, wait for the next tick."""
+    if rate is None:
+        _wait(app, lambda: window.idle and time.perf_counter() >= t0 + 0.2)
+    else:
+        _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
+
+
+def _settle(app, window, t0: float, meter: "_StallMeter") -> tuple[float, float]:
+    """Milliseconds from the last change at ``t0`` until the window is idle, and the longest UI stall."""
+    _wait(app, lambda: window.idle)
+    return (time.perf_counter() - t0) * 1000, meter.stop()
 
 
 def three_view_drag(app, window, planes: int, rate: float | None) -> dict:
@@ -175,13 +185,8 @@ def three_view_drag(app, window, planes: int, rate: float | None) -> dict:
         t0 = time.perf_counter()
         state.set_crosshair(start + (10 - abs(i % 20 - 10)) * step)  # back and forth over 10 steps
         asked.append((t0, dict(work.request_id), pipeline.request_id))
-        if rate is None:
-            _wait(app, lambda: window.idle and time.perf_counter() >= t0 + 0.2)
-        else:
-            _wait(app, lambda: time.perf_counter() >= t0 + 1.0 / rate)
-    _wait(app, lambda: window.idle)
-    settle = (time.perf_counter() - t0) * 1000
-    stall = meter.stop()
+        _pace(app, window, t0, rate)
+    settle, stall = _settle(app, window, t0, meter)
     shown()
     work.colorized.disconnect(shown)
     pipeline.colorized.disconnect(shown)

@@ -17,6 +17,12 @@ import torch.nn.functional as F
 BT601 = (0.299, 0.587, 0.114)
 
 
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Float RGB in [0, 1] as contiguous uint8 (rounded to nearest, clipped): what goes to the
+    screen and to disk."""
+    return np.ascontiguousarray(np.clip(np.rint(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8))
+
+
 @lru_cache(maxsize=16)
 def _luma_weights(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(1, 3, 1, 1) weights, made once per dtype and device (no host-to-device copy per call).

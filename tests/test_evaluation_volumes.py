@@ -84,7 +84,7 @@ def test_background_flatness_and_structure_against_direct_computations(subjects)
     assert background_std(noisy, body) == pytest.approx(5, rel=0.1)
     flat = np.where(body, lightness, 7.0)
     assert background_std(flat, body) == 0.0
-    scores = score(s.truth, s.mri, s.truth, s.labels, 0)
+    scores = score(s.truth, s.mri01, s.truth, s.labels, 0)
     from skimage.metrics import structural_similarity
 
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(body))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.imaging import to_uint8
 from core.inference import Colorizer
 from core.normalize import body_region
 from core.planes import Plane, sample
@@ -24,11 +25,6 @@ def to_unit(mri_plane: np.ndarray, value_range: tuple[float, float]) -> np.ndarr
     """MRI values mapped to the model's [0, 1] input by the volume's intensity range."""
     lo, hi = value_range
     return np.clip((mri_plane - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """[0, 1] float RGB as display-ready uint8 (pyqtgraph shows it without a LUT)."""
-    return np.ascontiguousarray(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
 
 
 def inside(volume: Volume, plane: Plane) -> np.ndarray:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.normalize import normalize
 from core.volume import Volume
 
 #: Voxels within this distance of the body are left out of the background's flatness (partial volume).
@@ -43,9 +42,9 @@ def lab(rgb_uint8: np.ndarray) -> np.ndarray:
     return rgb2lab(rgb_uint8.astype(np.float32) / 255.0, channel_axis=-1).astype(np.float32)
 
 
-def score(painted: Volume, mri: Volume, truth: Volume, labels: Volume, slicing_axis: int) -> Scores:
+def score(painted: Volume, mri01: np.ndarray, truth: Volume, labels: Volume, slicing_axis: int) -> Scores:
     """All scores of ``painted`` (uint8 RGB on the MRI's grid) against the true colorization
-    ``truth`` and the labels of ``mri`` (the body is labels ≠ 0)."""
+    ``truth``, the MRI's labels (the body is labels ≠ 0) and the normalised MRI ``mri01``."""
     from skimage.color import deltaE_ciede2000
 
     if painted.array.shape != truth.array.shape:
@@ -57,9 +56,8 @@ def score(painted: Volume, mri: Volume, truth: Volume, labels: Volume, slicing_a
     ids, index = np.unique(labels[body], return_inverse=True)
     sums, counts = np.bincount(index, error), np.bincount(index)
     per_tissue = {int(i): (float(s / c), int(c)) for i, s, c in zip(ids, sums, counts)}
-    norm = normalize(mri)[0].array
-    return Scores(float(error.mean()), per_tissue, structure(norm, out_lab[..., 0], body),
-                  background_std(out_lab[..., 0], body), *banding(out_lab, norm, body, slicing_axis))
+    return Scores(float(error.mean()), per_tissue, structure(mri01, out_lab[..., 0], body),
+                  background_std(out_lab[..., 0], body), *banding(out_lab, mri01, body, slicing_axis))
 
 
 def structure(mri01: np.ndarray, lightness: np.ndarray, body: np.ndarray) -> float:

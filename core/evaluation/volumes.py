@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from core.dataset.manifest import Manifest
 from core.errors import InputError
+from core.imaging import to_uint8
 from core.evaluation.volume_scores import Scores, score
 from core.inference import Colorizer
 from core.inference.volume import colorize_volume, slicing_axis
@@ -42,14 +44,27 @@ LUT_BINS = 64
 Painter = Callable[["TruthSubject"], Volume]
 
 
-@dataclass
+@dataclass(eq=False)
 class TruthSubject:
-    """An MRI with its true colorization and labels on the MRI's grid (an unseen phantom subject)."""
+    """An MRI with its true colorization and labels on the MRI's grid (an unseen phantom subject).
+
+    Its normalised MRI and its body are computed once and shared by every row that paints it and
+    every score of it."""
 
     name: str
     mri: Volume
     truth: Volume
     labels: Volume
+
+    @cached_property
+    def mri01(self) -> np.ndarray:
+        """The MRI in the models' [0, 1] convention, as `mricolor colorize` normalises it."""
+        return normalize(self.mri)[0].array
+
+    @cached_property
+    def body(self) -> np.ndarray:
+        """The body outside which `mricolor colorize` paints the background."""
+        return body_region(body_mask(self.mri))
 
 
 #: The kinds of scan the whole-volume evaluation can draw from a phantom seed: (size, options).
@@ -136,10 +151,8 @@ class References:
                 "*tissue oracle* (reference)": self._oracle}
 
     def _lut(self, subject: TruthSubject, lut: np.ndarray) -> Volume:
-        norm, _ = normalize(subject.mri)
-        body = body_region(body_mask(subject.mri))
-        rgb = np.where(body[..., None], lut[_bins(norm.array)], self.background)
-        return subject.mri.with_array(_uint8(rgb), label_table=None)
+        rgb = np.where(subject.body[..., None], lut[_bins(subject.mri01)], self.background)
+        return subject.mri.with_array(to_uint8(rgb), label_table=None)
 
     def _oracle(self, subject: TruthSubject) -> Volume:
         """Each tissue's mean training colour; a tissue the training subjects lack (a head's deep
@@ -151,7 +164,7 @@ class References:
                 if label.id < len(colours) and not self.seen[label.id]:
                     colours[label.id] = np.asarray(label.color) / 255.0
         labels = np.clip(subject.labels.array.astype(np.int64), 0, len(colours) - 1)
-        return subject.mri.with_array(_uint8(colours[labels]), label_table=None)
+        return subject.mri.with_array(to_uint8(colours[labels]), label_table=None)
 
 
 def model_row(colorizer: Colorizer, axis: str = "axial") -> Painter:
@@ -179,14 +192,10 @@ def evaluate_volumes(subjects: list[TruthSubject], rows: dict[str, Painter], axi
             start = time.perf_counter()
             painted = paint(subject)
             seconds = time.perf_counter() - start
-            results.append(VolumeResult(name, subject.name, score(painted, subject.mri, subject.truth, subject.labels, a),
+            results.append(VolumeResult(name, subject.name, score(painted, subject.mri01, subject.truth, subject.labels, a),
                                         seconds))
     return results
 
 
 def _bins(norm: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(norm, dtype=np.float64) * LUT_BINS).astype(np.int64), 0, LUT_BINS - 1)
-
-
-def _uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core.errors import InputError
+from core.imaging import to_uint8
 from core.inference.colorizer import Colorizer
 from core.volume import Volume
 
@@ -97,12 +98,12 @@ def colorize_volume(mri: Volume, colorizer: Colorizer, *, axis: str = "axial", o
         rows = slice(start, start + batch_size)
         rgb = colorizer.colorize_planes(stack[rows], pixel_mm, "c_prime" if refine else output,
                                         body=None if masks is None else masks[rows])
-        colour[rows] = rgb if refine else _to_uint8(rgb)
+        colour[rows] = rgb if refine else to_uint8(rgb)
         if progress is not None:
             progress(min(start + batch_size, stack.shape[0]))
     colour = np.moveaxis(colour, 0, a)
     if refine:
-        colour = _to_uint8(guided_volume(colour, norm, mri.spacing, colorizer, mask))
+        colour = to_uint8(guided_volume(colour, norm, mri.spacing, colorizer, mask))
     return Volume(colour, mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
 
 
@@ -131,10 +132,6 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
         refined = mri_guided(source, guide, radius)[0].permute(1, 2, 3, 0).numpy()
     out[box] = refined if body is None else np.where(body[box][..., None], refined, out[box])
     return out
-
-
-def _to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 __all__ = ["AXES", "DEFAULT_BATCH", "slicing_axis", "check_mri", "colorize_volume"]
