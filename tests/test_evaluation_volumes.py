@@ -136,3 +136,37 @@ def test_the_shipped_model_keeps_structure_a_flat_background_and_no_banding(subj
     assert shipped.structure >= 0.9 * oracle.structure
     assert shipped.background_std <= 2
     assert max(shipped.banding.values()) <= 1.15
+
+
+def test_brain_colours_pool_subjects_and_compare_with_the_palette():
+    """Mean colours pooled by voxel count, ΔE00 against the palette and between grey and white
+    matter, checked against skimage on hand-made means; no brain, no table."""
+    from skimage.color import deltaE_ciede2000
+
+    from core.evaluation.volume_scores import Scores
+    from core.evaluation.volume_table import brain_colours, brain_table
+    from core.evaluation.volumes import VolumeResult
+    from core.labels import LabelTable
+    import resources
+
+    table = LabelTable.read(resources.path("tissues.csv"))
+    ids = {t.name: t.id for t in table}
+    gm, wm, csf = ids["grey_matter"], ids["white_matter"], ids["csf"]
+
+    def result(subject: str, labs: dict[int, tuple], counts: dict[int, int]) -> VolumeResult:
+        per_tissue = {t: (1.0, counts[t]) for t in labs}
+        return VolumeResult("m", subject, Scores(1.0, per_tissue, labs, 0.5, 0.0, {"z": 1.0}, {"z": 1.0}), 1.0)
+
+    a = result("a", {gm: (60.0, 10.0, 10.0), wm: (80.0, 0.0, 10.0)}, {gm: 100, wm: 300})
+    b = result("b", {gm: (50.0, 20.0, 20.0), csf: (30.0, 0.0, -5.0)}, {gm: 300, csf: 50})
+    row = brain_colours([a, b], table)["m"]
+    pooled_gm = (np.array([60.0, 10, 10]) * 100 + np.array([50.0, 20, 20]) * 300) / 400
+    palette = {n: lab(np.asarray(next(t.color for t in table if t.name == n), dtype=np.uint8))
+               for n in ("grey_matter", "white_matter", "csf")}
+    assert row["grey_matter"] == pytest.approx(float(deltaE_ciede2000(pooled_gm, palette["grey_matter"])), rel=1e-6)
+    assert row["white_matter"] == pytest.approx(float(deltaE_ciede2000(np.array([80.0, 0, 10]), palette["white_matter"])))
+    assert row["csf"] == pytest.approx(float(deltaE_ciede2000(np.array([30.0, 0, -5]), palette["csf"])))
+    assert row["grey–white"] == pytest.approx(float(deltaE_ciede2000(pooled_gm, np.array([80.0, 0, 10]))))
+    assert "grey–white apart" in brain_table([a, b], table)
+    no_brain = result("c", {ids["muscle"]: (40.0, 30.0, 20.0)}, {ids["muscle"]: 10})
+    assert brain_colours([no_brain], table) == {} and brain_table([no_brain], table) == ""

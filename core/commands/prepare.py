@@ -17,6 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--test-subjects", default="4", help="test subject seeds (default 4)")
     source.add_argument("--size", choices=("default", "small"), default="default",
                         help="phantom size (small: a coarse body for quick trials and tests)")
+    source.add_argument("--pairs", choices=("registered", "truth"), default="registered",
+                        help="registered: each MRI registered to its cryosection (the paper's pairs, default); "
+                             "truth: each phantom scan paired with its true colorization on its own grid, "
+                             "no registration")
+    source.add_argument("--scans", nargs="+", default=None, metavar="KIND",
+                        help="with --pairs truth: kinds of scan per seed: body, small, head (1 mm), head-brain "
+                             "(1 mm, skull-stripped) (default: body)")
+    source.add_argument("--variants", type=int, default=0,
+                        help="with --pairs truth: random scan variants per training scan (region, sequence, "
+                             "bias, noise, skull-stripping, voxel size, orientation), beside the plain scan")
     real = parser.add_argument_group("one real body (split by plane)")
     real.add_argument("--mri", help="MRI volume")
     real.add_argument("--cryo", help="RGB cryosection volume")
@@ -51,7 +61,16 @@ def _bodies(args: argparse.Namespace):
     if args.phantom:
         if args.mri or args.cryo or args.labels:
             raise InputError("--phantom", "builds from phantom subjects; drop --mri/--cryo/--labels")
-        return phantom_bodies(parse_ids(args.subjects), parse_ids(args.test_subjects), args.size)
+        train, test = parse_ids(args.subjects), parse_ids(args.test_subjects, "test subjects")
+        if args.pairs == "truth":
+            from core.dataset.scans import scan_bodies
+
+            return scan_bodies(train, test, tuple(args.scans or ("body",)), args.variants, data_seed=args.seed)
+        if args.scans or args.variants:
+            raise InputError("--scans", "kinds of scan and variants need --pairs truth (registration pairs whole bodies)")
+        return phantom_bodies(train, test, args.size)
+    if args.pairs == "truth":
+        raise InputError("--pairs", "truth pairs need a phantom (--phantom): a real body has no true colorization")
     if not (args.mri and args.cryo and args.labels):
         raise InputError("prepare", "give --phantom, or a real body with --mri, --cryo and --labels")
 
@@ -93,5 +112,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {len(manifest.subjects)} subject(s), {train} training and {test} test planes "
           f"({settings.width}×{settings.height} at {settings.pixel_mm} mm), split by {manifest.split_by}")
     for subject in manifest.subjects:
-        print(f"  {subject.id} ({subject.split}): registration {subject.metadata['registration']}")
+        how = subject.metadata.get("registration", "none (paired with its truth)")
+        print(f"  {subject.id} ({subject.split}): registration {how}")
     return 0

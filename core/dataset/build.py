@@ -83,6 +83,9 @@ class Body:
     truth_mri: Volume | None = None  # true colorization on the MRI grid (phantom)
     mri_to_cryo: Callable | None = None  # known transform (phantom), for TRE
     mask: Volume | np.ndarray | None = None
+    #: the MRI already lies on the cryosection's grid voxel for voxel (a phantom scan paired with its
+    #: true colorization, `core.dataset.scans`): stored as it is, without registration
+    aligned: bool = False
 
 
 def _summary(report: dict) -> dict:
@@ -113,6 +116,26 @@ def store_subject(root: Path, body: Body, result: RegistrationResult, split: str
     write_report(result.report, folder / "registration")
     metadata = {**body.metadata, "mri_scale": scale, "registration": _summary(result.report)}
     write_text(folder / "subject.json", json.dumps({"id": body.id, **metadata}, indent=1))
+    return SubjectEntry(body.id, split, paths, metadata)
+
+
+def store_aligned(root: Path, body: Body, split: str) -> SubjectEntry:
+    """Write a body whose MRI already matches its cryosection voxel for voxel (no registration).
+
+    Its cryosection is its true colorization and its labels the MRI's own, so the manifest's
+    ``truth`` and ``mri_labels`` name the same files as ``cryo`` and ``labels``."""
+    rel = Path("subjects") / body.id
+    mask = body.labels.array != 0
+    mri, scale = normalise_mri(body.mri, mask)
+    volumes = {"mri": mri, "cryo": body.cryo, "labels": body.labels,
+               "mask": body.labels.with_array(mask.astype(np.uint8), label_table=None)}
+    paths = {}
+    for kind, volume in volumes.items():
+        write_volume(volume, root / rel / f"{kind}.nii.gz")
+        paths[kind] = (rel / f"{kind}.nii.gz").as_posix()
+    paths.update(truth=paths["cryo"], mri_labels=paths["labels"])
+    metadata = {**body.metadata, "mri_scale": scale, "pairs": "truth"}
+    write_text(root / rel / "subject.json", json.dumps({"id": body.id, **metadata}, indent=1))
     return SubjectEntry(body.id, split, paths, metadata)
 
 
@@ -149,9 +172,13 @@ def build_dataset(out: str | os.PathLike, bodies: list[tuple[Callable[[], Body],
     with atomic_directory(out) as tmp:
         for i, ((load, split), n) in enumerate(zip(bodies, per_body)):
             body = load()
-            result = _register(body, dict(registration or {}), say)
-            say(f"{body.id}: writing volumes")
-            entries.append(store_subject(tmp, body, result, split))
+            if body.aligned:
+                say(f"{body.id}: writing volumes (paired with its truth, no registration)")
+                entries.append(store_aligned(tmp, body, split))
+            else:
+                result = _register(body, dict(registration or {}), say)
+                say(f"{body.id}: writing volumes")
+                entries.append(store_subject(tmp, body, result, split))
             say(f"{body.id}: drawing {n} planes")
             arrays.append(plane_arrays(draw_planes(body.cryo, body.labels.array != 0, n, subject_seed(seed, i), settings)))
             subject_idx.append(np.full(n, i, dtype=np.int64))

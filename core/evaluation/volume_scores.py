@@ -1,7 +1,9 @@
 """Scores of a colorized volume against its subject's truth, on the MRI's own grid.
 
 - ``delta_e``: CIEDE2000 to the true colorization, mean over the body's voxels (labels ≠ 0), and
-  per tissue (mean and voxel count, so subjects can be pooled).
+  per tissue (mean and voxel count, so subjects can be pooled); ``tissue_lab``: the output's mean
+  CIE L*a*b* colour over each tissue (what a viewer sees a tissue as, compared with its palette
+  colour in `core.evaluation.volume_table.brain_table`).
 - ``structure``: SSIM of the normalised MRI against the output's CIE L* / 100 (3-D, 7-voxel
   windows), inside the body's bounding box: does the colour image keep the MRI's edges?
 - ``background_std``: standard deviation of L* over the voxels more than ``BACKGROUND_MARGIN``
@@ -29,6 +31,7 @@ AXIS_NAMES = ("z", "y", "x")
 class Scores:
     delta_e: float
     per_tissue: dict[int, tuple[float, int]]
+    tissue_lab: dict[int, tuple[float, float, float]]
     structure: float
     background_std: float
     banding: dict[str, float]
@@ -56,7 +59,10 @@ def score(painted: Volume, mri01: np.ndarray, truth: Volume, labels: Volume, sli
     ids, index = np.unique(labels[body], return_inverse=True)
     sums, counts = np.bincount(index, error), np.bincount(index)
     per_tissue = {int(i): (float(s / c), int(c)) for i, s, c in zip(ids, sums, counts)}
-    return Scores(float(error.mean()), per_tissue, structure(mri01, out_lab[..., 0], body),
+    body_lab = out_lab[body].astype(np.float64)
+    lab_means = np.stack([np.bincount(index, body_lab[:, c]) for c in range(3)], axis=1) / counts[:, None]
+    tissue_lab = {int(i): tuple(float(v) for v in m) for i, m in zip(ids, lab_means)}
+    return Scores(float(error.mean()), per_tissue, tissue_lab, structure(mri01, out_lab[..., 0], body),
                   background_std(out_lab[..., 0], body), *banding(out_lab, mri01, body, slicing_axis))
 
 

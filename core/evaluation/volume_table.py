@@ -69,6 +69,60 @@ def tissue_table(results: list[VolumeResult], table: LabelTable | None) -> str:
     return "\n".join(lines) + f"\n\nShare of the body's voxels: {shares}.\n"
 
 
+#: The brain tissues whose mean colour is compared with the palette, and the pair that must stay apart.
+BRAIN_TISSUES = ("grey_matter", "white_matter", "csf")
+
+
+def pooled_lab(rs: list[VolumeResult], tissue: int) -> np.ndarray | None:
+    """Mean L*a*b* of ``tissue`` over the subjects of one row, weighted by its voxels (None if absent)."""
+    pairs = [(np.asarray(r.scores.tissue_lab[tissue]), r.scores.per_tissue[tissue][1]) for r in rs
+             if tissue in r.scores.tissue_lab]
+    n = sum(c for _, c in pairs)
+    return sum(m * c for m, c in pairs) / n if n else None
+
+
+def brain_colours(results: list[VolumeResult], table: LabelTable) -> dict[str, dict[str, float]]:
+    """Row → {tissue: ΔE00 of its mean colour to its palette colour, "grey–white": ΔE00 between the
+    mean grey and white matter colours}; empty when the subjects hold no brain."""
+    from skimage.color import deltaE_ciede2000
+
+    from core.evaluation.volume_scores import lab
+
+    by_name = {label.name: label for label in table}
+    ids = {name: by_name[name].id for name in BRAIN_TISSUES if name in by_name}
+    palette = {name: lab(np.asarray(by_name[name].color, dtype=np.uint8)) for name in ids}
+    out: dict[str, dict[str, float]] = {}
+    for name, rs in _rows(results).items():
+        means = {t: pooled_lab(rs, i) for t, i in ids.items()}
+        row = {t: float(deltaE_ciede2000(m, palette[t])) for t, m in means.items() if m is not None}
+        if means.get("grey_matter") is not None and means.get("white_matter") is not None:
+            row["grey–white"] = float(deltaE_ciede2000(means["grey_matter"], means["white_matter"]))
+        if row:
+            out[name] = row
+    return out
+
+
+def brain_table(results: list[VolumeResult], table: LabelTable | None) -> str:
+    """Brain tissues' mean colours against the palette (empty string when no subject has a brain)."""
+    colours = brain_colours(results, table) if table is not None else {}
+    if not colours:
+        return ""
+    from skimage.color import deltaE_ciede2000
+
+    from core.evaluation.volume_scores import lab
+
+    by_name = {label.name: label for label in table}
+    gm, wm = (lab(np.asarray(by_name[n].color, dtype=np.uint8)) for n in ("grey_matter", "white_matter"))
+    apart = float(deltaE_ciede2000(gm, wm))
+    head = [*(f"{t.replace('_', ' ')} → palette ↓" for t in BRAIN_TISSUES), "grey–white apart ↑"]
+    lines = ["| row | " + " | ".join(head) + " |", "| --- |" + " ---: |" * len(head)]
+    for name, row in colours.items():
+        cells = [f"{row[k]:.2f}" if k in row else "—" for k in (*BRAIN_TISSUES, "grey–white")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return ("\n".join(lines) + f"\n\nΔE00 of each tissue's mean output colour (L*a*b*, pooled over subjects) to its "
+            f"palette colour; grey–white: ΔE00 between the mean grey- and white-matter colours (palette: {apart:.2f}).\n")
+
+
 def long_csv(results: list[VolumeResult], table: LabelTable | None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -84,6 +138,8 @@ def long_csv(results: list[VolumeResult], table: LabelTable | None) -> str:
         for t, (value, n) in s.per_tissue.items():
             name = table.name(t) if table is not None and t in table else str(t)
             writer.writerow([r.row, r.subject, f"dE {name}", f"{value:.6g}", n])
+            for channel, v in zip(("L", "a", "b"), s.tissue_lab[t]):
+                writer.writerow([r.row, r.subject, f"mean {channel}* {name}", f"{v:.6g}", n])
     return buffer.getvalue()
 
 
@@ -97,6 +153,9 @@ def write_tables(results: list[VolumeResult], folder: str | os.PathLike, table: 
           "Banding: colour change across slices over that within slices in the reformats containing the "
           "slicing axis (the MRI's own ratio beside it).\n\n"
           f"#### ΔE per tissue\n\n{tissue_table(results, table)}")
+    brain = brain_table(results, table)
+    if brain:
+        md += f"\n#### Brain colours\n\n{brain}"
     write_text(folder / "volumes.md", md)
     write_text(folder / "volumes.csv", long_csv(results, table))
     return folder / "volumes.md", folder / "volumes.csv"

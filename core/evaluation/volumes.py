@@ -36,6 +36,7 @@ from core.inference import Colorizer
 from core.inference.volume import colorize_volume, slicing_axis
 from core.io import read_volume
 from core.normalize import body_mask, body_region, normalize
+from core.phantom.scans import check_kinds, phantom_scan
 from core.volume import Volume
 
 #: Bins of the intensity→colour lookup tables over the normalised MRI's [0, 1].
@@ -67,33 +68,12 @@ class TruthSubject:
         return body_region(body_mask(self.mri))
 
 
-#: The kinds of scan the whole-volume evaluation can draw from a phantom seed: (size, options).
-SCANS: dict[str, tuple[str, dict]] = {
-    "body": ("default", {}),
-    "small": ("small", {}),
-    "head": ("default", {"region": "head", "mri_mm": 1.0}),
-    "head-brain": ("default", {"region": "head", "mri_mm": 1.0, "brain_only": True}),
-}
-
-
 def phantom_subjects(seeds: list[int], scans: tuple[str, ...] = ("body",)) -> list[TruthSubject]:
-    """Phantom subjects ``seeds``, each as every kind of scan in ``scans`` (keys of `SCANS`:
-    whole bodies, 1 mm heads, skull-stripped 1 mm heads), generated or read from the cache."""
-    from core.phantom import make_subject
-
-    unknown = [s for s in scans if s not in SCANS]
-    if unknown:
-        raise InputError("scans", f"unknown scan kind(s) {unknown}; valid: {', '.join(SCANS)}")
-    out = []
-    for scan in scans:
-        size, options = SCANS[scan]
-        for seed in seeds:
-            s = make_subject(seed, size, **options)
-            labels = s.mri_labels
-            if options.get("brain_only"):  # the stripped skull and scalp are no longer body
-                labels = labels.with_array(np.where(s.true_colorization.array.any(axis=-1), labels.array, 0))
-            out.append(TruthSubject(f"{scan} {seed}", s.mri, s.true_colorization, labels))
-    return out
+    """Phantom subjects ``seeds``, each as every kind of scan in ``scans`` (keys of
+    `core.phantom.scans.SCANS`: whole bodies, 1 mm heads, skull-stripped 1 mm heads)."""
+    check_kinds(scans)
+    return [TruthSubject(scan.name, scan.mri, scan.truth, scan.labels)
+            for scan in (phantom_scan(seed, kind) for kind in scans for seed in seeds)]
 
 
 @dataclass
