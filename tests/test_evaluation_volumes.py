@@ -116,12 +116,23 @@ def test_cli_evaluates_whole_volumes_and_refuses_training_subjects(dataset, tmp_
                          colorizer.config, extra={"pixel_mm": 8.0})
     out = tmp_path / "eval"
     assert main(["evaluate", "--data", str(dataset), "--checkpoints", str(ck), "--names", "tiny", "--out", str(out),
-                 "--volumes", "1", "--scans", "small", "--device", "cpu"]) == 0
-    assert (out / "volumes.md").is_file() and "| tiny (c_hat) |" in (out / "volumes.md").read_text()
+                 "--volumes", "1", "--scans", "small", "--device", "cpu", "--outputs", "c_hat", "c_prime"]) == 0
+    text = (out / "volumes.md").read_text()
+    assert "| tiny (c_hat) |" in text and "| tiny (c_prime) |" in text
     capsys.readouterr()
     assert main(["evaluate", "--data", str(dataset), "--out", str(out), "--volumes", "0", "--scans", "small"]) == 2
     err = capsys.readouterr().err
     assert "never trained on" in err and err.count("\n") == 1
+    other = tmp_path / "other"  # a second training dataset whose seed 1 is then no longer unseen
+    trained = Manifest.load(dataset)
+    trained.subjects[0].metadata["seed"] = 1
+    trained.save(other / "dataset.json")
+    assert main(["evaluate", "--data", str(dataset), "--trained-on", str(other), "--out", str(out),
+                 "--volumes", "1", "--scans", "small"]) == 2
+    assert "never trained on" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(dataset), "--checkpoints", str(ck), "--out", str(out), "--volumes", "1",
+                 "--scans", "small", "--outputs", "sepia"]) == 2
+    assert "not 'sepia'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scans", nargs="+", default=["body"], metavar="KIND",
                         help="kinds of phantom scan for --volumes: body (default), small, head (1 mm), "
                              "head-brain (1 mm, skull-stripped)")
+    parser.add_argument("--outputs", nargs="+", metavar="OUTPUT",
+                        help="for --volumes: the outputs of each checkpoint to evaluate (default: the one it "
+                             "serves), e.g. c_prime guided")
+    parser.add_argument("--trained-on", nargs="+", default=[], metavar="DATASET",
+                        help="for --volumes: further datasets the checkpoints were trained on; their phantom "
+                             "seeds are refused as evaluation subjects too")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,11 +72,11 @@ def run_volumes(args: argparse.Namespace) -> int:
     from core.model.checkpoint import resolve_path
 
     seeds = parse_ids(args.volumes, "--volumes")
-    manifest = Manifest.load(args.data)
-    used = {s.metadata.get("seed") for s in manifest.subjects if s.metadata.get("source") == "phantom"}
-    if used & set(seeds):
-        raise InputError("--volumes", f"seeds {sorted(used & set(seeds))} are subjects of {args.data}; "
-                                      "evaluate on subjects never trained on")
+    for data in (args.data, *args.trained_on):
+        used = {s.metadata.get("seed") for s in Manifest.load(data).subjects if s.metadata.get("source") == "phantom"}
+        if used & set(seeds):
+            raise InputError("--volumes", f"seeds {sorted(used & set(seeds))} are subjects of {data}; "
+                                          "evaluate on subjects never trained on")
     names = args.names or [resolve_path(p).parent.name for p in args.checkpoints]
     if len(names) != len(args.checkpoints):
         raise InputError("--names", f"{len(names)} names for {len(args.checkpoints)} checkpoints")
@@ -79,7 +85,10 @@ def run_volumes(args: argparse.Namespace) -> int:
     rows = references.rows()
     for name, path in zip(names, args.checkpoints):
         colorizer = Colorizer.from_checkpoint(path, device=device)
-        rows[f"{name} ({colorizer.serve})"] = model_row(colorizer)
+        for output in args.outputs or [colorizer.serve]:
+            if output not in colorizer.outputs:
+                raise InputError("--outputs", f"{path} offers {', '.join(colorizer.outputs)}, not {output!r}")
+            rows[f"{name} ({output})"] = model_row(colorizer, output=output)
     subjects = phantom_subjects(seeds, tuple(args.scans))
     table = max((s.labels.label_table for s in subjects if s.labels.label_table is not None), key=len, default=None)
     results = evaluate_volumes(subjects, rows, progress=lambda m: print(m, file=sys.stderr))

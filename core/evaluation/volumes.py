@@ -147,9 +147,9 @@ class References:
         return subject.mri.with_array(to_uint8(colours[labels]), label_table=None)
 
 
-def model_row(colorizer: Colorizer, axis: str = "axial") -> Painter:
-    """A checkpoint's served output, colorized as ``mricolor colorize`` does with its defaults."""
-    return lambda subject: colorize_volume(subject.mri, colorizer, axis=axis)
+def model_row(colorizer: Colorizer, axis: str = "axial", output: str | None = None) -> Painter:
+    """A checkpoint's output (None: the one it serves), colorized as ``mricolor colorize`` does."""
+    return lambda subject: colorize_volume(subject.mri, colorizer, axis=axis, output=output)
 
 
 @dataclass
