@@ -61,6 +61,14 @@ class LabelTable:
         """Classes a segmentation network predicts: ids must be 0..N-1 for integer targets."""
         return max(self.ids) + 1
 
+    def union(self, other: "LabelTable", source: str | None = None) -> "LabelTable":
+        """Both tables' labels in one (bodies of one dataset may each hold only some tissues, e.g.
+        a head's); an id that means different tissues in the two is refused."""
+        clash = [i for i in set(self.ids) & set(other.ids) if self[i] != other[i]]
+        if clash:
+            raise InputError(source, f"label ids {sorted(clash)} mean different tissues in two of the label tables")
+        return LabelTable([*self.labels, *(lab for lab in other if lab.id not in self)])
+
     def name(self, label_id: int) -> str:
         lab = self._by_id.get(int(label_id))
         return lab.name if lab else f"label {int(label_id)}"

@@ -68,3 +68,14 @@ def test_bad_scan_requests_are_refused(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "ds"), "--pairs", "truth", "--mri", "a", "--cryo", "b", "--labels", "c"]) == 2
     assert "need a phantom" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+def test_the_dataset_label_table_is_the_union_of_its_bodies_tables():
+    from core.labels import Label, LabelTable
+
+    body = LabelTable([Label(0, "background", "", (0, 0, 0)), Label(1, "skin", "", (1, 2, 3))])
+    head = LabelTable([Label(0, "background", "", (0, 0, 0)), Label(20, "deep_grey_matter", "", (4, 5, 6))])
+    both = body.union(head)
+    assert both.ids == [0, 1, 20] and both.num_classes == 21 and both[20].name == "deep_grey_matter"
+    with pytest.raises(Exception, match=r"label ids \[1\] mean different tissues"):
+        body.union(LabelTable([Label(1, "fat", "", (1, 2, 3))]), "x")

@@ -184,7 +184,8 @@ def build_dataset(out: str | os.PathLike, bodies: list[tuple[Callable[[], Body],
             subject_idx.append(np.full(n, i, dtype=np.int64))
             split_col.append(split_planes(n, test_fraction, subject_seed(seed, i)) if split == "mixed"
                              else np.full(n, split, dtype="<U5"))
-            table = table or body.labels.label_table
+            if body.labels.label_table is not None:
+                table = body.labels.label_table if table is None else table.union(body.labels.label_table, body.id)
         if table is not None:
             table.write(tmp / "labels.csv")
         centers, us, vs = (np.concatenate([a[k] for a in arrays]) for k in range(3))
