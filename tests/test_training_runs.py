@@ -263,3 +263,18 @@ def test_the_sync_check_catches_ranks_that_diverge_or_read_the_same_planes():
     same = "step 1: all 2 processes read the same planes: the data is not split between them"
     differing = "step 2: processes hold different weights for net"
     assert sorted(results.get() for _ in range(4)) == [(0, same), (0, differing), (1, same), (1, differing)]
+
+
+def test_kept_exports_are_each_checkpoints_model(tmp_path, segmentation):
+    """With keep_exports every checkpoint's exported model stays (the candidates chosen among on
+    validation volumes); without it, only the last is there."""
+    _, result = train_colorization(tiny(keep_exports=True), synthetic_data(8, 2), Context(), tmp_path / "kept",
+                                   segmentation=segmentation)
+    kept = sorted((tmp_path / "kept" / "exports").iterdir())
+    assert [p.name for p in kept] == ["model-00000003.safetensors", "model-00000006.safetensors"]
+    assert [load_checkpoint(p).extra["step"] for p in kept] == [3, 6]
+    assert kept[-1].read_bytes() == result.export.read_bytes()
+    first, last = (load_checkpoint(p).weights["g_mc"] for p in kept)
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+    train_colorization(tiny(), synthetic_data(8, 2), Context(), tmp_path / "plain", segmentation=segmentation)
+    assert not (tmp_path / "plain" / "exports").exists()

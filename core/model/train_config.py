@@ -43,6 +43,9 @@ class TrainConfig(Section):
     capability 8.0 on), fp32 elsewhere.
     ``serve`` is the output the exported checkpoint declares; "auto" picks the one with the lowest
     ΔE to the true colorization on the test planes when the data has it, else ĉ.
+    ``keep_exports`` also keeps each checkpoint's exported model as ``exports/model-<step>.safetensors``
+    (the candidates a model is chosen from on validation volumes; otherwise each export replaces
+    the last).
     ``check_sync`` gathers a checksum of every network from every process after each step and
     stops when they differ (a debug switch that proves gradients are all-reduced).
     ``micro_batch`` (colorization) runs each process's batch through the networks that many planes
@@ -62,6 +65,7 @@ class TrainConfig(Section):
     max_minutes: float | None = None
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    keep_exports: bool = False
     sample_every: int = 200
     sample_count: int = 4
     log_every: int = 10

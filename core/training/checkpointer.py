@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from core.atomic import remove_stale, write_text
+from core.atomic import remove_stale, write_bytes, write_text
 from core.errors import InputError
 from core.model.run_config import CONFIG_FILE, RunConfig
 from core.training import distributed, state
@@ -29,6 +29,7 @@ from core.training.task import NonFiniteLossError, Task
 
 CHECKPOINT_DIR = "checkpoints"
 SAMPLE_DIR = "samples"
+EXPORTS_DIR = "exports"
 
 
 @dataclass
@@ -147,6 +148,8 @@ class Checkpointer:
                        **self._provenance()}
             state.save_state(self.folder, at.step, payload, keep=self.keep, protect=self.good)
             self.export = self.task.export(self.out, at.step)
+            if self.cfg.train.keep_exports:
+                write_bytes(self.out / EXPORTS_DIR / f"model-{at.step:08d}.safetensors", self.export.read_bytes())
         distributed.barrier(self.ctx)
         self.last = path
 
