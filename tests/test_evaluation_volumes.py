@@ -119,7 +119,12 @@ def test_cli_evaluates_whole_volumes_and_refuses_training_subjects(dataset, tmp_
                  "--volumes", "1", "--scans", "small", "--device", "cpu", "--outputs", "c_hat", "c_prime"]) == 0
     text = (out / "volumes.md").read_text()
     assert "| tiny (c_hat) |" in text and "| tiny (c_prime) |" in text
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    main_table = text.split("####")[0]
+    rows = {line.split(" | ")[0].lstrip("| "): float(line.split(" | ")[2]) for line in main_table.splitlines()
+            if line.startswith("| tiny")}  # row | ΔE 1 | ΔE mean
+    best = min(rows, key=rows.get)
+    assert f"lowest mean ΔE over these subjects: {best} ({rows[best]:.2f})" in printed
     assert main(["evaluate", "--data", str(dataset), "--out", str(out), "--volumes", "0", "--scans", "small"]) == 2
     err = capsys.readouterr().err
     assert "never trained on" in err and err.count("\n") == 1

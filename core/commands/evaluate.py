@@ -66,7 +66,7 @@ def run_volumes(args: argparse.Namespace) -> int:
     from core.dataset.manifest import Manifest
     from core.devices import parse_device
     from core.errors import InputError
-    from core.evaluation.volume_table import write_tables
+    from core.evaluation.volume_table import best_model_row, write_tables
     from core.evaluation.volumes import References, evaluate_volumes, model_row, phantom_subjects
     from core.inference import Colorizer
     from core.model.checkpoint import resolve_path
@@ -94,5 +94,8 @@ def run_volumes(args: argparse.Namespace) -> int:
     results = evaluate_volumes(subjects, rows, progress=lambda m: print(m, file=sys.stderr))
     md, csv_path = write_tables(results, args.out, table, f"Whole volumes of unseen subjects ({', '.join(args.scans)})")
     print(md.read_text(), end="")
+    best = best_model_row(results)
+    if best is not None:
+        print(f"lowest mean ΔE over these subjects: {best[0]} ({best[1]:.2f})")
     print(f"wrote {md} and {csv_path}", file=sys.stderr)
     return 0

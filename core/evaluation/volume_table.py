@@ -45,6 +45,14 @@ def main_table(results: list[VolumeResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def best_model_row(results: list[VolumeResult]) -> tuple[str, float] | None:
+    """The model row (not a *reference*) with the lowest ΔE averaged over every subject, and that
+    mean: how a model is chosen on validation subjects."""
+    means = {name: float(np.mean([r.scores.delta_e for r in rs])) for name, rs in _rows(results).items()
+             if not name.startswith("*")}
+    return min(means.items(), key=lambda kv: kv[1]) if means else None
+
+
 def tissue_table(results: list[VolumeResult], table: LabelTable | None) -> str:
     """Mean ΔE00 per tissue (voxels pooled over subjects), tissues with ≥ ``TISSUE_SHARE`` of the body."""
     rows = _rows(results)
