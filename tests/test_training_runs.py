@@ -278,3 +278,21 @@ def test_kept_exports_are_each_checkpoints_model(tmp_path, segmentation):
     assert any(not torch.equal(first[k], last[k]) for k in first)
     train_colorization(tiny(), synthetic_data(8, 2), Context(), tmp_path / "plain", segmentation=segmentation)
     assert not (tmp_path / "plain" / "exports").exists()
+
+
+def test_serve_auto_on_validation_volumes_picks_the_lowest_whole_volume_delta_e(tmp_path, segmentation, capsys):
+    """With train.serve_volumes the served output is chosen on whole volumes of unseen phantom
+    seeds, and the scores printed are those of an independent whole-volume evaluation."""
+    from core.evaluation.volumes import evaluate_volumes, model_row, phantom_subjects
+
+    cfg = tiny(max_steps=1, serve="auto", serve_volumes="1", serve_scans=["small"])
+    _, result = train_colorization(cfg, synthetic_data(4, 2), Context(), tmp_path, segmentation=segmentation)
+    message = capsys.readouterr().err
+    assert "whole volumes of validation subjects 1" in message
+    shown = message.split("validation subjects 1: ")[1].split(")")[0].split(", ")
+    scores = {label: float(value) for label, value in (part.rsplit(" ", 1) for part in shown)}
+    served = load_checkpoint(result.export).serve
+    assert scores[OUTPUTS[served].label] == min(scores.values())
+    colorizer = Colorizer.from_checkpoint(result.export, device="cpu")
+    again = evaluate_volumes(phantom_subjects([1], ("small",)), {"c": model_row(colorizer, output="c_prime")})
+    assert scores[OUTPUTS["c_prime"].label] == pytest.approx(again[0].scores.delta_e, abs=0.01)

@@ -152,6 +152,17 @@ def model_row(colorizer: Colorizer, axis: str = "axial", output: str | None = No
     return lambda subject: colorize_volume(subject.mri, colorizer, axis=axis, output=output)
 
 
+def choose_serve_on_volumes(checkpoint: str | Path, seeds: list[int], scans: tuple[str, ...] = ("body",),
+                            device=None) -> tuple[str, dict[str, float]]:
+    """The output of ``checkpoint`` with the lowest body ΔE on whole volumes of the phantom
+    ``seeds`` (validation subjects), painted as ``mricolor colorize`` does, and every output's mean."""
+    colorizer = Colorizer.from_checkpoint(checkpoint, device=device)
+    rows = {output: model_row(colorizer, output=output) for output in colorizer.outputs}
+    results = evaluate_volumes(phantom_subjects(seeds, scans), rows)
+    means = {output: float(np.mean([r.scores.delta_e for r in results if r.row == output])) for output in rows}
+    return min(means, key=means.get), means
+
+
 @dataclass
 class VolumeResult:
     row: str

@@ -42,7 +42,10 @@ class TrainConfig(Section):
     exported model (0: off). ``precision`` "auto" means bf16 autocast on GPUs that run it natively (compute
     capability 8.0 on), fp32 elsewhere.
     ``serve`` is the output the exported checkpoint declares; "auto" picks the one with the lowest
-    ΔE to the true colorization on the test planes when the data has it, else ĉ.
+    ΔE to the true colorization on the test planes when the data has it, else ĉ — or, with
+    ``serve_volumes`` (phantom seeds such as "200-201", validation subjects neither trained nor
+    tested on), the lowest body ΔE on whole volumes of those seeds as ``mricolor colorize`` paints
+    them (`core.evaluation.volumes`), one volume per kind in ``serve_scans``.
     ``keep_exports`` also keeps each checkpoint's exported model as ``exports/model-<step>.safetensors``
     (the candidates a model is chosen from on validation volumes; otherwise each export replaces
     the last).
@@ -74,6 +77,8 @@ class TrainConfig(Section):
     num_workers: int = 0
     precision: str = "auto"
     serve: str = "auto"
+    serve_volumes: str | None = None
+    serve_scans: tuple[str, ...] = ("body",)
     eval_planes: int | None = None
     check_sync: bool = False
     micro_batch: int | None = None
@@ -104,6 +109,9 @@ class TrainConfig(Section):
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.serve not in SERVE_CHOICES:
             raise ValueError(f"serve must be one of {SERVE_CHOICES}, got {self.serve!r}")
+        if isinstance(self.serve_scans, str) or not self.serve_scans:
+            raise ValueError(f"serve_scans must be a list of scan kinds, got {self.serve_scans!r}")
+        object.__setattr__(self, "serve_scans", tuple(str(s) for s in self.serve_scans))
         if not self.seg_lr > 0:
             raise ValueError(f"seg_lr must be positive, got {self.seg_lr!r}")
 

@@ -244,6 +244,25 @@ def require_file(ctx: Context, path: str | Path) -> None:
                                                             "any checkpoint given) must be storage every node shares")
 
 
+def _choose_serve(cfg: RunConfig, data: PlaneData, ctx: Context, export: Path) -> tuple[str, dict[str, float], str]:
+    """The output to serve, its scores and where they were measured: whole volumes of the
+    validation seeds ``train.serve_volumes`` (rank 0, then shared), else the test planes."""
+    from core.evaluation.evaluate import choose_serve
+
+    if cfg.train.serve_volumes:
+        from core.dataset.build import parse_ids
+        from core.evaluation.volumes import choose_serve_on_volumes
+
+        seeds = parse_ids(cfg.train.serve_volumes, "train.serve_volumes")
+        chosen = (choose_serve_on_volumes(export, seeds, cfg.train.serve_scans, ctx.device) if ctx.is_main else None)
+        serve, scores = distributed.broadcast_object(ctx, chosen)
+        return serve, scores, f"whole volumes of validation subjects {cfg.train.serve_volumes}"
+    serve, scores = choose_serve(export, data, device=ctx.device, planes=cfg.train.eval_planes,
+                                 image_size=cfg.train.image_size, part=(ctx.rank, ctx.world_size),
+                                 gather=partial(distributed.gather_objects, ctx))
+    return serve, scores, "test planes"
+
+
 def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str | Path, *,
                        segmentation: str | Path | None = None, resume: bool = False,
                        init_from: str | Path | None = None) -> tuple[ColorizationTask, FitResult]:
@@ -254,8 +273,6 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     ``out/segmentation`` (unless the ablation has no S). With ``serve`` "auto" the export
     declares the output with the lowest ΔE on the test planes (phantom data), else ĉ.
     """
-    from core.evaluation.evaluate import choose_serve
-
     out = Path(out)
     if segmentation is None and cfg.preset.model.segmentation != "none":
         segmentation = ensure_segmentation(cfg, data, ctx, out / "segmentation", resume=resume)
@@ -267,14 +284,12 @@ def train_colorization(cfg: RunConfig, data: PlaneData, ctx: Context, out: str |
     export = distributed.broadcast_object(ctx, result.export)
     if cfg.train.serve == "auto" and export is not None:
         require_file(ctx, export)
-        serve, scores = choose_serve(export, data, device=ctx.device, planes=cfg.train.eval_planes,
-                                     image_size=cfg.train.image_size, part=(ctx.rank, ctx.world_size),
-                                     gather=partial(distributed.gather_objects, ctx))
+        serve, scores, where = _choose_serve(cfg, data, ctx, export)
         if ctx.is_main:
             task.export(out, result.step, serve=serve)
         if ctx.is_main and scores:
             shown = ", ".join(f"{OUTPUTS[k].label} {v:.2f}" for k, v in scores.items())
-            print(f"serving {OUTPUTS[serve].label} (mean ΔE to the true colorization on test planes: {shown})",
+            print(f"serving {OUTPUTS[serve].label} (mean ΔE to the true colorization on {where}: {shown})",
                   file=sys.stderr)
     distributed.barrier(ctx)
     return task, result
