@@ -27,7 +27,8 @@ def test_presets_resolve_with_train_section_and_overrides():
 
 
 @pytest.mark.parametrize("section", [ModelConfig(), LossConfig(class_weights=(1.0, 2.0)), OptimConfig(),
-                                     TrainConfig(max_steps=5), AugmentConfig(mri_noise=0.02)])
+                                     TrainConfig(max_steps=5, serve_volumes="200-201", serve_scans=("body", "head")),
+                                     AugmentConfig(mri_noise=0.02)])
 def test_every_section_round_trips_through_json(section):
     data = json.loads(json.dumps(section.to_dict()))
     assert type(section).from_dict(data) == section
@@ -55,7 +56,8 @@ def test_the_augment_section_is_optional_validated_and_recorded():
 
 @pytest.mark.parametrize("bad", [{"image_size": 30}, {"batch_size": 0}, {"ema_decay": 1.0},
                                  {"precision": "fp16"}, {"epochs": "many"}, {"batch_sise": 2},
-                                 {"model.widths": [1, 2]}, {"serve": "nothing"}, {"max_steps": 0}])
+                                 {"model.widths": [1, 2]}, {"serve": "nothing"}, {"max_steps": 0},
+                                 {"serve_scans": "body"}, {"serve_scans": []}])
 def test_bad_values_name_the_problem(bad):
     with pytest.raises(InputError, match="invalid preset"):
         resolve("tiny", overrides=bad)
