@@ -1,6 +1,8 @@
 """The central layouts under pytest-qt (offscreen): comparison and three linked orthogonal views."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from PyQt6.QtCore import QPointF, Qt
 
@@ -103,7 +105,7 @@ def test_colour_in_the_three_views_ends_on_the_full_colorized_planes_after_a_dra
     for view in ("axial", "coronal"):
         expected = jobs.colorize(window.session.colorize_request(state.ortho_plane(view))).rgb
         assert np.array_equal(_shown(window, view), expected)
-    assert layouts.ortho_pipeline.worker.runs < 15  # latest wins: batches of stale planes were never run
+    assert layouts.ortho_pipeline.worker.runs < 30  # latest wins: most of the 15 × 4 stale planes never ran
     assert _shown(window, "oblique").ndim == 3  # the current plane in colour too
     assert window.settings.value("three_view_colour") == "true"
 
@@ -153,25 +155,45 @@ def test_the_readout_follows_the_mouse_in_the_three_views(qtbot, window):
     assert "mm LPS" in expected and "MRI" in expected
 
 
-def test_the_views_worker_never_runs_a_request_twice(qtbot, monkeypatch):
-    """A batch carries the previous batch's requests still out when it was sent: those already run
-    (at the same or a better resolution) are skipped, older ones too."""
-    from types import SimpleNamespace
+def test_the_current_plane_and_its_orthogonal_twin_are_colorized_once_on_one_worker(qtbot, window):
+    """Untilted, the current plane is one of the three orthogonal views: a crosshair move runs the
+    network for three planes, not four, on the one network thread, and both views show that run."""
+    _three(qtbot, window)
+    layouts, state = window.layouts, window.state
+    layouts.set_colour(True)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert layouts.ortho_pipeline.worker is window.pipeline.model_worker
+    runs = window.pipeline.model_worker.runs
+    state.set_crosshair(state.crosshair + [4.0, -3.0, 5.0])  # moves all four planes
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert window.pipeline.model_worker.runs - runs == 3
+    assert np.array_equal(_shown(window, "oblique"), _shown(window, "axial"))
 
-    from viewer import ortho
-    from viewer.session import Session
 
-    ran = []
-    monkeypatch.setattr(ortho.jobs, "colorize", lambda request: ran.append(request.tag) or request.tag)
-    work = ortho.OrthoPipeline(Session(size=16))
+def test_the_keyed_worker_runs_the_longest_waiting_keys_newest_request_and_twins_once(qtbot):
+    from viewer.worker import KeyedLatestWinsWorker
+
+    gate, ran, done = threading.Event(), [], []
+
+    def run(request):
+        gate.wait(5)
+        ran.append(request)
+        return request * 10
+    worker = KeyedLatestWinsWorker(run, "test-keyed", priority=("current", "axial"), same=lambda a, b: a == b)
+    worker.finished.connect(lambda key, rid, result: done.append((key, rid, result)))
     try:
-        def batch(*items):
-            return work._colorize_batch(tuple((name, rid, SimpleNamespace(preview=preview, tag=(name, rid, preview)))
-                                              for name, rid, preview in items))
-        batch(("axial", 1, True), ("coronal", 2, True))
-        batch(("axial", 1, True), ("coronal", 3, True))  # axial 1 again: skipped
-        batch(("axial", 1, False), ("coronal", 2, False))  # axial's full plane runs; coronal 2 is stale
-        assert batch(("axial", 1, True)) == []
-        assert ran == [("axial", 1, True), ("coronal", 2, True), ("coronal", 3, True), ("axial", 1, False)]
+        worker.submit("coronal", 1, 1)  # starts and waits at the gate
+        qtbot.waitUntil(lambda: worker.busy_with(("coronal",)) and not worker._slots, timeout=5000)
+        worker.submit("sagittal", 2, 2)
+        worker.submit("axial", 3, 7)
+        worker.submit("current", 4, 7)  # the same request as axial's: one run answers both
+        worker.submit("sagittal", 5, 5)  # replaces 2, which never runs, and keeps sagittal's place first
+        worker.submit("coronal", 6, 1)  # the same as the one running: answered from its result
+        gate.set()
+        qtbot.waitUntil(lambda: not worker.busy and len(done) == 5, timeout=5000)
+        assert ran == [1, 5, 7] and worker.runs == 3
+        assert done == [("coronal", 1, 10), ("sagittal", 5, 50), ("axial", 3, 70), ("current", 4, 70),
+                        ("coronal", 6, 10)]
     finally:
-        work.stop()
+        worker.stop()
+

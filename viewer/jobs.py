@@ -89,6 +89,19 @@ class ColorizeRequest:
     body_level: float | None = None
 
 
+def same_request(a: ColorizeRequest, b: ColorizeRequest) -> bool:
+    """Whether two requests give the same picture: the same network, output, resolution and body
+    threshold, the same plane (to a micrometre) and the same input pixels. The current plane of
+    the three-view layout is, untilted, also one of its orthogonal views: one run serves both."""
+    pa, pb = a.plane, b.plane
+    return (a.colorizer is b.colorizer and a.mri is b.mri and a.output == b.output and a.preview == b.preview
+            and a.body_level == b.body_level and a.mri01.shape == b.mri01.shape
+            and (pa.width, pa.height, pa.pixel_mm) == (pb.width, pb.height, pb.pixel_mm)
+            and all(np.allclose(x, y, rtol=0.0, atol=1e-3) for x, y in ((pa.center, pb.center), (pa.u, pb.u),
+                                                                       (pa.v, pb.v)))
+            and np.allclose(a.mri01, b.mri01, rtol=0.0, atol=1e-4))
+
+
 @dataclass(frozen=True)
 class Colorized:
     rgb: np.ndarray  # (H, W, 3) uint8, always at the plane's full size

@@ -40,7 +40,7 @@ class Layouts(QObject):
         self.session, self.settings, self.panels = session, settings, panels
         self.state = session.state
         self.ortho = OrthoPanels()
-        self.ortho_pipeline = OrthoPipeline(session, self)
+        self.ortho_pipeline = OrthoPipeline(session, pipeline.model_worker, self)
         self.stack = QStackedWidget()
         self.stack.addWidget(panels)
         self.stack.addWidget(self.ortho)

@@ -2,9 +2,9 @@
 
 `OrthoPipeline` cuts the three orthogonal planes of `ViewerState.ortho_plane` on the UI thread
 (~2 ms each) whenever the crosshair moves one of them, and, when the views show colour,
-colorizes them on one latest-wins worker (below the main plane's worker, so the current plane
-keeps the cores): a drag of the crosshair runs the network a few times per view at half
-resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
+colorizes them on the plane pipeline's network worker, after the current plane and sharing its
+run where a view is the current plane: a drag of the crosshair runs the network a few times per
+view at half resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
 `OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline in
 a 2 × 2 grid with the crosshair drawn in each.
 """
@@ -21,7 +21,7 @@ from viewer import jobs
 from viewer.panels import _Panel
 from viewer.pipeline import SCROLL_MS, WORKER_NICE
 from viewer.session import Session
-from viewer.worker import LatestWinsWorker
+from viewer.worker import KeyedLatestWinsWorker
 
 #: The views of the three-view layout, in grid order (row-major, two columns).
 VIEWS = (*ORIENTATIONS, "oblique")
@@ -31,18 +31,19 @@ class OrthoPipeline(QObject):
     """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
 
     ``enabled`` is off while another layout is shown (no work for views nobody sees);
-    ``colour`` makes the network colorize the views. One latest-wins worker runs the newest
-    request of every view that waits for one (a batch replaces the batch still waiting, and
-    carries every view's newest request): one network thread beside the main plane's, whatever
-    the number of views — several threads of Python pre- and post-processing fought the UI
-    thread for the interpreter lock (stalls of a second in the benchmark). Results older than
-    the newest shown for their view, or requested before the network or output changed, are dropped.
+    ``colour`` makes the network colorize the views. The views' requests go to the plane
+    pipeline's network worker (`viewer.worker.KeyedLatestWinsWorker`), one slot per view beside
+    the current plane's, which runs first: one network thread whatever the number of views
+    (several threads of Python pre- and post-processing fought the UI thread for the interpreter
+    lock and each other for the cores), and a view that is the current plane (an untilted preset)
+    is colorized once for both. Results older than the newest shown for their view, or requested
+    before the network or output changed, are dropped.
     """
 
     cut = pyqtSignal(str, object, object, bool)  # orientation, MRI plane (H, W) in MRI units, Plane, colour follows
     colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
 
-    def __init__(self, session: Session, parent: QObject | None = None):
+    def __init__(self, session: Session, worker: KeyedLatestWinsWorker, parent: QObject | None = None):
         super().__init__(parent)
         self.session = session
         self.enabled = False
@@ -55,9 +56,9 @@ class OrthoPipeline(QObject):
         self._last_change = {name: 0.0 for name in ORIENTATIONS}
         self._waiting: dict[str, tuple[int, jobs.ColorizeRequest]] = {}  # per view: the request not yet back
         self._preview_shown: dict[str, bool] = {}  # per view: a half-resolution preview is on screen
-        self._computed: dict[str, tuple[int, bool]] = {}  # worker thread only: per view, (id, preview) last run
-        self.worker = LatestWinsWorker(self._colorize_batch, "mricolor-views", nice=WORKER_NICE["model"] + 1)
-        self.worker.finished.connect(self._on_colorized)
+        self.worker = worker
+        worker.finished.connect(self._on_colorized)
+        worker.failed.connect(self._on_failed)
         self._refine = QTimer(self, singleShot=True, interval=SCROLL_MS)
         self._refine.timeout.connect(self._submit_full)
         state = session.state
@@ -79,11 +80,12 @@ class OrthoPipeline(QObject):
 
     def refresh(self, update: bool = True) -> None:
         """Redo every view: what a view shows changed (layout, colour, network, output, study);
-        results requested before are dropped."""
+        results requested before are dropped, requests not yet started are withdrawn."""
         self._floor = self._next_id + 1
         self.planes.clear()
         self._waiting.clear()
         self._preview_shown.clear()
+        self.worker.cancel(ORIENTATIONS)
         if update:
             self.update()
 
@@ -99,7 +101,6 @@ class OrthoPipeline(QObject):
                 continue
             self.planes[name] = plane
             self._request(name, plane)
-        self._submit()
 
     def _request(self, name: str, plane: Plane) -> None:
         session = self.session
@@ -111,31 +112,16 @@ class OrthoPipeline(QObject):
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
             self._last_change[name] = now
-            self._waiting[name] = (self._next_id, session.colorize_request(plane, mri, preview=preview))
+            self._send(name, self._next_id, session.colorize_request(plane, mri, preview=preview))
             if preview:
                 self._refine.start()
         else:
             self.shown[name] = self._next_id  # the MRI is all this view shows
         self.cut.emit(name, mri, plane, colour)
 
-    def _colorize_batch(self, batch: tuple[tuple[str, int, jobs.ColorizeRequest], ...]
-                        ) -> list[tuple[str, int, jobs.Colorized]]:
-        """Colorize each view's newest request in turn (on the worker's thread). A batch also carries
-        the requests of the batch before it that were still out when it was sent; those already
-        run (at the same or a better resolution) are skipped instead of being run again."""
-        results = []
-        for name, rid, request in batch:
-            done_rid, done_preview = self._computed.get(name, (0, True))
-            if done_rid > rid or (done_rid == rid and (request.preview or not done_preview)):
-                continue
-            self._computed[name] = (rid, request.preview)
-            results.append((name, rid, jobs.colorize(request)))
-        return results
-
-    def _submit(self) -> None:
-        if self._waiting:
-            batch = tuple((name, rid, request) for name, (rid, request) in sorted(self._waiting.items()))
-            self.worker.submit(max(rid for _, rid, _ in batch), batch)
+    def _send(self, name: str, rid: int, request: jobs.ColorizeRequest) -> None:
+        self._waiting[name] = (rid, request)
+        self.worker.submit(name, rid, request)
 
     def _submit_full(self) -> None:
         """The crosshair has rested: the views shown or waiting as previews get their full plane (same ids)."""
@@ -145,32 +131,39 @@ class OrthoPipeline(QObject):
         for name, plane in self.planes.items():
             waiting = self._waiting.get(name)
             if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
-                self._waiting[name] = (self.request_id[name], session.colorize_request(plane))
-        self._submit()
+                self._send(name, self.request_id[name], session.colorize_request(plane))
 
-    def _on_colorized(self, _batch: int, results: list[tuple[str, int, jobs.Colorized]]) -> None:
-        for name, rid, result in results:
-            waiting = self._waiting.get(name)
-            answered = waiting is not None and (rid > waiting[0]
-                                                or (rid, result.preview) == (waiting[0], waiting[1].preview))
-            if answered:  # else a newer request (or the full plane after this preview) still waits
-                del self._waiting[name]
-            if rid < max(self.shown[name], self._floor) or not self.colour:
-                continue
-            self.shown[name] = rid
-            self._preview_shown[name] = result.preview
-            self.colorized.emit(name, result)
+    def _on_colorized(self, name: str, rid: int, result: jobs.Colorized) -> None:
+        if name not in self.shown:  # the current plane's result (viewer.pipeline)
+            return
+        waiting = self._waiting.get(name)
+        answered = waiting is not None and (rid > waiting[0]
+                                            or (rid, result.preview) == (waiting[0], waiting[1].preview))
+        if answered:  # else a newer request (or the full plane after this preview) still waits
+            del self._waiting[name]
+        if rid < max(self.shown[name], self._floor) or not self.colour:
+            return
+        self.shown[name] = rid
+        self._preview_shown[name] = result.preview
+        self.colorized.emit(name, result)
+
+    def _on_failed(self, name: str, rid: int, _message: str) -> None:
+        """The view keeps its MRI (the current plane's pipeline reports the failure once)."""
+        waiting = self._waiting.get(name)
+        if waiting is not None and waiting[0] == rid:
+            del self._waiting[name]
+            self.shown[name] = max(self.shown[name], rid)
 
     @property
     def idle(self) -> bool:
-        """True when every view shows its newest plane at full resolution and the worker is done."""
-        return (not self._refine.isActive() and not self._waiting and not self.worker.busy
+        """True when every view shows its newest plane at full resolution and the worker is done with them."""
+        return (not self._refine.isActive() and not self._waiting and not self.worker.busy_with(ORIENTATIONS)
                 and not any(self._preview_shown.values())
                 and all(self.shown[n] == self.request_id[n] for n in ORIENTATIONS))
 
     def stop(self) -> None:
+        """Stop the refinement timer (the network worker is the plane pipeline's to stop)."""
         self._refine.stop()
-        self.worker.stop()
 
 
 class OrthoPanels(pg.GraphicsLayoutWidget):
