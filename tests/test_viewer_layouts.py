@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from PyQt6.QtCore import QPointF, Qt
+from PyQt6.QtCore import QPointF, QRectF, Qt
 
 from core.planes import Plane
 from viewer import jobs
@@ -197,3 +197,29 @@ def test_the_keyed_worker_runs_the_longest_waiting_keys_newest_request_and_twins
     finally:
         worker.stop()
 
+
+def _letters_clear_of_the_image(panel, size: int) -> bool:
+    """No orientation letter of ``panel`` overlaps the part of its image shown on screen."""
+    view = panel.view
+    corners = [view.mapViewToScene(QPointF(x, y)) for x, y in ((0, 0), (size, size))]
+    image = QRectF(corners[0], corners[1]).normalized().intersected(view.sceneBoundingRect())
+    boxes = [text.mapRectToScene(text.boundingRect()) for text in panel.letters.values()]
+    return image.height() > 10 and all(box.width() > 0 and not box.intersects(image) for box in boxes)
+
+
+def test_orientation_letters_never_cover_the_image_in_either_layout_even_zoomed_in(qtbot, window):
+    size = window.state.size
+    comparison = window.panels.panels
+    for panel in comparison.values():
+        assert _letters_clear_of_the_image(panel, size)
+    comparison["mri"].view.setRange(xRange=(40, 80), yRange=(40, 80), padding=0.0)  # the image fills the views
+    for panel in comparison.values():
+        assert _letters_clear_of_the_image(panel, size)
+        assert panel.view.sceneBoundingRect().contains(panel.letters["left"].mapRectToScene(
+            panel.letters["left"].boundingRect()).center()) is False  # in the margin beside the view
+    _three(qtbot, window)
+    panels = window.layouts.ortho.panels
+    for name, panel in panels.items():
+        assert _letters_clear_of_the_image(panel, size), name
+    panels["coronal"].view.setRange(xRange=(30, 60), yRange=(30, 60), padding=0.0)
+    assert _letters_clear_of_the_image(panels["coronal"], size)
