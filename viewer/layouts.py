@@ -15,12 +15,14 @@ from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QStackedWidget
 
 from core.planes import ORIENTATIONS, Plane
+from viewer.detail import ZoomDetail, run_detail
 from viewer.jobs import Colorized
-from viewer.ortho import OrthoPanels, OrthoPipeline
+from viewer.ortho import VIEWS, OrthoPanels, OrthoPipeline
 from viewer.panels import ImagePanels
-from viewer.pipeline import PlanePipeline
+from viewer.pipeline import WORKER_NICE, PlanePipeline
 from viewer.session import Session
 from viewer.settings import ViewerSettings
+from viewer.worker import KeyedLatestWinsWorker
 
 #: Layout name → what the View menu calls it.
 LAYOUTS = {"comparison": "MRI | colorized | cryosection", "three": "axial, coronal, sagittal and current plane"}
@@ -48,6 +50,16 @@ class Layouts(QObject):
         self._oblique: tuple[np.ndarray, Plane] | None = None  # the current plane's MRI cut and plane
         self._oblique_rgb: np.ndarray | None = None  # and its newest colorization
         self._cuts: dict[str, tuple[np.ndarray, Plane]] = {}  # per orthogonal view: its MRI cut and plane
+        # Zoomed in, each view's visible region is re-cut at the screen's pixel size (viewer.detail),
+        # on one worker below the network's for the planes themselves.
+        self.detail_worker = KeyedLatestWinsWorker(run_detail, "mricolor-detail", nice=WORKER_NICE["model"] + 2)
+        views = panels.panels
+        self.details = {"comparison": ZoomDetail(session, views["mri"].view, {k: p.view for k, p in views.items()},
+                                                 self.detail_worker, "comparison", self,
+                                                 overlays={k: p.overlay for k, p in views.items() if p.overlay})}
+        for name, panel in self.ortho.panels.items():
+            self.details[name] = ZoomDetail(session, panel.view, {"mri": panel.view, "colorized": panel.view},
+                                            self.detail_worker, name, self)
         self._connect(pipeline)
         switch = QAction("Switch layout (comparison / three views)", self)
         switch.setShortcut(QKeySequence("L"))
@@ -72,6 +84,13 @@ class Layouts(QObject):
         ortho.clicked.connect(self._on_click)
         ortho.hovered.connect(self._on_hover)
         ortho.scrolled.connect(self._on_scroll)
+        pipeline.mri_cut.connect(lambda _rid, _mri, plane: self._detail_plane("comparison", plane))
+        session = self.session
+        session.study_opened.connect(lambda _study: [d.set_plane(None) for d in self.details.values()])
+        session.network_changed.connect(lambda _network: [d.redo(("colorized",)) for d in self.details.values()])
+        state.output_changed.connect(lambda _output: [d.redo(("colorized",)) for d in self.details.values()])
+        session.volumes_changed.connect(lambda _study: [d.redo() for d in self.details.values()])
+        state.overlay_changed.connect(self.details["comparison"].overlay_changed)
 
     # --- choices ---------------------------------------------------------------------------------
     def set_layout(self, name: str) -> None:
@@ -82,6 +101,9 @@ class Layouts(QObject):
         self.stack.setCurrentIndex(list(LAYOUTS).index(name))
         self.ortho_pipeline.set_enabled(name == "three")
         self.settings.set_value("layout", name)
+        self._detail_plane("comparison", self.state.plane() if self.session.study is not None else None)
+        for view in VIEWS:
+            self._detail_plane(view, self._planes().get(view))
 
     def set_colour(self, colour: bool) -> None:
         """The three views show the colorization (True) or the MRI."""
@@ -91,6 +113,8 @@ class Layouts(QObject):
         for name in ORIENTATIONS:
             self.ortho.set_title(name, f"{name} — {'colorized' if colour else 'MRI'}")
         self.ortho.set_title("oblique", f"current plane — {'colorized' if colour else 'MRI'}")
+        for view in VIEWS:
+            self.details[view].set_kinds({"colorized"} if colour else {"mri"})
         if colour and self._oblique_rgb is not None:
             self.ortho.set_image("oblique", self._oblique_rgb, None)
         elif self._oblique is not None:
@@ -102,12 +126,19 @@ class Layouts(QObject):
         if not colour_follows or name not in self.ortho.shapes:  # the colour replaces the last one when ready
             self.ortho.set_image(name, mri, self.state.levels)
         self.ortho.set_plane(name, plane, self.state.crosshair)
+        self._detail_plane(name, plane)
 
     def _on_oblique_cut(self, mri: np.ndarray, plane: Plane) -> None:
         self._oblique = (mri, plane)
         if not self.ortho_pipeline.colour or "oblique" not in self.ortho.shapes:
             self.ortho.set_image("oblique", mri, self.state.levels)
         self.ortho.set_plane("oblique", plane, self.state.crosshair)
+        self._detail_plane("oblique", plane)
+
+    def _detail_plane(self, view: str, plane: Plane | None) -> None:
+        """The plane under ``view`` for its zoom detail (none while its layout is hidden)."""
+        shown = self.current == ("comparison" if view == "comparison" else "three")
+        self.details[view].set_plane(plane if shown else None)
 
     def _on_oblique_colorized(self, result: Colorized) -> None:
         self._oblique_rgb = result.rgb
@@ -164,7 +195,11 @@ class Layouts(QObject):
     @property
     def idle(self) -> bool:
         """True when the three views show their newest planes (always, in the comparison layout)."""
-        return self.current != "three" or self.ortho_pipeline.idle
+        return ((self.current != "three" or self.ortho_pipeline.idle)
+                and all(detail.idle for detail in self.details.values()))
 
     def stop(self) -> None:
         self.ortho_pipeline.stop()
+        for detail in self.details.values():
+            detail.stop()
+        self.detail_worker.stop()
