@@ -223,3 +223,26 @@ def test_orientation_letters_never_cover_the_image_in_either_layout_even_zoomed_
         assert _letters_clear_of_the_image(panel, size), name
     panels["coronal"].view.setRange(xRange=(30, 60), yRange=(30, 60), padding=0.0)
     assert _letters_clear_of_the_image(panels["coronal"], size)
+
+
+def test_the_three_views_use_the_windows_width_in_a_row_and_go_back_to_a_grid_when_it_is_squarish(qtbot, window):
+    _three(qtbot, window)
+    ortho = window.layouts.ortho
+    views = [ortho.panels[name].view for name in ("axial", "coronal", "sagittal", "oblique")]
+    window.resize(1600, 700)  # a wide central area: the four views side by side
+    qtbot.waitUntil(lambda: ortho.columns == 4, timeout=TIMEOUT_MS)
+    qtbot.wait(50)
+    tops = [view.sceneBoundingRect().top() for view in views]
+    lefts = [view.sceneBoundingRect().left() for view in views]
+    assert max(tops) - min(tops) < 1 and lefts == sorted(lefts)
+    side = min(views[0].sceneBoundingRect().width(), views[0].sceneBoundingRect().height())
+    two_by_two = min(ortho.width() / 2, ortho.height() / 2 - 80)  # what a 2 × 2 grid could give a plane
+    assert side > 1.3 * two_by_two
+    assert _fills(views[0], window.state.size)
+    window.resize(1000, 1100)  # squarish: 2 × 2
+    qtbot.waitUntil(lambda: ortho.columns == 2, timeout=TIMEOUT_MS)
+    qtbot.wait(50)
+    rects = [view.sceneBoundingRect() for view in views]
+    assert abs(rects[0].top() - rects[1].top()) < 1 and rects[2].top() > rects[0].bottom()
+    assert abs(rects[0].width() - rects[1].width()) < 2
+    assert ortho.best_columns(400, 2000) == 1 and ortho.best_columns(2000, 400) == 4

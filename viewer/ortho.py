@@ -5,8 +5,9 @@
 colorizes them on the plane pipeline's network worker, after the current plane and sharing its
 run where a view is the current plane: a drag of the crosshair runs the network a few times per
 view at half resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
-`OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline in
-a 2 × 2 grid with the crosshair drawn in each.
+`OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline
+with the crosshair drawn in each, in the grid that gives the views the most room: four in a row
+in a wide window, 2 × 2 in a squarish one, a column in a tall one.
 """
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from core.planes import ORIENTATIONS, Plane
 from viewer import jobs
-from viewer.panels import _Panel
+from viewer.panels import LETTER_MARGINS, _Panel
 from viewer.pipeline import SCROLL_MS, WORKER_NICE
 from viewer.session import Session
 from viewer.worker import KeyedLatestWinsWorker
 
-#: The views of the three-view layout, in grid order (row-major, two columns).
+#: The views of the three-view layout, in grid order (row-major).
 VIEWS = (*ORIENTATIONS, "oblique")
+#: Column counts the grid chooses from (four in a row, 2 × 2, one column).
+GRID_COLUMNS = (4, 2, 1)
+#: Height of a view's title (two lines of 10 pt) and its letter margins, in screen pixels: what a
+#: grid row costs beside the image.
+_TITLE_PX = 40
 
 
 class OrthoPipeline(QObject):
@@ -167,7 +173,8 @@ class OrthoPipeline(QObject):
 
 
 class OrthoPanels(pg.GraphicsLayoutWidget):
-    """Axial | coronal over sagittal | current plane, each with the crosshair and orientation letters.
+    """Axial, coronal, sagittal and the current plane, each with the crosshair and orientation letters,
+    in the grid (`GRID_COLUMNS`) where a square plane is largest on screen: re-chosen on resize.
 
     Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``;
     the layout turns them into crosshair moves.
@@ -181,6 +188,7 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("k")
         self.ci.layout.setSpacing(4)
+        self.columns = 2
         self.panels = {name: _Panel(self.ci, i % 2, name, window_drag=False, overlay=False, row=2 * (i // 2))
                        for i, name in enumerate(VIEWS)}
         self.shapes: dict[str, tuple[int, int]] = {}
@@ -191,6 +199,41 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60,
                                      slot=lambda event: self.hovered.emit(*self._pixel_at(event[0])))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if hasattr(self, "panels"):  # pyqtgraph resizes once while constructing
+            self.arrange()
+
+    @staticmethod
+    def best_columns(width: float, height: float) -> int:
+        """How many columns of `GRID_COLUMNS` show a square plane largest in a ``width`` × ``height`` area."""
+        def side(columns: int) -> float:
+            rows = -(-len(VIEWS) // columns)
+            return min(width / columns, height / rows - _TITLE_PX - LETTER_MARGINS[1] - LETTER_MARGINS[3])
+        return max(GRID_COLUMNS, key=side)
+
+    def arrange(self) -> None:
+        """Lay the views out in the best grid for the widget's size, equal columns."""
+        columns = self.best_columns(self.viewport().width(), self.viewport().height())
+        layout = self.ci.layout
+        if columns != self.columns:
+            self.columns = columns
+            for i, panel in enumerate(self.panels.values()):
+                row, col = 2 * (i // columns), i % columns
+                for item, r in ((panel.title, row), (panel.frame, row + 1)):
+                    self.ci.removeItem(item)
+                    self.ci.addItem(item, row=r, col=col)
+            used = 2 * -(-len(VIEWS) // columns)
+            for row in range(2 * len(VIEWS)):  # the views' rows share the height; titles and empty rows take none
+                layout.setRowStretchFactor(row, 1 if row % 2 and row < used else 0)
+        left, _, right, _ = layout.getContentsMargins()
+        width = (self.viewport().width() - left - right - layout.horizontalSpacing() * (columns - 1)) / columns
+        for col in range(len(VIEWS)):
+            layout.setColumnFixedWidth(col, max(width - 1, 10) if col < columns else 0)
+        layout.activate()
+        for name in self.shapes:
+            self._place_texts(name)
 
     def set_image(self, name: str, image: np.ndarray, levels: tuple[float, float] | None) -> None:
         """An MRI plane (with ``levels``) or an RGB uint8 plane (``levels`` None) in view ``name``."""
