@@ -163,6 +163,7 @@ def test_the_current_plane_and_its_orthogonal_twin_are_colorized_once_on_one_wor
     layouts.set_colour(True)
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
     assert layouts.ortho_pipeline.worker is window.pipeline.model_worker
+    qtbot.wait(200)  # longer than a scroll's pause: the next move is colorized at full resolution at once
     runs = window.pipeline.model_worker.runs
     state.set_crosshair(state.crosshair + [4.0, -3.0, 5.0])  # moves all four planes
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
@@ -246,3 +247,28 @@ def test_the_three_views_use_the_windows_width_in_a_row_and_go_back_to_a_grid_wh
     assert abs(rects[0].top() - rects[1].top()) < 1 and rects[2].top() > rects[0].bottom()
     assert abs(rects[0].width() - rects[1].width()) < 2
     assert ortho.best_columns(400, 2000) == 1 and ortho.best_columns(2000, 400) == 4
+
+
+def test_a_click_on_a_views_title_switches_that_view_alone_between_mri_and_colour(qtbot, window, settings):
+    _three(qtbot, window)
+    layouts, ortho, state = window.layouts, window.layouts.ortho, window.state
+    title = ortho.panels["coronal"].title
+    qtbot.mouseClick(ortho.viewport(), Qt.MouseButton.LeftButton,
+                     pos=ortho.mapFromScene(title.sceneBoundingRect().center()))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert layouts.view_colour == {"axial": False, "coronal": True, "sagittal": False, "oblique": False}
+    assert _shown(window, "coronal").ndim == 3 and "colorized" in title.text
+    assert all(_shown(window, view).ndim == 2 for view in ("axial", "sagittal", "oblique"))
+    assert not layouts.colour_action.isChecked()
+    state.set_crosshair(state.crosshair + [3.0, 2.0, -4.0])  # the views follow, each in what it shows
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    expected = jobs.colorize(window.session.colorize_request(state.ortho_plane("coronal"))).rgb
+    assert np.array_equal(_shown(window, "coronal"), expected)
+    assert np.array_equal(_shown(window, "axial"), jobs.slice_mri(window.session.study, state.ortho_plane("axial")))
+    assert settings.value("three_view_colour_views") == "coronal"
+    layouts.colour_action.trigger()  # C: every view in colour
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert all(layouts.view_colour.values()) and all(_shown(window, v).ndim == 3 for v in layouts.view_colour)
+    layouts.set_view_colour(("oblique",), False)  # one view back to the MRI: C is no longer "all"
+    assert _shown(window, "oblique").ndim == 2 and not layouts.colour_action.isChecked()
+    assert _shown(window, "axial").ndim == 3

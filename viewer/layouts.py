@@ -31,7 +31,8 @@ LAYOUTS = {"comparison": "MRI | colorized | cryosection", "three": "axial, coron
 class Layouts(QObject):
     """The stack of layouts in the central area, the three-view pipeline and their menu actions.
 
-    ``actions``: switch layout (L) and colour in the three views (C), for the View menu.
+    ``actions``: switch layout (L) and colour in the three views (C: all four views at once), for
+    the View menu. A click on a view's title switches that view alone between MRI and colour.
     """
 
     readout = pyqtSignal(str)  # position, MRI value and tissue under the mouse in a view ("" off the images)
@@ -64,12 +65,20 @@ class Layouts(QObject):
         switch = QAction("Switch layout (comparison / three views)", self)
         switch.setShortcut(QKeySequence("L"))
         switch.triggered.connect(lambda: self.set_layout("three" if self.current == "comparison" else "comparison"))
-        colour = QAction("Colour in the three views", self, checkable=True)
+        colour = QAction("Colour in the three views (all; click a view's title for one)", self, checkable=True)
         colour.setShortcut(QKeySequence("C"))
         self.colour_action = colour
         self.actions = [switch, colour]
-        self.set_colour(str(settings.value("three_view_colour", "false")).lower() == "true")
-        colour.toggled.connect(self.set_colour)
+        self.view_colour = {view: False for view in VIEWS}
+        saved_views = settings.value("three_view_colour_views")
+        if saved_views is None:  # settings from before views had their own: the one switch for all
+            coloured = VIEWS if str(settings.value("three_view_colour", "false")).lower() == "true" else ()
+        else:
+            coloured = [view for view in str(saved_views).split(",") if view in VIEWS]
+        self.set_view_colour(VIEWS, False)
+        self.set_view_colour(coloured, True)
+        colour.triggered.connect(self.set_colour)
+        self.ortho.title_clicked.connect(lambda view: self.set_view_colour((view,), not self.view_colour[view]))
         saved = settings.value("layout")
         self.set_layout(saved if saved in LAYOUTS else "comparison")
 
@@ -106,19 +115,26 @@ class Layouts(QObject):
             self._detail_plane(view, self._planes().get(view))
 
     def set_colour(self, colour: bool) -> None:
-        """The three views show the colorization (True) or the MRI."""
-        self.colour_action.setChecked(colour)
-        self.settings.set_value("three_view_colour", "true" if colour else "false")
-        self.ortho_pipeline.set_colour(colour)
-        for name in ORIENTATIONS:
-            self.ortho.set_title(name, f"{name} — {'colorized' if colour else 'MRI'}")
-        self.ortho.set_title("oblique", f"current plane — {'colorized' if colour else 'MRI'}")
-        for view in VIEWS:
+        """All four views show the colorization (True) or the MRI (View ▸ Colour, C)."""
+        self.set_view_colour(VIEWS, colour)
+
+    def set_view_colour(self, views, colour: bool) -> None:
+        """``views`` (names of `VIEWS`) show the colorization (True) or the MRI; the others keep theirs."""
+        for view in views:
+            self.view_colour[view] = colour
+            title = "current plane" if view == "oblique" else view
+            self.ortho.set_title(view, f"{title} — {'colorized' if colour else 'MRI'}")
             self.details[view].set_kinds({"colorized"} if colour else {"mri"})
-        if colour and self._oblique_rgb is not None:
-            self.ortho.set_image("oblique", self._oblique_rgb, None)
-        elif self._oblique is not None:
-            self.ortho.set_image("oblique", self._oblique[0], self.state.levels)
+        self.ortho_pipeline.set_colour(colour, [view for view in views if view in ORIENTATIONS])
+        if "oblique" in views:
+            if colour and self._oblique_rgb is not None:
+                self.ortho.set_image("oblique", self._oblique_rgb, None)
+            elif self._oblique is not None:
+                self.ortho.set_image("oblique", self._oblique[0], self.state.levels)
+        every = all(self.view_colour.values())
+        self.colour_action.setChecked(every)
+        self.settings.set_value("three_view_colour", "true" if every else "false")
+        self.settings.set_value("three_view_colour_views", ",".join(v for v in VIEWS if self.view_colour[v]))
 
     # --- what the views show ---------------------------------------------------------------------
     def _on_cut(self, name: str, mri: np.ndarray, plane: Plane, colour_follows: bool) -> None:
@@ -130,7 +146,7 @@ class Layouts(QObject):
 
     def _on_oblique_cut(self, mri: np.ndarray, plane: Plane) -> None:
         self._oblique = (mri, plane)
-        if not self.ortho_pipeline.colour or "oblique" not in self.ortho.shapes:
+        if not self.view_colour["oblique"] or "oblique" not in self.ortho.shapes:
             self.ortho.set_image("oblique", mri, self.state.levels)
         self.ortho.set_plane("oblique", plane, self.state.crosshair)
         self._detail_plane("oblique", plane)
@@ -142,7 +158,7 @@ class Layouts(QObject):
 
     def _on_oblique_colorized(self, result: Colorized) -> None:
         self._oblique_rgb = result.rgb
-        if self.ortho_pipeline.colour:
+        if self.view_colour["oblique"]:
             self.ortho.set_image("oblique", result.rgb, None)
 
     def _draw_crosshairs(self) -> None:
@@ -156,8 +172,8 @@ class Layouts(QObject):
         return planes
 
     def _on_window_changed(self) -> None:
-        if not self.ortho_pipeline.colour:
-            for name in self._planes():
+        for name in self._planes():
+            if not self.view_colour[name]:
                 self.ortho.set_levels(name, self.state.levels)
 
     # --- mouse -----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ class OrthoPipeline(QObject):
     """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
 
     ``enabled`` is off while another layout is shown (no work for views nobody sees);
-    ``colour`` makes the network colorize the views. The views' requests go to the plane
+    ``colour[view]`` makes the network colorize that view (each view shows the MRI or its colour). The views' requests go to the plane
     pipeline's network worker (`viewer.worker.KeyedLatestWinsWorker`), one slot per view beside
     the current plane's, which runs first: one network thread whatever the number of views
     (several threads of Python pre- and post-processing fought the UI thread for the interpreter
@@ -53,11 +53,11 @@ class OrthoPipeline(QObject):
         super().__init__(parent)
         self.session = session
         self.enabled = False
-        self.colour = False
+        self.colour = {name: False for name in ORIENTATIONS}
         self.planes: dict[str, Plane] = {}
         self.request_id = {name: 0 for name in ORIENTATIONS}
         self.shown = {name: 0 for name in ORIENTATIONS}
-        self._floor = 0  # ids are shared across views: one floor drops every older result
+        self._floor = {name: 0 for name in ORIENTATIONS}  # per view: results of older requests are dropped
         self._next_id = 0
         self._last_change = {name: 0.0 for name in ORIENTATIONS}
         self._waiting: dict[str, tuple[int, jobs.ColorizeRequest]] = {}  # per view: the request not yet back
@@ -79,19 +79,23 @@ class OrthoPipeline(QObject):
         self.enabled = enabled
         self.refresh()
 
-    def set_colour(self, colour: bool) -> None:
-        """Colorize the views (True) or show their MRI only."""
-        self.colour = colour
-        self.refresh()
+    def set_colour(self, colour: bool, views=ORIENTATIONS) -> None:
+        """Colorize ``views`` (True) or show their MRI only; the other views keep what they show."""
+        views = [name for name in views if self.colour[name] != colour]
+        for name in views:
+            self.colour[name] = colour
+        if views:
+            self.refresh(views=views)
 
-    def refresh(self, update: bool = True) -> None:
-        """Redo every view: what a view shows changed (layout, colour, network, output, study);
+    def refresh(self, update: bool = True, views=ORIENTATIONS) -> None:
+        """Redo ``views`` (all): what they show changed (layout, colour, network, output, study);
         results requested before are dropped, requests not yet started are withdrawn."""
-        self._floor = self._next_id + 1
-        self.planes.clear()
-        self._waiting.clear()
-        self._preview_shown.clear()
-        self.worker.cancel(ORIENTATIONS)
+        for name in views:
+            self._floor[name] = self._next_id + 1
+            self.planes.pop(name, None)
+            self._waiting.pop(name, None)
+            self._preview_shown.pop(name, None)
+        self.worker.cancel(views)
         if update:
             self.update()
 
@@ -113,7 +117,7 @@ class OrthoPipeline(QObject):
         mri = jobs.slice_mri(session.study, plane)
         self._next_id += 1
         self.request_id[name] = self._next_id
-        colour = self.colour and session.network is not None
+        colour = self.colour[name] and session.network is not None
         if colour:
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
@@ -132,9 +136,11 @@ class OrthoPipeline(QObject):
     def _submit_full(self) -> None:
         """The crosshair has rested: the views shown or waiting as previews get their full plane (same ids)."""
         session = self.session
-        if session.network is None or not self.colour:
+        if session.network is None:
             return
         for name, plane in self.planes.items():
+            if not self.colour[name]:
+                continue
             waiting = self._waiting.get(name)
             if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
                 self._send(name, self.request_id[name], session.colorize_request(plane))
@@ -147,7 +153,7 @@ class OrthoPipeline(QObject):
                                             or (rid, result.preview) == (waiting[0], waiting[1].preview))
         if answered:  # else a newer request (or the full plane after this preview) still waits
             del self._waiting[name]
-        if rid < max(self.shown[name], self._floor) or not self.colour:
+        if rid < max(self.shown[name], self._floor[name]) or not self.colour[name]:
             return
         self.shown[name] = rid
         self._preview_shown[name] = result.preview
@@ -176,11 +182,13 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
     """Axial, coronal, sagittal and the current plane, each with the crosshair and orientation letters,
     in the grid (`GRID_COLUMNS`) where a square plane is largest on screen: re-chosen on resize.
 
-    Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``;
-    the layout turns them into crosshair moves.
+    Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``,
+    which the layout turns into crosshair moves, and ``title_clicked(view)`` (left click on a
+    view's title: MRI or colour for that view).
     """
 
     clicked = pyqtSignal(str, float, float)
+    title_clicked = pyqtSignal(str)  # view: switch it between MRI and colour
     scrolled = pyqtSignal(str, float)
     hovered = pyqtSignal(str, float, float)  # view, plane pixel; ("", nan, nan) off the images
 
@@ -193,6 +201,8 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
                        for i, name in enumerate(VIEWS)}
         self.shapes: dict[str, tuple[int, int]] = {}
         for name, panel in self.panels.items():
+            panel.title.setToolTip("click: this view shows the MRI or its colorization (C: all views)")
+            panel.title.setCursor(Qt.CursorShape.PointingHandCursor)
             panel.view.scrolled.connect(lambda notches, n=name: self.scrolled.emit(n, notches))
             for moved in (panel.view.sigResized, panel.view.sigRangeChanged):  # letters stay at the image's edges
                 moved.connect(lambda *_, n=name: self._place_texts(n))
@@ -291,6 +301,11 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
     def _mouse_clicked(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
+        for view, panel in self.panels.items():
+            if panel.title.sceneBoundingRect().contains(event.scenePos()):
+                event.accept()
+                self.title_clicked.emit(view)
+                return
         name, row, col = self._pixel_at(event.scenePos())
         if name:
             event.accept()
