@@ -272,3 +272,30 @@ def test_a_click_on_a_views_title_switches_that_view_alone_between_mri_and_colou
     layouts.set_view_colour(("oblique",), False)  # one view back to the MRI: C is no longer "all"
     assert _shown(window, "oblique").ndim == 2 and not layouts.colour_action.isChecked()
     assert _shown(window, "axial").ndim == 3
+
+
+def test_in_colour_a_crosshair_move_cuts_only_the_current_plane_on_the_ui_thread(qtbot, window, monkeypatch):
+    """The views in colour are cut by the network worker and the axial view reuses the current
+    plane's cut: the UI thread does one MRI cut per move instead of four."""
+    _three(qtbot, window)
+    window.layouts.set_colour(True)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    ui_cuts = []
+    cut = jobs.slice_mri
+
+    def counted(study, plane):
+        if threading.current_thread() is threading.main_thread():
+            ui_cuts.append(plane)
+        return cut(study, plane)
+    monkeypatch.setattr(jobs, "slice_mri", counted)
+    state = window.state
+    state.set_crosshair(state.crosshair + [3.0, -2.0, 4.0])
+    assert len(ui_cuts) == 1 and jobs.same_plane(ui_cuts[0], state.plane())
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    for view in ("axial", "coronal", "sagittal"):  # and every view still ends on its colorization
+        expected = jobs.colorize(window.session.colorize_request(state.ortho_plane(view))).rgb
+        assert np.array_equal(_shown(window, view), expected)
+    plane = window.layouts.ortho_pipeline.planes["sagittal"]  # the readout cuts on demand
+    window.layouts.ortho.hovered.emit("sagittal", 20.0, 30.0)
+    assert window.readout.text() == "sagittal: " + window.session.readout(cut(window.session.study, plane), 20.0,
+                                                                          30.0, plane)

@@ -193,7 +193,7 @@ class ZoomDetail(QObject):
             self.clear()
             return
         detail, rect = target
-        if self.detail is not None and _same_plane(detail, self.detail):
+        if self.detail is not None and jobs.same_plane(detail, self.detail):
             return  # the region on screen is cut already
         self._generation += 1
         self.detail = detail
@@ -270,7 +270,3 @@ class ZoomDetail(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
-
-def _same_plane(a: Plane, b: Plane) -> bool:
-    return ((a.width, a.height) == (b.width, b.height) and abs(a.pixel_mm - b.pixel_mm) < 1e-9
-            and np.allclose(a.center, b.center, atol=1e-6) and np.allclose(a.u, b.u) and np.allclose(a.v, b.v))

@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import QStackedWidget
 
 from core.planes import ORIENTATIONS, Plane
 from viewer.detail import ZoomDetail, run_detail
+from viewer import jobs
 from viewer.jobs import Colorized
 from viewer.ortho import VIEWS, OrthoPanels, OrthoPipeline
 from viewer.panels import ImagePanels
@@ -43,7 +44,8 @@ class Layouts(QObject):
         self.session, self.settings, self.panels = session, settings, panels
         self.state = session.state
         self.ortho = OrthoPanels()
-        self.ortho_pipeline = OrthoPipeline(session, pipeline.model_worker, self)
+        self.ortho_pipeline = OrthoPipeline(session, pipeline.model_worker, self,
+                                            current_cut=lambda: (pipeline.plane, pipeline.mri_plane))
         self.stack = QStackedWidget()
         self.stack.addWidget(panels)
         self.stack.addWidget(self.ortho)
@@ -137,9 +139,9 @@ class Layouts(QObject):
         self.settings.set_value("three_view_colour_views", ",".join(v for v in VIEWS if self.view_colour[v]))
 
     # --- what the views show ---------------------------------------------------------------------
-    def _on_cut(self, name: str, mri: np.ndarray, plane: Plane, colour_follows: bool) -> None:
-        self._cuts[name] = (mri, plane)
-        if not colour_follows or name not in self.ortho.shapes:  # the colour replaces the last one when ready
+    def _on_cut(self, name: str, mri: np.ndarray | None, plane: Plane, colour_follows: bool) -> None:
+        self._cuts[name] = (mri, plane)  # no MRI cut (a colour view): cut on demand for the readout
+        if mri is not None and (not colour_follows or name not in self.ortho.shapes):  # else the colour replaces it
             self.ortho.set_image(name, mri, self.state.levels)
         self.ortho.set_plane(name, plane, self.state.crosshair)
         self._detail_plane(name, plane)
@@ -183,6 +185,9 @@ class Layouts(QObject):
             self.readout.emit("")
             return
         mri, plane = cuts[name]
+        if mri is None:
+            mri = jobs.slice_mri(self.session.study, plane)
+            self._cuts[name] = (mri, plane)
         self.readout.emit(f"{name}: {self.session.readout(mri, row, col, plane)}")
 
     def _on_click(self, name: str, row: float, col: float) -> None:

@@ -12,6 +12,7 @@ in a wide window, 2 × 2 in a squarish one, a column in a tall one.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -46,12 +47,15 @@ class OrthoPipeline(QObject):
     before the network or output changed, are dropped.
     """
 
-    cut = pyqtSignal(str, object, object, bool)  # orientation, MRI plane (H, W) in MRI units, Plane, colour follows
+    # orientation, MRI plane (H, W) in MRI units (None: not cut, the view shows colour), Plane, colour follows
+    cut = pyqtSignal(str, object, object, bool)
     colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
 
-    def __init__(self, session: Session, worker: KeyedLatestWinsWorker, parent: QObject | None = None):
+    def __init__(self, session: Session, worker: KeyedLatestWinsWorker, parent: QObject | None = None,
+                 current_cut: Callable[[], tuple[Plane | None, np.ndarray | None]] | None = None):
         super().__init__(parent)
         self.session = session
+        self._current_cut = current_cut  # the current plane and its MRI cut: a view that is that plane reuses it
         self.enabled = False
         self.colour = {name: False for name in ORIENTATIONS}
         self.planes: dict[str, Plane] = {}
@@ -113,16 +117,25 @@ class OrthoPipeline(QObject):
             self._request(name, plane)
 
     def _request(self, name: str, plane: Plane) -> None:
+        """Cut the view's MRI on the UI thread where it is shown (an MRI view, or a colour view's
+        first plane, shown until its colour comes) or is the current plane's cut already; a colour
+        view's later planes are cut by the network worker, off the UI thread."""
         session = self.session
-        mri = jobs.slice_mri(session.study, plane)
+        colour = self.colour[name] and session.network is not None
+        current, current_mri = self._current_cut() if self._current_cut is not None else (None, None)
+        if current is not None and current_mri is not None and jobs.same_plane(current, plane):
+            mri = current_mri
+        elif not colour or name not in self._preview_shown:
+            mri = jobs.slice_mri(session.study, plane)
+        else:
+            mri = None
         self._next_id += 1
         self.request_id[name] = self._next_id
-        colour = self.colour[name] and session.network is not None
         if colour:
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
             self._last_change[name] = now
-            self._send(name, self._next_id, session.colorize_request(plane, mri, preview=preview))
+            self._send(name, self._next_id, session.colorize_request(plane, mri, preview=preview, cut_later=True))
             if preview:
                 self._refine.start()
         else:
@@ -143,7 +156,7 @@ class OrthoPipeline(QObject):
                 continue
             waiting = self._waiting.get(name)
             if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
-                self._send(name, self.request_id[name], session.colorize_request(plane))
+                self._send(name, self.request_id[name], session.colorize_request(plane, cut_later=True))
 
     def _on_colorized(self, name: str, rid: int, result: jobs.Colorized) -> None:
         if name not in self.shown:  # the current plane's result (viewer.pipeline)

@@ -59,6 +59,7 @@ class PlanePipeline(QObject):
         self.request_id = 0
         self.shown = {"side": 0, "colorized": 0, "metrics": 0}
         self.mri_plane: np.ndarray | None = None
+        self.plane: Plane | None = None  # the plane ``mri_plane`` was cut at
         self.colorized_rgb: np.ndarray | None = None
         self.preview_shown = False  # the colorized panel shows a half-resolution preview
         self._floor = 0  # the oldest request whose results may still be shown
@@ -93,6 +94,7 @@ class PlanePipeline(QObject):
         state.output_changed.connect(lambda _output: self.restart())
         session.network_changed.connect(lambda _network: self.restart())
         session.study_opened.connect(lambda _study: self._forget(restart=False))
+        session.study_opened.connect(lambda _study: setattr(self, "plane", None))  # its cut was of the old MRI
         session.volumes_changed.connect(lambda _study: self._forget(restart=True))
 
     # --- requests ------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class PlanePipeline(QObject):
         now = time.perf_counter()
         scrolling, self._last_change = (now - self._last_change) * 1000 < SCROLL_MS, now
         self.mri_plane = jobs.slice_mri(session.study, plane)
+        self.plane = plane
         self.request_id += 1
         rid = self.request_id
         self._timers["metrics"].stop()
