@@ -299,3 +299,29 @@ def test_in_colour_a_crosshair_move_cuts_only_the_current_plane_on_the_ui_thread
     window.layouts.ortho.hovered.emit("sagittal", 20.0, 30.0)
     assert window.readout.text() == "sagittal: " + window.session.readout(cut(window.session.study, plane), 20.0,
                                                                           30.0, plane)
+
+
+def test_the_workers_run_below_the_ui_threads_priority_and_leave_it_alone(qtbot, phantom, model, settings):
+    import os
+
+    from viewer.worker import KeyedLatestWinsWorker
+
+    if not hasattr(os, "setpriority"):
+        return
+    ui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    w = MainWindow(phantom, model, settings=settings, size=64)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice
+    seen = []
+    worker = KeyedLatestWinsWorker(lambda _r: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                                   "test-nice", nice=3)
+    worker.finished.connect(lambda _key, _rid, result: seen.append(result))
+    try:
+        worker.submit("a", 1, None)
+        qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+        assert seen == [min(ui_nice + 3, 19)]
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice
+    finally:
+        worker.stop()
+        w.close()

@@ -163,8 +163,14 @@ class KeyedLatestWinsWorker(QObject):
         self._thread.setObjectName(name)
         self.moveToThread(self._thread)
         self._wake.connect(self._process)
-        self._thread.started.connect(lambda: _configure_thread(self._nice, self._torch_threads))
+        # a slot of this object, which lives in the worker thread: a lambda would run in the thread
+        # that connected it and lower the UI thread's priority instead
+        self._thread.started.connect(self._configure)
         self._thread.start()
+
+    @pyqtSlot()
+    def _configure(self) -> None:
+        _configure_thread(self._nice, self._torch_threads)
 
     def submit(self, key: str, request_id: int, request: Any) -> None:
         """Replace whatever waits under ``key`` with this request (never blocks on the running one)."""
