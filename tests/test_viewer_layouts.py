@@ -325,3 +325,23 @@ def test_the_workers_run_below_the_ui_threads_priority_and_leave_it_alone(qtbot,
     finally:
         worker.stop()
         w.close()
+
+
+def test_the_metrics_wait_until_the_three_views_are_colorized(qtbot, window, model):
+    """The current plane's metrics run when the network has no view left to colorize: a 100 ms
+    network makes the views finish well after the metrics' 150 ms pause."""
+    from test_viewer import _slow
+    from viewer.network import LoadedNetwork
+
+    _three(qtbot, window)
+    window.layouts.set_colour(True)
+    window.set_network(LoadedNetwork(_slow(model.colorizer), "slow tiny"))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    qtbot.wait(200)
+    busy_at_metrics = []
+    window.pipeline.metrics_status.connect(
+        lambda text: text == "computing…" and busy_at_metrics.append(window.pipeline.model_worker.busy))
+    state = window.state
+    state.set_crosshair(state.crosshair + [3.0, -2.0, 4.0])
+    qtbot.waitUntil(lambda: window.idle and bool(busy_at_metrics), timeout=TIMEOUT_MS)
+    assert busy_at_metrics == [False]

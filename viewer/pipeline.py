@@ -149,6 +149,9 @@ class PlanePipeline(QObject):
     def _submit_metrics(self) -> None:
         if self._latest is None or self._latest[0] != self.shown["colorized"] or self.colorized_rgb is None:
             return
+        if self.model_worker.busy:  # the three-view layout's views are still being colorized: they come first
+            self._timers["metrics"].start()
+            return
         study = self.session.study
         if study.cryo is None:
             self.metrics_status.emit("metrics need a cryosection: File ▸ Open cryosection")
