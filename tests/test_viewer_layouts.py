@@ -165,9 +165,11 @@ def test_the_current_plane_and_its_orthogonal_twin_are_colorized_once_on_one_wor
     assert layouts.ortho_pipeline.worker is window.pipeline.model_worker
     qtbot.wait(200)  # longer than a scroll's pause: the next move is colorized at full resolution at once
     runs = window.pipeline.model_worker.runs
-    state.set_crosshair(state.crosshair + [4.0, -3.0, 5.0])  # moves all four planes
+    coronal, sagittal = (layouts.ortho_pipeline.planes[v] for v in ("coronal", "sagittal"))
+    state.set_crosshair(state.crosshair + [0.0, 0.0, 5.0])  # up: the current plane and the axial view move
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
-    assert window.pipeline.model_worker.runs - runs == 3
+    assert layouts.ortho_pipeline.planes["coronal"] is coronal and layouts.ortho_pipeline.planes["sagittal"] is sagittal
+    assert window.pipeline.model_worker.runs - runs == 1
     assert np.array_equal(_shown(window, "oblique"), _shown(window, "axial"))
 
 
@@ -345,3 +347,4 @@ def test_the_metrics_wait_until_the_three_views_are_colorized(qtbot, window, mod
     state.set_crosshair(state.crosshair + [3.0, -2.0, 4.0])
     qtbot.waitUntil(lambda: window.idle and bool(busy_at_metrics), timeout=TIMEOUT_MS)
     assert busy_at_metrics == [False]
+
