@@ -15,7 +15,8 @@ For each device:
   minus the 5 ms;
 - the three-view layout with colour: the crosshair dragged diagonally (sequential and paced as above),
   so the axial, coronal and sagittal views and the current plane all change; latency = time until
-  all four show a colorization of that crosshair (or a newer one);
+  all four show a colorization of that crosshair (or a newer one), a half-resolution preview
+  included; step by step also the median time until all four show it at full resolution;
 - the reference, in the same run: the model alone on one 256² plane, which is the stall every plane
   change would cause if the model ran on the UI thread.
 """
@@ -165,18 +166,23 @@ def three_view_drag(app, window, planes: int, rate: float | None) -> dict:
     layouts, pipeline, state = window.layouts, window.pipeline, window.state
     work = layouts.ortho_pipeline
     asked: list[tuple[float, dict[str, int], int]] = []  # (time, id per orthogonal view, main plane id)
-    done: list[float] = []
+    done: list[float] = []  # until all four show a colorization of that crosshair (or a newer one)
+    sharp: list[float] = []  # until all four show it (or a newer one) at full resolution
+
+    def reached(step: tuple[float, dict[str, int], int]) -> bool:
+        _, ids, main = step
+        return pipeline.shown["colorized"] >= main and all(work.shown[v] >= rid for v, rid in ids.items())
 
     def shown(*_args) -> None:
         now = time.perf_counter()
-        while len(done) < len(asked):
-            t0, ids, main = asked[len(done)]
-            if pipeline.shown["colorized"] < main or any(work.shown[v] < rid for v, rid in ids.items()):
-                return
-            done.append((now - t0) * 1000)
+        while len(done) < len(asked) and reached(asked[len(done)]):
+            done.append((now - asked[len(done)][0]) * 1000)
+        full = not pipeline.preview_shown and not any(work._preview_shown.values())
+        while full and len(sharp) < len(asked) and reached(asked[len(sharp)]):
+            sharp.append((now - asked[len(sharp)][0]) * 1000)
     work.colorized.connect(shown)
     pipeline.colorized.connect(shown)
-    runs = work.worker.runs + pipeline.model_worker.runs
+    runs = pipeline.model_worker.runs  # the current plane's and the views' network thread
     step = np.array([state.frame.step_mm(np.eye(3)[axis]) for axis in range(3)])
     start = state.frame.center  # 10 steps from here stay inside the MRI: every step moves all four planes
     meter = _StallMeter()
@@ -192,19 +198,20 @@ def three_view_drag(app, window, planes: int, rate: float | None) -> dict:
     pipeline.colorized.disconnect(shown)
     latency = np.array(done)
     return {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95)), "settle": settle,
-            "stall": stall, "runs": work.worker.runs + pipeline.model_worker.runs - runs}
+            "stall": stall, "runs": pipeline.model_worker.runs - runs, "sharp": float(np.median(sharp))}
 
 
 def model_alone_ms(app, window, repeats: int = 10) -> float:
     """The model on one full plane, in the viewer's own model thread with nothing else running:
     median of ``repeats`` runs of the worker's own timing."""
     times: list[float] = []
-    collect = lambda _rid, result: times.append(result.ms)  # noqa: E731
+    collect = lambda key, _rid, result: key == "reference" and times.append(result.ms)  # noqa: E731
     worker = window.pipeline.model_worker
     worker.finished.connect(collect)
-    request = window.session.colorize_request(window.state.plane())
-    for i in range(repeats + 1):
-        worker.submit(-1, request)  # an id below any on screen: never displayed
+    plane = window.state.plane()
+    for i in range(repeats + 1):  # planes 0.1 mm apart: the worker answers a repeated request from its result
+        request = window.session.colorize_request(plane.translated(0.1 * (i + 1)))
+        worker.submit("reference", -1, request)  # a key nothing shows
         _wait(app, lambda: len(times) > i)
     worker.finished.disconnect(collect)
     return float(np.median(times[1:]))
@@ -241,9 +248,12 @@ def bench_device(app, device: str, size: str, planes: int, rate: float, tmp: Pat
         print(f"{name:>13} scroll of {planes}: latency median {r['median']:6.1f} ms, p95 {r['p95']:6.1f} ms, "
               f"settle {r['settle']:6.1f} ms; model ran {r['runs']} times; longest UI stall {r['stall']:5.1f} ms "
               f"(UI work per change: median {r['ui_median']:.1f} ms, max {r['ui_ms']:.1f} ms)")
+    def sharp(name: str, r: dict) -> str:  # paced, the views show previews until the drag ends
+        return f" (full resolution in all four: median {r['sharp']:6.1f} ms)" if name == "sequential" else ""
     for name, r in three.items():
         print(f"three views, colour, {name:>11} crosshair drag of {planes}: latency median {r['median']:6.1f} ms, "
-              f"p95 {r['p95']:6.1f} ms, settle {r['settle']:6.1f} ms; network ran {r['runs']} times (view batches); "
+              f"p95 {r['p95']:6.1f} ms{sharp(name, r)}, "
+              f"settle {r['settle']:6.1f} ms; network ran {r['runs']} times (planes); "
               f"longest UI stall {r['stall']:5.1f} ms")
     worst = max(sequential["stall"], paced["stall"])
     print(f"UI stall vs model on the UI thread: {worst:.1f} ms vs ≥ {reference:.1f} ms per plane "

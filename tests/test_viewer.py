@@ -191,7 +191,7 @@ def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_pla
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
     shown, previews = [], []
     window.pipeline.colorized.connect(lambda rid, _result: shown.append(rid))
-    window.pipeline.model_worker.finished.connect(lambda _rid, result: previews.append(result.preview))
+    window.pipeline.model_worker.finished.connect(lambda _key, _rid, result: previews.append(result.preview))
     runs_before = window.pipeline.model_worker.runs
     start = time.perf_counter()
     for _ in range(50):

@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 import pytest
+from PyQt6.QtCore import Qt
 
 from core.inference import Colorizer
 from core.planes import Plane
@@ -107,7 +108,7 @@ def _settle(qtbot, view) -> np.ndarray:
 
 
 @needs_gl
-def test_the_3d_view_renders_the_body_and_its_clip_follows_the_plane(qtbot, session, tmp_path):
+def test_the_3d_view_renders_the_body_and_its_clip_follows_the_plane(qtbot, session, tmp_path, monkeypatch):
     from viewer.volume_view import VolumeView
 
     view = VolumeView(session)
@@ -125,13 +126,59 @@ def test_the_3d_view_renders_the_body_and_its_clip_follows_the_plane(qtbot, sess
     assert body.sum() > 0.01 * body.size
 
     texture = view.texture
-    session.state.scroll(-8)  # the plane moves down: more of the body is cut away
+    session.state.scroll(-8)  # the plane moves: the clip follows it
     plane = session.state.plane()
     assert texture.clip_plane is plane
-    cut = texture.signed_distance(plane) > 0
+    camera = view.gl.cameraPosition()
+    towards_camera = np.sign((np.array([camera.x(), camera.y(), camera.z()]) - plane.center) @ plane.normal)
+    assert view.side == towards_camera  # the half the camera looks from is opened: the cut faces it
+    cut = towards_camera * texture.signed_distance(plane) > 0
     assert cut.any() and not texture.rgba[..., 3][cut].any()
     second = _settle(qtbot, view)
     assert np.abs(second.astype(int) - first.astype(int)).sum(axis=2).astype(bool).mean() > 0.005
     from PIL import Image
     Image.fromarray(second).save(tmp_path / "view3d.png")
+
+    # only the box around what is left to see is drawn, and it is the same picture as the whole texture
+    # (one GL widget per test process: pyqtgraph keeps the volume shader of the first context)
+    assert np.prod(view._volume_item.data.shape[:3]) < 0.8 * np.prod(texture.rgba.shape[:3])
+    whole = tuple(slice(0, n) for n in texture.rgba.shape[:3])
+    monkeypatch.setattr(texture, "visible_box", lambda: whole)
+    view.show_plane(session.state.plane())
+    full = _settle(qtbot, view).astype(int)
+    assert view._volume_item.data.shape[:3] == texture.rgba.shape[:3]
+    assert np.abs(second.astype(int) - full).max(axis=2).mean() < 2.0  # slice positions shift a little
+    monkeypatch.undo()
+    view.flip_box.setChecked(True)  # other side: the half the camera looks from is kept, the far one opened
+    other = _settle(qtbot, view).astype(int)
+    far = towards_camera * texture.signed_distance(plane) < -1e-6
+    assert view.side == -towards_camera and not texture.rgba[..., 3][far].any() and texture.rgba[..., 3][cut].any()
+    assert np.abs(other - second.astype(int)).sum(axis=2).astype(bool).mean() > 0.005
+    view.flip_box.setChecked(False)
+    view.gl.setCameraPosition(elevation=-view.gl.opts["elevation"])  # the user turns the body: camera below
+    qtbot.mouseRelease(view.gl, Qt.MouseButton.LeftButton)
+    assert view.side == -towards_camera and not texture.rgba[..., 3][far].any()  # the cut faces the camera again
     view.stop()
+
+
+def test_the_visible_box_holds_every_visible_voxel_and_the_clip_can_open_either_side(colorized):
+    rgb, body = colorized
+    texture = VolumeTexture(rgb, body)
+    full = texture.rgba.shape[:3]
+    box = texture.visible_box()
+    alpha = texture.rgba[..., 3]
+    assert alpha[box].sum(dtype=np.int64) == alpha.sum(dtype=np.int64)  # nothing visible left out
+    assert np.prod([part.stop - part.start for part in box]) < 0.8 * np.prod(full)  # air is not drawn (this MRI grid is tight already)
+    # the box's corner sits where that voxel sits in the whole texture
+    corner = np.array([part.start for part in box] + [1.0])
+    assert np.allclose(texture.box_matrix(box) @ np.array([0, 0, 0, 1.0]), texture.item_matrix @ corner)
+    plane = Plane.preset("coronal", rgb.center)
+    kept = texture.clip(plane)[..., 3] > 0
+    opened = texture.clip(plane, side=-1)[..., 3] > 0  # the other side: the complementary half of the body
+    on_plane = np.abs(texture.signed_distance(plane)) < 1e-6  # voxels the plane passes through stay in both
+    assert kept.any() and opened.any() and not (kept & opened & ~on_plane).any()
+    assert np.array_equal(kept | opened, texture.body_alpha > 0)
+    half = texture.visible_box()
+    assert np.prod([p.stop - p.start for p in half]) < np.prod([p.stop - p.start for p in box])
+    texture.rgba[..., 3] = 0
+    assert texture.visible_box() is None

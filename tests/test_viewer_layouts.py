@@ -1,8 +1,10 @@
 """The central layouts under pytest-qt (offscreen): comparison and three linked orthogonal views."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
-from PyQt6.QtCore import QPointF, Qt
+from PyQt6.QtCore import QPointF, QRectF, Qt
 
 from core.planes import Plane
 from viewer import jobs
@@ -103,7 +105,7 @@ def test_colour_in_the_three_views_ends_on_the_full_colorized_planes_after_a_dra
     for view in ("axial", "coronal"):
         expected = jobs.colorize(window.session.colorize_request(state.ortho_plane(view))).rgb
         assert np.array_equal(_shown(window, view), expected)
-    assert layouts.ortho_pipeline.worker.runs < 15  # latest wins: batches of stale planes were never run
+    assert layouts.ortho_pipeline.worker.runs < 30  # latest wins: most of the 15 × 4 stale planes never ran
     assert _shown(window, "oblique").ndim == 3  # the current plane in colour too
     assert window.settings.value("three_view_colour") == "true"
 
@@ -153,25 +155,196 @@ def test_the_readout_follows_the_mouse_in_the_three_views(qtbot, window):
     assert "mm LPS" in expected and "MRI" in expected
 
 
-def test_the_views_worker_never_runs_a_request_twice(qtbot, monkeypatch):
-    """A batch carries the previous batch's requests still out when it was sent: those already run
-    (at the same or a better resolution) are skipped, older ones too."""
-    from types import SimpleNamespace
+def test_the_current_plane_and_its_orthogonal_twin_are_colorized_once_on_one_worker(qtbot, window):
+    """Untilted, the current plane is one of the three orthogonal views: a crosshair move runs the
+    network for three planes, not four, on the one network thread, and both views show that run."""
+    _three(qtbot, window)
+    layouts, state = window.layouts, window.state
+    layouts.set_colour(True)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert layouts.ortho_pipeline.worker is window.pipeline.model_worker
+    qtbot.wait(200)  # longer than a scroll's pause: the next move is colorized at full resolution at once
+    runs = window.pipeline.model_worker.runs
+    coronal, sagittal = (layouts.ortho_pipeline.planes[v] for v in ("coronal", "sagittal"))
+    state.set_crosshair(state.crosshair + [0.0, 0.0, 5.0])  # up: the current plane and the axial view move
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert layouts.ortho_pipeline.planes["coronal"] is coronal and layouts.ortho_pipeline.planes["sagittal"] is sagittal
+    assert window.pipeline.model_worker.runs - runs == 1
+    assert np.array_equal(_shown(window, "oblique"), _shown(window, "axial"))
 
-    from viewer import ortho
-    from viewer.session import Session
 
-    ran = []
-    monkeypatch.setattr(ortho.jobs, "colorize", lambda request: ran.append(request.tag) or request.tag)
-    work = ortho.OrthoPipeline(Session(size=16))
+def test_the_keyed_worker_runs_the_longest_waiting_keys_newest_request_and_twins_once(qtbot):
+    from viewer.worker import KeyedLatestWinsWorker
+
+    gate, ran, done = threading.Event(), [], []
+
+    def run(request):
+        gate.wait(5)
+        ran.append(request)
+        return request * 10
+    worker = KeyedLatestWinsWorker(run, "test-keyed", priority=("current", "axial"), same=lambda a, b: a == b)
+    worker.finished.connect(lambda key, rid, result: done.append((key, rid, result)))
     try:
-        def batch(*items):
-            return work._colorize_batch(tuple((name, rid, SimpleNamespace(preview=preview, tag=(name, rid, preview)))
-                                              for name, rid, preview in items))
-        batch(("axial", 1, True), ("coronal", 2, True))
-        batch(("axial", 1, True), ("coronal", 3, True))  # axial 1 again: skipped
-        batch(("axial", 1, False), ("coronal", 2, False))  # axial's full plane runs; coronal 2 is stale
-        assert batch(("axial", 1, True)) == []
-        assert ran == [("axial", 1, True), ("coronal", 2, True), ("coronal", 3, True), ("axial", 1, False)]
+        worker.submit("coronal", 1, 1)  # starts and waits at the gate
+        qtbot.waitUntil(lambda: worker.busy_with(("coronal",)) and not worker._slots, timeout=5000)
+        worker.submit("sagittal", 2, 2)
+        worker.submit("axial", 3, 7)
+        worker.submit("current", 4, 7)  # the same request as axial's: one run answers both
+        worker.submit("sagittal", 5, 5)  # replaces 2, which never runs, and keeps sagittal's place first
+        worker.submit("coronal", 6, 1)  # the same as the one running: answered from its result
+        gate.set()
+        qtbot.waitUntil(lambda: not worker.busy and len(done) == 5, timeout=5000)
+        assert ran == [1, 5, 7] and worker.runs == 3
+        assert done == [("coronal", 1, 10), ("sagittal", 5, 50), ("axial", 3, 70), ("current", 4, 70),
+                        ("coronal", 6, 10)]
     finally:
-        work.stop()
+        worker.stop()
+
+
+def _letters_clear_of_the_image(panel, size: int) -> bool:
+    """No orientation letter of ``panel`` overlaps the part of its image shown on screen."""
+    view = panel.view
+    corners = [view.mapViewToScene(QPointF(x, y)) for x, y in ((0, 0), (size, size))]
+    image = QRectF(corners[0], corners[1]).normalized().intersected(view.sceneBoundingRect())
+    boxes = [text.mapRectToScene(text.boundingRect()) for text in panel.letters.values()]
+    return image.height() > 10 and all(box.width() > 0 and not box.intersects(image) for box in boxes)
+
+
+def test_orientation_letters_never_cover_the_image_in_either_layout_even_zoomed_in(qtbot, window):
+    size = window.state.size
+    comparison = window.panels.panels
+    for panel in comparison.values():
+        assert _letters_clear_of_the_image(panel, size)
+    comparison["mri"].view.setRange(xRange=(40, 80), yRange=(40, 80), padding=0.0)  # the image fills the views
+    for panel in comparison.values():
+        assert _letters_clear_of_the_image(panel, size)
+        assert panel.view.sceneBoundingRect().contains(panel.letters["left"].mapRectToScene(
+            panel.letters["left"].boundingRect()).center()) is False  # in the margin beside the view
+    _three(qtbot, window)
+    panels = window.layouts.ortho.panels
+    for name, panel in panels.items():
+        assert _letters_clear_of_the_image(panel, size), name
+    panels["coronal"].view.setRange(xRange=(30, 60), yRange=(30, 60), padding=0.0)
+    assert _letters_clear_of_the_image(panels["coronal"], size)
+
+
+def test_the_three_views_use_the_windows_width_in_a_row_and_go_back_to_a_grid_when_it_is_squarish(qtbot, window):
+    _three(qtbot, window)
+    ortho = window.layouts.ortho
+    views = [ortho.panels[name].view for name in ("axial", "coronal", "sagittal", "oblique")]
+    window.resize(1600, 700)  # a wide central area: the four views side by side
+    qtbot.waitUntil(lambda: ortho.columns == 4, timeout=TIMEOUT_MS)
+    qtbot.wait(50)
+    tops = [view.sceneBoundingRect().top() for view in views]
+    lefts = [view.sceneBoundingRect().left() for view in views]
+    assert max(tops) - min(tops) < 1 and lefts == sorted(lefts)
+    side = min(views[0].sceneBoundingRect().width(), views[0].sceneBoundingRect().height())
+    two_by_two = min(ortho.width() / 2, ortho.height() / 2 - 80)  # what a 2 × 2 grid could give a plane
+    assert side > 1.3 * two_by_two
+    assert _fills(views[0], window.state.size)
+    window.resize(1000, 1100)  # squarish: 2 × 2
+    qtbot.waitUntil(lambda: ortho.columns == 2, timeout=TIMEOUT_MS)
+    qtbot.wait(50)
+    rects = [view.sceneBoundingRect() for view in views]
+    assert abs(rects[0].top() - rects[1].top()) < 1 and rects[2].top() > rects[0].bottom()
+    assert abs(rects[0].width() - rects[1].width()) < 2
+    assert ortho.best_columns(400, 2000) == 1 and ortho.best_columns(2000, 400) == 4
+
+
+def test_a_click_on_a_views_title_switches_that_view_alone_between_mri_and_colour(qtbot, window, settings):
+    _three(qtbot, window)
+    layouts, ortho, state = window.layouts, window.layouts.ortho, window.state
+    title = ortho.panels["coronal"].title
+    qtbot.mouseClick(ortho.viewport(), Qt.MouseButton.LeftButton,
+                     pos=ortho.mapFromScene(title.sceneBoundingRect().center()))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert layouts.view_colour == {"axial": False, "coronal": True, "sagittal": False, "oblique": False}
+    assert _shown(window, "coronal").ndim == 3 and "colorized" in title.text
+    assert all(_shown(window, view).ndim == 2 for view in ("axial", "sagittal", "oblique"))
+    assert not layouts.colour_action.isChecked()
+    state.set_crosshair(state.crosshair + [3.0, 2.0, -4.0])  # the views follow, each in what it shows
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    expected = jobs.colorize(window.session.colorize_request(state.ortho_plane("coronal"))).rgb
+    assert np.array_equal(_shown(window, "coronal"), expected)
+    assert np.array_equal(_shown(window, "axial"), jobs.slice_mri(window.session.study, state.ortho_plane("axial")))
+    assert settings.value("three_view_colour_views") == "coronal"
+    layouts.colour_action.trigger()  # C: every view in colour
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert all(layouts.view_colour.values()) and all(_shown(window, v).ndim == 3 for v in layouts.view_colour)
+    layouts.set_view_colour(("oblique",), False)  # one view back to the MRI: C is no longer "all"
+    assert _shown(window, "oblique").ndim == 2 and not layouts.colour_action.isChecked()
+    assert _shown(window, "axial").ndim == 3
+
+
+def test_in_colour_a_crosshair_move_cuts_only_the_current_plane_on_the_ui_thread(qtbot, window, monkeypatch):
+    """The views in colour are cut by the network worker and the axial view reuses the current
+    plane's cut: the UI thread does one MRI cut per move instead of four."""
+    _three(qtbot, window)
+    window.layouts.set_colour(True)
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    ui_cuts = []
+    cut = jobs.slice_mri
+
+    def counted(study, plane):
+        if threading.current_thread() is threading.main_thread():
+            ui_cuts.append(plane)
+        return cut(study, plane)
+    monkeypatch.setattr(jobs, "slice_mri", counted)
+    state = window.state
+    state.set_crosshair(state.crosshair + [3.0, -2.0, 4.0])
+    assert len(ui_cuts) == 1 and jobs.same_plane(ui_cuts[0], state.plane())
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    for view in ("axial", "coronal", "sagittal"):  # and every view still ends on its colorization
+        expected = jobs.colorize(window.session.colorize_request(state.ortho_plane(view))).rgb
+        assert np.array_equal(_shown(window, view), expected)
+    plane = window.layouts.ortho_pipeline.planes["sagittal"]  # the readout cuts on demand
+    window.layouts.ortho.hovered.emit("sagittal", 20.0, 30.0)
+    assert window.readout.text() == "sagittal: " + window.session.readout(cut(window.session.study, plane), 20.0,
+                                                                          30.0, plane)
+
+
+def test_the_workers_run_below_the_ui_threads_priority_and_leave_it_alone(qtbot, phantom, model, settings):
+    import os
+
+    from viewer.worker import KeyedLatestWinsWorker
+
+    if not hasattr(os, "setpriority"):
+        return
+    ui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    w = MainWindow(phantom, model, settings=settings, size=64)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice
+    seen = []
+    worker = KeyedLatestWinsWorker(lambda _r: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                                   "test-nice", nice=3)
+    worker.finished.connect(lambda _key, _rid, result: seen.append(result))
+    try:
+        worker.submit("a", 1, None)
+        qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+        assert seen == [min(ui_nice + 3, 19)]
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice
+    finally:
+        worker.stop()
+        w.close()
+
+
+def test_the_metrics_wait_until_the_three_views_are_colorized(qtbot, window, model):
+    """The current plane's metrics run when the network has no view left to colorize: a 100 ms
+    network makes the views finish well after the metrics' 150 ms pause."""
+    from test_viewer import _slow
+    from viewer.network import LoadedNetwork
+
+    _three(qtbot, window)
+    window.layouts.set_colour(True)
+    window.set_network(LoadedNetwork(_slow(model.colorizer), "slow tiny"))
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    qtbot.wait(200)
+    busy_at_metrics = []
+    window.pipeline.metrics_status.connect(
+        lambda text: text == "computing…" and busy_at_metrics.append(window.pipeline.model_worker.busy))
+    state = window.state
+    state.set_crosshair(state.crosshair + [3.0, -2.0, 4.0])
+    qtbot.waitUntil(lambda: window.idle and bool(busy_at_metrics), timeout=TIMEOUT_MS)
+    assert busy_at_metrics == [False]
+

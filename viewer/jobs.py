@@ -74,19 +74,42 @@ class ColorizeRequest:
     """One plane for the model: the MRI plane in [0, 1], the model and which output to show, and
     the MRI and plane so that pixels outside the MRI's grid are shown black, as in the MRI panel.
 
+    ``mri01`` None: the worker cuts the plane from ``mri`` and maps it by ``value_range`` itself
+    (a view that shows only the colour needs no MRI cut on the UI thread).
+
     ``preview`` runs the model at half resolution (a quarter of the work) while the user scrolls;
     the full plane follows when the plane rests. ``body_level`` (the MRI framing's body/air threshold
     in [0, 1]) crops the model's input to the body, as the training planes were framed, and paints
     everything outside the body (`core.normalize.body_region`) with the palette's background.
     """
 
-    mri01: np.ndarray
+    mri01: np.ndarray | None
     colorizer: Colorizer
     output: str
     mri: Volume
     plane: Plane
     preview: bool = False
     body_level: float | None = None
+    value_range: tuple[float, float] | None = None
+
+
+def same_plane(a: Plane, b: Plane) -> bool:
+    """The same pixels in space: size, pixel size and axes equal, centres within a micrometre."""
+    return ((a.width, a.height) == (b.width, b.height) and abs(a.pixel_mm - b.pixel_mm) < 1e-9
+            and all(np.allclose(x, y, rtol=0.0, atol=1e-3) for x, y in ((a.center, b.center), (a.u, b.u), (a.v, b.v))))
+
+
+def same_request(a: ColorizeRequest, b: ColorizeRequest) -> bool:
+    """Whether two requests give the same picture: the same network, output, resolution and body
+    threshold, the same plane of the same MRI and the same input pixels (compared where both were
+    cut already). The current plane of the three-view layout is, untilted, also one of its
+    orthogonal views: one run serves both."""
+    if a.mri01 is not None and b.mri01 is not None:
+        same_input = a.mri01.shape == b.mri01.shape and np.allclose(a.mri01, b.mri01, rtol=0.0, atol=1e-4)
+    else:
+        same_input = a.value_range == b.value_range and None not in (a.value_range, b.value_range)
+    return (a.colorizer is b.colorizer and a.mri is b.mri and a.output == b.output and a.preview == b.preview
+            and a.body_level == b.body_level and same_plane(a.plane, b.plane) and same_input)
 
 
 @dataclass(frozen=True)
@@ -100,9 +123,13 @@ def colorize(request: ColorizeRequest) -> Colorized:
     """Run the model on one plane, cropped to the body as ``mricolor colorize`` crops each slice
     (`core.inference.colorizer.Colorizer.colorize_planes`); the time (the status bar's) is that call's: the
     model with its crop and resampling, without the slicing before it."""
-    body = None if request.body_level is None else body_region(request.mri01 > request.body_level)
+    mri01 = request.mri01
+    if mri01 is None:  # cut here, off the UI thread
+        with torch.inference_mode():
+            mri01 = to_unit(sample(request.mri, request.plane)[0, 0].numpy(), request.value_range)
+    body = None if request.body_level is None else body_region(mri01 > request.body_level)
     start = time.perf_counter()
-    rgb = to_uint8(request.colorizer.colorize_planes(request.mri01[None], request.plane.pixel_mm, request.output,
+    rgb = to_uint8(request.colorizer.colorize_planes(mri01[None], request.plane.pixel_mm, request.output,
                                                      body=body, detail=0.5 if request.preview else 1.0)[0])
     ms = (time.perf_counter() - start) * 1000.0
     rgb[~inside(request.mri, request.plane)] = 0

@@ -15,12 +15,15 @@ from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QStackedWidget
 
 from core.planes import ORIENTATIONS, Plane
+from viewer.detail import ZoomDetail, run_detail
+from viewer import jobs
 from viewer.jobs import Colorized
-from viewer.ortho import OrthoPanels, OrthoPipeline
+from viewer.ortho import VIEWS, OrthoPanels, OrthoPipeline
 from viewer.panels import ImagePanels
-from viewer.pipeline import PlanePipeline
+from viewer.pipeline import WORKER_NICE, PlanePipeline
 from viewer.session import Session
 from viewer.settings import ViewerSettings
+from viewer.worker import KeyedLatestWinsWorker
 
 #: Layout name → what the View menu calls it.
 LAYOUTS = {"comparison": "MRI | colorized | cryosection", "three": "axial, coronal, sagittal and current plane"}
@@ -29,7 +32,8 @@ LAYOUTS = {"comparison": "MRI | colorized | cryosection", "three": "axial, coron
 class Layouts(QObject):
     """The stack of layouts in the central area, the three-view pipeline and their menu actions.
 
-    ``actions``: switch layout (L) and colour in the three views (C), for the View menu.
+    ``actions``: switch layout (L) and colour in the three views (C: all four views at once), for
+    the View menu. A click on a view's title switches that view alone between MRI and colour.
     """
 
     readout = pyqtSignal(str)  # position, MRI value and tissue under the mouse in a view ("" off the images)
@@ -40,7 +44,8 @@ class Layouts(QObject):
         self.session, self.settings, self.panels = session, settings, panels
         self.state = session.state
         self.ortho = OrthoPanels()
-        self.ortho_pipeline = OrthoPipeline(session, self)
+        self.ortho_pipeline = OrthoPipeline(session, pipeline.model_worker, self,
+                                            current_cut=lambda: (pipeline.plane, pipeline.mri_plane))
         self.stack = QStackedWidget()
         self.stack.addWidget(panels)
         self.stack.addWidget(self.ortho)
@@ -48,16 +53,34 @@ class Layouts(QObject):
         self._oblique: tuple[np.ndarray, Plane] | None = None  # the current plane's MRI cut and plane
         self._oblique_rgb: np.ndarray | None = None  # and its newest colorization
         self._cuts: dict[str, tuple[np.ndarray, Plane]] = {}  # per orthogonal view: its MRI cut and plane
+        # Zoomed in, each view's visible region is re-cut at the screen's pixel size (viewer.detail),
+        # on one worker below the network's for the planes themselves.
+        self.detail_worker = KeyedLatestWinsWorker(run_detail, "mricolor-detail", nice=WORKER_NICE["model"] + 2)
+        views = panels.panels
+        self.details = {"comparison": ZoomDetail(session, views["mri"].view, {k: p.view for k, p in views.items()},
+                                                 self.detail_worker, "comparison", self,
+                                                 overlays={k: p.overlay for k, p in views.items() if p.overlay})}
+        for name, panel in self.ortho.panels.items():
+            self.details[name] = ZoomDetail(session, panel.view, {"mri": panel.view, "colorized": panel.view},
+                                            self.detail_worker, name, self)
         self._connect(pipeline)
         switch = QAction("Switch layout (comparison / three views)", self)
         switch.setShortcut(QKeySequence("L"))
         switch.triggered.connect(lambda: self.set_layout("three" if self.current == "comparison" else "comparison"))
-        colour = QAction("Colour in the three views", self, checkable=True)
+        colour = QAction("Colour in the three views (all; click a view's title for one)", self, checkable=True)
         colour.setShortcut(QKeySequence("C"))
         self.colour_action = colour
         self.actions = [switch, colour]
-        self.set_colour(str(settings.value("three_view_colour", "false")).lower() == "true")
-        colour.toggled.connect(self.set_colour)
+        self.view_colour = {view: False for view in VIEWS}
+        saved_views = settings.value("three_view_colour_views")
+        if saved_views is None:  # settings from before views had their own: the one switch for all
+            coloured = VIEWS if str(settings.value("three_view_colour", "false")).lower() == "true" else ()
+        else:
+            coloured = [view for view in str(saved_views).split(",") if view in VIEWS]
+        self.set_view_colour(VIEWS, False)
+        self.set_view_colour(coloured, True)
+        colour.triggered.connect(self.set_colour)
+        self.ortho.title_clicked.connect(lambda view: self.set_view_colour((view,), not self.view_colour[view]))
         saved = settings.value("layout")
         self.set_layout(saved if saved in LAYOUTS else "comparison")
 
@@ -72,6 +95,13 @@ class Layouts(QObject):
         ortho.clicked.connect(self._on_click)
         ortho.hovered.connect(self._on_hover)
         ortho.scrolled.connect(self._on_scroll)
+        pipeline.mri_cut.connect(lambda _rid, _mri, plane: self._detail_plane("comparison", plane))
+        session = self.session
+        session.study_opened.connect(lambda _study: [d.set_plane(None) for d in self.details.values()])
+        session.network_changed.connect(lambda _network: [d.redo(("colorized",)) for d in self.details.values()])
+        state.output_changed.connect(lambda _output: [d.redo(("colorized",)) for d in self.details.values()])
+        session.volumes_changed.connect(lambda _study: [d.redo() for d in self.details.values()])
+        state.overlay_changed.connect(self.details["comparison"].overlay_changed)
 
     # --- choices ---------------------------------------------------------------------------------
     def set_layout(self, name: str) -> None:
@@ -82,36 +112,55 @@ class Layouts(QObject):
         self.stack.setCurrentIndex(list(LAYOUTS).index(name))
         self.ortho_pipeline.set_enabled(name == "three")
         self.settings.set_value("layout", name)
+        self._detail_plane("comparison", self.state.plane() if self.session.study is not None else None)
+        for view in VIEWS:
+            self._detail_plane(view, self._planes().get(view))
 
     def set_colour(self, colour: bool) -> None:
-        """The three views show the colorization (True) or the MRI."""
-        self.colour_action.setChecked(colour)
-        self.settings.set_value("three_view_colour", "true" if colour else "false")
-        self.ortho_pipeline.set_colour(colour)
-        for name in ORIENTATIONS:
-            self.ortho.set_title(name, f"{name} — {'colorized' if colour else 'MRI'}")
-        self.ortho.set_title("oblique", f"current plane — {'colorized' if colour else 'MRI'}")
-        if colour and self._oblique_rgb is not None:
-            self.ortho.set_image("oblique", self._oblique_rgb, None)
-        elif self._oblique is not None:
-            self.ortho.set_image("oblique", self._oblique[0], self.state.levels)
+        """All four views show the colorization (True) or the MRI (View ▸ Colour, C)."""
+        self.set_view_colour(VIEWS, colour)
+
+    def set_view_colour(self, views, colour: bool) -> None:
+        """``views`` (names of `VIEWS`) show the colorization (True) or the MRI; the others keep theirs."""
+        for view in views:
+            self.view_colour[view] = colour
+            title = "current plane" if view == "oblique" else view
+            self.ortho.set_title(view, f"{title} — {'colorized' if colour else 'MRI'}")
+            self.details[view].set_kinds({"colorized"} if colour else {"mri"})
+        self.ortho_pipeline.set_colour(colour, [view for view in views if view in ORIENTATIONS])
+        if "oblique" in views:
+            if colour and self._oblique_rgb is not None:
+                self.ortho.set_image("oblique", self._oblique_rgb, None)
+            elif self._oblique is not None:
+                self.ortho.set_image("oblique", self._oblique[0], self.state.levels)
+        every = all(self.view_colour.values())
+        self.colour_action.setChecked(every)
+        self.settings.set_value("three_view_colour", "true" if every else "false")
+        self.settings.set_value("three_view_colour_views", ",".join(v for v in VIEWS if self.view_colour[v]))
 
     # --- what the views show ---------------------------------------------------------------------
-    def _on_cut(self, name: str, mri: np.ndarray, plane: Plane, colour_follows: bool) -> None:
-        self._cuts[name] = (mri, plane)
-        if not colour_follows or name not in self.ortho.shapes:  # the colour replaces the last one when ready
+    def _on_cut(self, name: str, mri: np.ndarray | None, plane: Plane, colour_follows: bool) -> None:
+        self._cuts[name] = (mri, plane)  # no MRI cut (a colour view): cut on demand for the readout
+        if mri is not None and (not colour_follows or name not in self.ortho.shapes):  # else the colour replaces it
             self.ortho.set_image(name, mri, self.state.levels)
         self.ortho.set_plane(name, plane, self.state.crosshair)
+        self._detail_plane(name, plane)
 
     def _on_oblique_cut(self, mri: np.ndarray, plane: Plane) -> None:
         self._oblique = (mri, plane)
-        if not self.ortho_pipeline.colour or "oblique" not in self.ortho.shapes:
+        if not self.view_colour["oblique"] or "oblique" not in self.ortho.shapes:
             self.ortho.set_image("oblique", mri, self.state.levels)
         self.ortho.set_plane("oblique", plane, self.state.crosshair)
+        self._detail_plane("oblique", plane)
+
+    def _detail_plane(self, view: str, plane: Plane | None) -> None:
+        """The plane under ``view`` for its zoom detail (none while its layout is hidden)."""
+        shown = self.current == ("comparison" if view == "comparison" else "three")
+        self.details[view].set_plane(plane if shown else None)
 
     def _on_oblique_colorized(self, result: Colorized) -> None:
         self._oblique_rgb = result.rgb
-        if self.ortho_pipeline.colour:
+        if self.view_colour["oblique"]:
             self.ortho.set_image("oblique", result.rgb, None)
 
     def _draw_crosshairs(self) -> None:
@@ -125,8 +174,8 @@ class Layouts(QObject):
         return planes
 
     def _on_window_changed(self) -> None:
-        if not self.ortho_pipeline.colour:
-            for name in self._planes():
+        for name in self._planes():
+            if not self.view_colour[name]:
                 self.ortho.set_levels(name, self.state.levels)
 
     # --- mouse -----------------------------------------------------------------------------------
@@ -136,6 +185,9 @@ class Layouts(QObject):
             self.readout.emit("")
             return
         mri, plane = cuts[name]
+        if mri is None:
+            mri = jobs.slice_mri(self.session.study, plane)
+            self._cuts[name] = (mri, plane)
         self.readout.emit(f"{name}: {self.session.readout(mri, row, col, plane)}")
 
     def _on_click(self, name: str, row: float, col: float) -> None:
@@ -164,7 +216,11 @@ class Layouts(QObject):
     @property
     def idle(self) -> bool:
         """True when the three views show their newest planes (always, in the comparison layout)."""
-        return self.current != "three" or self.ortho_pipeline.idle
+        return ((self.current != "three" or self.ortho_pipeline.idle)
+                and all(detail.idle for detail in self.details.values()))
 
     def stop(self) -> None:
         self.ortho_pipeline.stop()
+        for detail in self.details.values():
+            detail.stop()
+        self.detail_worker.stop()

@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
 
     def _on_volumes_changed(self, study: Study) -> None:
         self._lut_index = self.panels.set_label_table(study.label_table)
+        self.layouts.details["comparison"].lut_index = self._lut_index  # its zoom detail's labels too
         self.legend.set_table(study.label_table, "empty: no labels are open (File ▸ Open labels)" if study.cryo
                               else "empty: no cryosection or labels are open (File ▸ Open cryosection, labels)")
         self.panels.show_cryo(study.cryo is not None)

@@ -25,7 +25,8 @@ HELP = ("Wheel, ↑/↓, Page Up/Down: move the plane along its normal\n"
         "Left-drag on the MRI: window (horizontal) and level (vertical)\n"
         "1 / 2 / 3: axial / coronal / sagittal   ·   G: label overlay\n"
         "Click in the navigator: move the plane through that point\n"
-        "L: comparison / three views   ·   C: colour in the three views   ·   click there: move the crosshair\n"
+        "L: comparison / three views   ·   C: colour in all the views   ·   click a view's title: MRI or colour in that view\n"
+        "Click in a view of the three: move the crosshair there\n"
         "Drop files on the window to open them")
 
 

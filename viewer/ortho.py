@@ -2,15 +2,17 @@
 
 `OrthoPipeline` cuts the three orthogonal planes of `ViewerState.ortho_plane` on the UI thread
 (~2 ms each) whenever the crosshair moves one of them, and, when the views show colour,
-colorizes them on one latest-wins worker (below the main plane's worker, so the current plane
-keeps the cores): a drag of the crosshair runs the network a few times per view at half
-resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
-`OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline in
-a 2 × 2 grid with the crosshair drawn in each.
+colorizes them on the plane pipeline's network worker, after the current plane and sharing its
+run where a view is the current plane: a drag of the crosshair runs the network a few times per
+view at half resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
+`OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline
+with the crosshair drawn in each, in the grid that gives the views the most room: four in a row
+in a wide window, 2 × 2 in a squarish one, a column in a tall one.
 """
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,46 +20,55 @@ from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from core.planes import ORIENTATIONS, Plane
 from viewer import jobs
-from viewer.panels import _Panel
+from viewer.panels import LETTER_MARGINS, _Panel
 from viewer.pipeline import SCROLL_MS, WORKER_NICE
 from viewer.session import Session
-from viewer.worker import LatestWinsWorker
+from viewer.worker import KeyedLatestWinsWorker
 
-#: The views of the three-view layout, in grid order (row-major, two columns).
+#: The views of the three-view layout, in grid order (row-major).
 VIEWS = (*ORIENTATIONS, "oblique")
+#: Column counts the grid chooses from (four in a row, 2 × 2, one column).
+GRID_COLUMNS = (4, 2, 1)
+#: Height of a view's title (two lines of 10 pt) and its letter margins, in screen pixels: what a
+#: grid row costs beside the image.
+_TITLE_PX = 40
 
 
 class OrthoPipeline(QObject):
     """MRI cuts and (optional) colorizations of the three orthogonal planes, newest request per view.
 
     ``enabled`` is off while another layout is shown (no work for views nobody sees);
-    ``colour`` makes the network colorize the views. One latest-wins worker runs the newest
-    request of every view that waits for one (a batch replaces the batch still waiting, and
-    carries every view's newest request): one network thread beside the main plane's, whatever
-    the number of views — several threads of Python pre- and post-processing fought the UI
-    thread for the interpreter lock (stalls of a second in the benchmark). Results older than
-    the newest shown for their view, or requested before the network or output changed, are dropped.
+    ``colour[view]`` makes the network colorize that view (each view shows the MRI or its colour). The views' requests go to the plane
+    pipeline's network worker (`viewer.worker.KeyedLatestWinsWorker`), one slot per view beside
+    the current plane's, which runs first: one network thread whatever the number of views
+    (several threads of Python pre- and post-processing fought the UI thread for the interpreter
+    lock and each other for the cores), and a view that is the current plane (an untilted preset)
+    is colorized once for both. Results older than the newest shown for their view, or requested
+    before the network or output changed, are dropped.
     """
 
-    cut = pyqtSignal(str, object, object, bool)  # orientation, MRI plane (H, W) in MRI units, Plane, colour follows
+    # orientation, MRI plane (H, W) in MRI units (None: not cut, the view shows colour), Plane, colour follows
+    cut = pyqtSignal(str, object, object, bool)
     colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
 
-    def __init__(self, session: Session, parent: QObject | None = None):
+    def __init__(self, session: Session, worker: KeyedLatestWinsWorker, parent: QObject | None = None,
+                 current_cut: Callable[[], tuple[Plane | None, np.ndarray | None]] | None = None):
         super().__init__(parent)
         self.session = session
+        self._current_cut = current_cut  # the current plane and its MRI cut: a view that is that plane reuses it
         self.enabled = False
-        self.colour = False
+        self.colour = {name: False for name in ORIENTATIONS}
         self.planes: dict[str, Plane] = {}
         self.request_id = {name: 0 for name in ORIENTATIONS}
         self.shown = {name: 0 for name in ORIENTATIONS}
-        self._floor = 0  # ids are shared across views: one floor drops every older result
+        self._floor = {name: 0 for name in ORIENTATIONS}  # per view: results of older requests are dropped
         self._next_id = 0
         self._last_change = {name: 0.0 for name in ORIENTATIONS}
         self._waiting: dict[str, tuple[int, jobs.ColorizeRequest]] = {}  # per view: the request not yet back
         self._preview_shown: dict[str, bool] = {}  # per view: a half-resolution preview is on screen
-        self._computed: dict[str, tuple[int, bool]] = {}  # worker thread only: per view, (id, preview) last run
-        self.worker = LatestWinsWorker(self._colorize_batch, "mricolor-views", nice=WORKER_NICE["model"] + 1)
-        self.worker.finished.connect(self._on_colorized)
+        self.worker = worker
+        worker.finished.connect(self._on_colorized)
+        worker.failed.connect(self._on_failed)
         self._refine = QTimer(self, singleShot=True, interval=SCROLL_MS)
         self._refine.timeout.connect(self._submit_full)
         state = session.state
@@ -72,18 +83,23 @@ class OrthoPipeline(QObject):
         self.enabled = enabled
         self.refresh()
 
-    def set_colour(self, colour: bool) -> None:
-        """Colorize the views (True) or show their MRI only."""
-        self.colour = colour
-        self.refresh()
+    def set_colour(self, colour: bool, views=ORIENTATIONS) -> None:
+        """Colorize ``views`` (True) or show their MRI only; the other views keep what they show."""
+        views = [name for name in views if self.colour[name] != colour]
+        for name in views:
+            self.colour[name] = colour
+        if views:
+            self.refresh(views=views)
 
-    def refresh(self, update: bool = True) -> None:
-        """Redo every view: what a view shows changed (layout, colour, network, output, study);
-        results requested before are dropped."""
-        self._floor = self._next_id + 1
-        self.planes.clear()
-        self._waiting.clear()
-        self._preview_shown.clear()
+    def refresh(self, update: bool = True, views=ORIENTATIONS) -> None:
+        """Redo ``views`` (all): what they show changed (layout, colour, network, output, study);
+        results requested before are dropped, requests not yet started are withdrawn."""
+        for name in views:
+            self._floor[name] = self._next_id + 1
+            self.planes.pop(name, None)
+            self._waiting.pop(name, None)
+            self._preview_shown.pop(name, None)
+        self.worker.cancel(views)
         if update:
             self.update()
 
@@ -99,88 +115,93 @@ class OrthoPipeline(QObject):
                 continue
             self.planes[name] = plane
             self._request(name, plane)
-        self._submit()
 
     def _request(self, name: str, plane: Plane) -> None:
+        """Cut the view's MRI on the UI thread where it is shown (an MRI view, or a colour view's
+        first plane, shown until its colour comes) or is the current plane's cut already; a colour
+        view's later planes are cut by the network worker, off the UI thread."""
         session = self.session
-        mri = jobs.slice_mri(session.study, plane)
+        colour = self.colour[name] and session.network is not None
+        current, current_mri = self._current_cut() if self._current_cut is not None else (None, None)
+        if current is not None and current_mri is not None and jobs.same_plane(current, plane):
+            mri = current_mri
+        elif not colour or name not in self._preview_shown:
+            mri = jobs.slice_mri(session.study, plane)
+        else:
+            mri = None
         self._next_id += 1
         self.request_id[name] = self._next_id
-        colour = self.colour and session.network is not None
         if colour:
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
             self._last_change[name] = now
-            self._waiting[name] = (self._next_id, session.colorize_request(plane, mri, preview=preview))
+            self._send(name, self._next_id, session.colorize_request(plane, mri, preview=preview, cut_later=True))
             if preview:
                 self._refine.start()
         else:
             self.shown[name] = self._next_id  # the MRI is all this view shows
         self.cut.emit(name, mri, plane, colour)
 
-    def _colorize_batch(self, batch: tuple[tuple[str, int, jobs.ColorizeRequest], ...]
-                        ) -> list[tuple[str, int, jobs.Colorized]]:
-        """Colorize each view's newest request in turn (on the worker's thread). A batch also carries
-        the requests of the batch before it that were still out when it was sent; those already
-        run (at the same or a better resolution) are skipped instead of being run again."""
-        results = []
-        for name, rid, request in batch:
-            done_rid, done_preview = self._computed.get(name, (0, True))
-            if done_rid > rid or (done_rid == rid and (request.preview or not done_preview)):
-                continue
-            self._computed[name] = (rid, request.preview)
-            results.append((name, rid, jobs.colorize(request)))
-        return results
-
-    def _submit(self) -> None:
-        if self._waiting:
-            batch = tuple((name, rid, request) for name, (rid, request) in sorted(self._waiting.items()))
-            self.worker.submit(max(rid for _, rid, _ in batch), batch)
+    def _send(self, name: str, rid: int, request: jobs.ColorizeRequest) -> None:
+        self._waiting[name] = (rid, request)
+        self.worker.submit(name, rid, request)
 
     def _submit_full(self) -> None:
         """The crosshair has rested: the views shown or waiting as previews get their full plane (same ids)."""
         session = self.session
-        if session.network is None or not self.colour:
+        if session.network is None:
             return
         for name, plane in self.planes.items():
+            if not self.colour[name]:
+                continue
             waiting = self._waiting.get(name)
             if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
-                self._waiting[name] = (self.request_id[name], session.colorize_request(plane))
-        self._submit()
+                self._send(name, self.request_id[name], session.colorize_request(plane, cut_later=True))
 
-    def _on_colorized(self, _batch: int, results: list[tuple[str, int, jobs.Colorized]]) -> None:
-        for name, rid, result in results:
-            waiting = self._waiting.get(name)
-            answered = waiting is not None and (rid > waiting[0]
-                                                or (rid, result.preview) == (waiting[0], waiting[1].preview))
-            if answered:  # else a newer request (or the full plane after this preview) still waits
-                del self._waiting[name]
-            if rid < max(self.shown[name], self._floor) or not self.colour:
-                continue
-            self.shown[name] = rid
-            self._preview_shown[name] = result.preview
-            self.colorized.emit(name, result)
+    def _on_colorized(self, name: str, rid: int, result: jobs.Colorized) -> None:
+        if name not in self.shown:  # the current plane's result (viewer.pipeline)
+            return
+        waiting = self._waiting.get(name)
+        answered = waiting is not None and (rid > waiting[0]
+                                            or (rid, result.preview) == (waiting[0], waiting[1].preview))
+        if answered:  # else a newer request (or the full plane after this preview) still waits
+            del self._waiting[name]
+        if rid < max(self.shown[name], self._floor[name]) or not self.colour[name]:
+            return
+        self.shown[name] = rid
+        self._preview_shown[name] = result.preview
+        self.colorized.emit(name, result)
+
+    def _on_failed(self, name: str, rid: int, _message: str) -> None:
+        """The view keeps its MRI (the current plane's pipeline reports the failure once)."""
+        waiting = self._waiting.get(name)
+        if waiting is not None and waiting[0] == rid:
+            del self._waiting[name]
+            self.shown[name] = max(self.shown[name], rid)
 
     @property
     def idle(self) -> bool:
-        """True when every view shows its newest plane at full resolution and the worker is done."""
-        return (not self._refine.isActive() and not self._waiting and not self.worker.busy
+        """True when every view shows its newest plane at full resolution and the worker is done with them."""
+        return (not self._refine.isActive() and not self._waiting and not self.worker.busy_with(ORIENTATIONS)
                 and not any(self._preview_shown.values())
                 and all(self.shown[n] == self.request_id[n] for n in ORIENTATIONS))
 
     def stop(self) -> None:
+        """Stop the refinement timer (the network worker is the plane pipeline's to stop)."""
         self._refine.stop()
-        self.worker.stop()
 
 
 class OrthoPanels(pg.GraphicsLayoutWidget):
-    """Axial | coronal over sagittal | current plane, each with the crosshair and orientation letters.
+    """Axial, coronal, sagittal and the current plane, each with the crosshair and orientation letters,
+    in the grid (`GRID_COLUMNS`) where a square plane is largest on screen: re-chosen on resize.
 
-    Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``;
-    the layout turns them into crosshair moves.
+    Emits ``clicked(view, row, col)`` (left click on a plane pixel) and ``scrolled(view, notches)``,
+    which the layout turns into crosshair moves, and ``title_clicked(view)`` (left click on a
+    view's title: MRI or colour for that view).
     """
 
     clicked = pyqtSignal(str, float, float)
+    title_clicked = pyqtSignal(str)  # view: switch it between MRI and colour
     scrolled = pyqtSignal(str, float)
     hovered = pyqtSignal(str, float, float)  # view, plane pixel; ("", nan, nan) off the images
 
@@ -188,16 +209,54 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("k")
         self.ci.layout.setSpacing(4)
+        self.columns = 2
         self.panels = {name: _Panel(self.ci, i % 2, name, window_drag=False, overlay=False, row=2 * (i // 2))
                        for i, name in enumerate(VIEWS)}
         self.shapes: dict[str, tuple[int, int]] = {}
         for name, panel in self.panels.items():
+            panel.title.setToolTip("click: this view shows the MRI or its colorization (C: all views)")
+            panel.title.setCursor(Qt.CursorShape.PointingHandCursor)
             panel.view.scrolled.connect(lambda notches, n=name: self.scrolled.emit(n, notches))
             for moved in (panel.view.sigResized, panel.view.sigRangeChanged):  # letters stay at the image's edges
                 moved.connect(lambda *_, n=name: self._place_texts(n))
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60,
                                      slot=lambda event: self.hovered.emit(*self._pixel_at(event[0])))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if hasattr(self, "panels"):  # pyqtgraph resizes once while constructing
+            self.arrange()
+
+    @staticmethod
+    def best_columns(width: float, height: float) -> int:
+        """How many columns of `GRID_COLUMNS` show a square plane largest in a ``width`` × ``height`` area."""
+        def side(columns: int) -> float:
+            rows = -(-len(VIEWS) // columns)
+            return min(width / columns, height / rows - _TITLE_PX - LETTER_MARGINS[1] - LETTER_MARGINS[3])
+        return max(GRID_COLUMNS, key=side)
+
+    def arrange(self) -> None:
+        """Lay the views out in the best grid for the widget's size, equal columns."""
+        columns = self.best_columns(self.viewport().width(), self.viewport().height())
+        layout = self.ci.layout
+        if columns != self.columns:
+            self.columns = columns
+            for i, panel in enumerate(self.panels.values()):
+                row, col = 2 * (i // columns), i % columns
+                for item, r in ((panel.title, row), (panel.frame, row + 1)):
+                    self.ci.removeItem(item)
+                    self.ci.addItem(item, row=r, col=col)
+            used = 2 * -(-len(VIEWS) // columns)
+            for row in range(2 * len(VIEWS)):  # the views' rows share the height; titles and empty rows take none
+                layout.setRowStretchFactor(row, 1 if row % 2 and row < used else 0)
+        left, _, right, _ = layout.getContentsMargins()
+        width = (self.viewport().width() - left - right - layout.horizontalSpacing() * (columns - 1)) / columns
+        for col in range(len(VIEWS)):
+            layout.setColumnFixedWidth(col, max(width - 1, 10) if col < columns else 0)
+        layout.activate()
+        for name in self.shapes:
+            self._place_texts(name)
 
     def set_image(self, name: str, image: np.ndarray, levels: tuple[float, float] | None) -> None:
         """An MRI plane (with ``levels``) or an RGB uint8 plane (``levels`` None) in view ``name``."""
@@ -255,6 +314,11 @@ class OrthoPanels(pg.GraphicsLayoutWidget):
     def _mouse_clicked(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
+        for view, panel in self.panels.items():
+            if panel.title.sceneBoundingRect().contains(event.scenePos()):
+                event.accept()
+                self.title_clicked.emit(view)
+                return
         name, row, col = self._pixel_at(event.scenePos())
         if name:
             event.accept()

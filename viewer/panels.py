@@ -18,7 +18,12 @@ from core.labels import LabelTable
 
 PANELS = {"mri": "MRI", "colorized": "colorized", "cryo": "cryosection"}
 _CROSSHAIR_PEN = pg.mkPen(QColor(255, 220, 60, 150), width=1, style=Qt.PenStyle.DashLine)
-_LETTER_ANCHORS = {"left": (0, 0.5), "right": (1, 0.5), "top": (0.5, 0), "bottom": (0.5, 1)}
+#: Each letter hangs outside its edge of the image: anchored on the side facing the image.
+_LETTER_ANCHORS = {"left": (1, 0.5), "right": (0, 0.5), "top": (0.5, 1), "bottom": (0.5, 0)}
+#: Room around each view for the orientation letters (left, top, right, bottom screen pixels), so
+#: they never cover the image, even zoomed in, when the image fills the whole view.
+LETTER_MARGINS = (26, 18, 26, 18)
+_LETTER_GAP = 2
 
 
 class PanelView(pg.ViewBox):
@@ -56,7 +61,9 @@ class _Panel:
                  row: int = 0):
         self.title = layout.addLabel("", row=row, col=column)
         self.view = PanelView(window_drag)
-        layout.addItem(self.view, row=row + 1, col=column)
+        self.frame = layout.addLayout(row=row + 1, col=column)  # the view with a margin for the letters
+        self.frame.setContentsMargins(*LETTER_MARGINS)
+        self.frame.addItem(self.view)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.overlay = None
@@ -77,21 +84,25 @@ class _Panel:
         for edge, anchor in _LETTER_ANCHORS.items():
             text = pg.TextItem("", color=(255, 220, 60), anchor=anchor)
             text.setFont(font)
-            text.setParentItem(self.view)
+            text.setParentItem(self.frame)  # not the view: it would clip them to the image's area
             self.letters[edge] = text
         self.heading, self.notice = title, ""
         self.show_title()
 
     def place_texts(self, shape: tuple[int, int]) -> None:
-        """Letters at the middle of the image's edges, kept inside the view when zoomed in."""
+        """Letters beside the middle of the image's visible edges, outside the image: in the black
+        beside it, or, where the image fills the view (zoomed in), in the margin around the view."""
         h, w = shape
-        bounds = self.view.boundingRect()
-        top_left = self.view.mapFromView(QPointF(0, 0))
-        bottom_right = self.view.mapFromView(QPointF(w, h))
-        left, right = max(top_left.x(), bounds.left()) + 3, min(bottom_right.x(), bounds.right()) - 3
-        top, bottom = max(top_left.y(), bounds.top()) + 3, min(bottom_right.y(), bounds.bottom()) - 3
+        view, frame = self.view, self.frame
+        bounds = view.mapRectToItem(frame, view.boundingRect())
+        top_left = frame.mapFromScene(view.mapViewToScene(QPointF(0, 0)))
+        bottom_right = frame.mapFromScene(view.mapViewToScene(QPointF(w, h)))
+        left, right = max(top_left.x(), bounds.left()), min(bottom_right.x(), bounds.right())
+        top, bottom = max(top_left.y(), bounds.top()), min(bottom_right.y(), bounds.bottom())
         mid_x, mid_y = (left + right) / 2, (top + bottom) / 2
-        spots = {"left": (left, mid_y), "right": (right, mid_y), "top": (mid_x, top), "bottom": (mid_x, bottom)}
+        gap = _LETTER_GAP
+        spots = {"left": (left - gap, mid_y), "right": (right + gap, mid_y), "top": (mid_x, top - gap),
+                 "bottom": (mid_x, bottom + gap)}
         for edge, (x, y) in spots.items():
             self.letters[edge].setPos(QPointF(x, y))
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from core.planes import Plane
+from core.planes import ORIENTATIONS, Plane
 from viewer import jobs
 from viewer.session import Session
-from viewer.worker import LatestWinsWorker
+from viewer.worker import KeyedLatestWinsWorker, LatestWinsWorker
 
 #: Quiet time after the full colorized plane before its metrics are computed.
 METRICS_DELAY_MS = 150
@@ -32,6 +32,9 @@ METRICS_DELAY_MS = 150
 SCROLL_MS = 150
 #: Scheduling niceness of the workers: below the UI thread, the metrics last.
 WORKER_NICE = {"model": 3, "side": 5, "metrics": 10}
+#: The network worker's key for the current plane (the three-view layout's views use their
+#: orientation's name); the current plane runs first.
+CURRENT = "current"
 
 
 class PlanePipeline(QObject):
@@ -56,6 +59,7 @@ class PlanePipeline(QObject):
         self.request_id = 0
         self.shown = {"side": 0, "colorized": 0, "metrics": 0}
         self.mri_plane: np.ndarray | None = None
+        self.plane: Plane | None = None  # the plane ``mri_plane`` was cut at
         self.colorized_rgb: np.ndarray | None = None
         self.preview_shown = False  # the colorized panel shows a half-resolution preview
         self._floor = 0  # the oldest request whose results may still be shown
@@ -68,14 +72,17 @@ class PlanePipeline(QObject):
         torch.set_num_threads(1)
         self.side_worker = LatestWinsWorker(lambda r: jobs.slice_side(*r), "mricolor-slicer", torch_threads=1,
                                             nice=WORKER_NICE["side"])
-        self.model_worker = LatestWinsWorker(jobs.colorize, "mricolor-model", nice=WORKER_NICE["model"])
+        # One network thread for the current plane and the three-view layout's views (viewer.ortho):
+        # two threads fought for the cores, and a view that is the current plane is run once.
+        self.model_worker = KeyedLatestWinsWorker(jobs.colorize, "mricolor-model", priority=(CURRENT, *ORIENTATIONS),
+                                                  same=jobs.same_request, nice=WORKER_NICE["model"])
         self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics", torch_threads=1,
                                                nice=WORKER_NICE["metrics"])
         self.side_worker.finished.connect(self._on_side)
         self.model_worker.finished.connect(self._on_colorized)
         self.metrics_worker.finished.connect(self._on_metrics)
         self.side_worker.failed.connect(lambda _r, msg: self.failed.emit("Slicing failed", msg))
-        self.model_worker.failed.connect(self._on_model_failed)
+        self.model_worker.failed.connect(lambda key, rid, msg: key == CURRENT and self._on_model_failed(rid, msg))
         self.metrics_worker.failed.connect(lambda _r, msg: self.metrics_status.emit(f"metrics failed: {msg}"))
         self._timers = {name: QTimer(self, singleShot=True, interval=ms) for name, ms in
                         (("metrics", METRICS_DELAY_MS), ("refine", SCROLL_MS), ("restart", 0))}
@@ -87,6 +94,7 @@ class PlanePipeline(QObject):
         state.output_changed.connect(lambda _output: self.restart())
         session.network_changed.connect(lambda _network: self.restart())
         session.study_opened.connect(lambda _study: self._forget(restart=False))
+        session.study_opened.connect(lambda _study: setattr(self, "plane", None))  # its cut was of the old MRI
         session.volumes_changed.connect(lambda _study: self._forget(restart=True))
 
     # --- requests ------------------------------------------------------------------------------
@@ -100,13 +108,14 @@ class PlanePipeline(QObject):
         now = time.perf_counter()
         scrolling, self._last_change = (now - self._last_change) * 1000 < SCROLL_MS, now
         self.mri_plane = jobs.slice_mri(session.study, plane)
+        self.plane = plane
         self.request_id += 1
         rid = self.request_id
         self._timers["metrics"].stop()
         if session.network is not None:  # the network first: it is the slowest part of the way to the screen
             request = session.colorize_request(plane, self.mri_plane, preview=scrolling)
             self._latest = (rid, plane, request.mri01)
-            self.model_worker.submit(rid, request)
+            self.model_worker.submit(CURRENT, rid, request)
             self.progress.emit("colorizing…")
             if scrolling:
                 self._timers["refine"].start()
@@ -135,10 +144,13 @@ class PlanePipeline(QObject):
         if self.session.network is None or self._latest is None:
             return
         rid, plane, _ = self._latest
-        self.model_worker.submit(rid, self.session.colorize_request(plane, self.mri_plane))
+        self.model_worker.submit(CURRENT, rid, self.session.colorize_request(plane, self.mri_plane))
 
     def _submit_metrics(self) -> None:
         if self._latest is None or self._latest[0] != self.shown["colorized"] or self.colorized_rgb is None:
+            return
+        if self.model_worker.busy:  # the three-view layout's views are still being colorized: they come first
+            self._timers["metrics"].start()
             return
         study = self.session.study
         if study.cryo is None:
@@ -155,8 +167,8 @@ class PlanePipeline(QObject):
         self.shown["side"] = rid
         self.side_ready.emit(rid, side)
 
-    def _on_colorized(self, rid: int, result: jobs.Colorized) -> None:
-        if rid < max(self.shown["colorized"], self._floor):
+    def _on_colorized(self, key: str, rid: int, result: jobs.Colorized) -> None:
+        if key != CURRENT or rid < max(self.shown["colorized"], self._floor):
             return
         self.shown["colorized"] = rid
         self.colorized_rgb = result.rgb
@@ -186,7 +198,7 @@ class PlanePipeline(QObject):
         return (self.session.ready and not self._timers["restart"].isActive()
                 and self.shown["colorized"] == self.request_id and self.shown["side"] == self.request_id
                 and not (self.preview_shown or self._timers["refine"].isActive())
-                and not (self.model_worker.busy or self.side_worker.busy))
+                and not (self.model_worker.busy_with((CURRENT,)) or self.side_worker.busy))
 
     def stop(self) -> None:
         """Stop the timers and the workers (the running requests finish first)."""

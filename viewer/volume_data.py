@@ -4,7 +4,9 @@ and is zeroed on one side of the current plane (the clip that opens the body at 
 
 The colour is computed once per study, network and output; a plane move only recomputes the
 alpha channel from a precomputed signed distance (a 128³ multiply-compare, milliseconds), so
-moving the plane never reruns the network.
+moving the plane never reruns the network. Only the box around the voxels left visible
+(`VolumeTexture.visible_box`) is drawn: under software OpenGL the picture costs what its slices
+cover, and air and the opened half cover most of the texture.
 """
 from __future__ import annotations
 
@@ -90,12 +92,31 @@ class VolumeTexture:
                 + g[1] * np.arange(ny, dtype=np.float32)[None, :, None]
                 + g[2] * np.arange(nz, dtype=np.float32)[None, None, :])
 
-    def clip(self, plane: Plane | None) -> np.ndarray:
-        """Hide (alpha 0) the voxels on the normal's side of ``plane`` (None: show the whole body);
-        returns the texture. The colour channels are untouched."""
+    def clip(self, plane: Plane | None, side: int = 1) -> np.ndarray:
+        """Hide (alpha 0) the voxels on one side of ``plane`` — its normal's (``side`` 1) or the
+        other (-1) — (None: show the whole body); returns the texture. The colour channels are untouched."""
         self.clip_plane = plane
         if plane is None:
             self.rgba[..., 3] = self.body_alpha
         else:
-            self.rgba[..., 3] = np.where(self.signed_distance(plane) > 0, 0, self.body_alpha)
+            self.rgba[..., 3] = np.where(side * self.signed_distance(plane) > 0, 0, self.body_alpha)
         return self.rgba
+
+    def visible_box(self) -> tuple[slice, slice, slice] | None:
+        """The (x, y, z) box around every voxel with alpha, one transparent voxel wider on each
+        side (so linear filtering at its faces is what it is in the whole texture); None when
+        nothing is visible."""
+        alpha = self.rgba[..., 3] > 0
+        box = []
+        for axis in range(3):
+            hit = np.flatnonzero(alpha.any(axis=tuple(a for a in range(3) if a != axis)))
+            if hit.size == 0:
+                return None
+            box.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, alpha.shape[axis])))
+        return tuple(box)
+
+    def box_matrix(self, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """`item_matrix` for a texture cut to ``box``: its corner 0 is voxel (box starts)."""
+        shift = np.eye(4)
+        shift[:3, 3] = [part.start for part in box]
+        return self.item_matrix @ shift

@@ -5,7 +5,8 @@ translucent quad with an outline, and a clip that opens the body at that plane.
 The volume is colorized on its own background thread (minutes on a CPU; the shared loading
 thread stays free), with progress and Cancel. A new study, network or output voids the picture
 and cancels a running colorization; a plane move only redraws the quad and the alpha (see
-`viewer.volume_data`). The GL widget is made when the view is first shown, so a window whose
+`viewer.volume_data`). The body is opened on the camera's side of the plane, so the cut faces the
+viewer whichever way the view is turned (*other side* keeps that half instead). The GL widget is made when the view is first shown, so a window whose
 3-D dock stays hidden never needs OpenGL.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import QEvent, pyqtSignal
 from PyQt6.QtGui import QImage, QVector3D
 from PyQt6.QtWidgets import (QCheckBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                              QWidget)
@@ -31,7 +32,8 @@ PLANE_EDGE = (1.0, 0.85, 0.1, 1.0)
 
 
 class VolumeView(QWidget):
-    """Colorize-in-3-D button, progress, Cancel, a clip switch and the GL view of ``session``.
+    """Colorize-in-3-D button, progress, Cancel, the clip switches (open at the plane; which side)
+    and the GL view of ``session``.
 
     Emits ``shown()`` when a colorized volume is on screen and ``ended(text)`` when a colorization
     stops without one (cancelled or failed).
@@ -49,6 +51,7 @@ class VolumeView(QWidget):
         self.gl = None  # the GLViewWidget, made at the first show
         self._volume_item = self._plane_items = None
         self._cancel: threading.Event | None = None
+        self.side = 1  # the side of the plane opened last: 1 the normal's
         self._build()
         session.study_opened.connect(lambda _study: self.clear())
         session.network_changed.connect(lambda _network: self.clear())
@@ -60,15 +63,20 @@ class VolumeView(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.clip_box = QCheckBox("open at the plane")
         self.clip_box.setChecked(True)
+        self.flip_box = QCheckBox("other side")
+        self.flip_box.setToolTip("the body is opened on the camera's side of the plane, so the cut faces you; "
+                                 "this keeps that half and opens the far one instead")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.message = QLabel("colorize the volume to see it in 3-D")
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.clip_box.toggled.connect(lambda _on: self.show_plane(self.session.state.plane()))
+        self.clip_box.toggled.connect(self.flip_box.setEnabled)
+        self.flip_box.toggled.connect(lambda _on: self.show_plane(self.session.state.plane()))
         self.progressed.connect(self.progress.setValue)
         bar = QHBoxLayout()
-        for widget in (self.start_button, self.cancel_button, self.clip_box, self.progress):
+        for widget in (self.start_button, self.cancel_button, self.clip_box, self.flip_box, self.progress):
             bar.addWidget(widget)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(2, 2, 2, 2)
@@ -83,23 +91,52 @@ class VolumeView(QWidget):
 
     def _make_gl(self) -> None:
         import pyqtgraph.opengl as gl  # needs PyOpenGL and a GL context: only once shown
+        from pyqtgraph.opengl.GLGraphicsItem import GLOptions
 
         self.gl = gl.GLViewWidget()
         self.gl.setBackgroundColor((0, 0, 0, 255))
         self.gl.setMinimumSize(240, 240)
         # one slice per voxel: twice as many halved a plane move's redraw under software GL (0.9 → 0.4 s)
         # without a visible gain at 128³
-        self._volume_item = gl.GLVolumeItem(np.zeros((1, 1, 1, 4), np.uint8), sliceDensity=1, smooth=True)
+        # The plane's fill is drawn first and writes no depth, the volume over it: the fill shows through
+        # the air around the body and the body is not tinted (drawn after the volume, whose transparent
+        # slices write depth too, the fill left a black box around the body).
+        translucent = {**GLOptions["translucent"]}
+        self._volume_item = gl.GLVolumeItem(np.zeros((1, 1, 1, 4), np.uint8), sliceDensity=1, smooth=True,
+                                            glOptions={**translucent, "glDepthMask": (True,)})
         fill = gl.GLMeshItem(vertexes=np.zeros((4, 3)), faces=np.array([[0, 1, 2], [0, 2, 3]]),
-                             color=PLANE_FILL, glOptions="translucent")
+                             color=PLANE_FILL, glOptions={**translucent, "glDepthMask": (False,)})
         edge = gl.GLLinePlotItem(pos=np.zeros((5, 3)), color=PLANE_EDGE, width=2, mode="line_strip")
         self._plane_items = (fill, edge)
-        for item in (self._volume_item, fill, edge):
+        for item in (fill, self._volume_item, edge):
             item.setVisible(False)
             self.gl.addItem(item)
         self._layout.insertWidget(0, self.gl, 1)
+        self.gl.installEventFilter(self)  # a rotation may take the camera to the plane's other side
         if self.texture is not None:
             self._upload()
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.gl and event.type() in (QEvent.Type.MouseButtonRelease, QEvent.Type.Wheel):
+            self._camera_moved()
+        return False
+
+    def camera_side(self, plane: Plane) -> int:
+        """1 when the camera is on the side ``plane``'s normal points to, else -1 (1 without GL)."""
+        if self.gl is None:
+            return 1
+        camera = self.gl.cameraPosition()
+        offset = np.array([camera.x(), camera.y(), camera.z()]) - plane.center
+        return 1 if float(offset @ plane.normal) >= 0 else -1
+
+    def _camera_moved(self) -> None:
+        """Re-open the body when the camera has gone round to the plane's other side."""
+        texture = self.texture
+        if texture is not None and texture.clip_plane is not None and self._side(texture.clip_plane) != self.side:
+            self.show_plane(self.session.state.plane())
+
+    def _side(self, plane: Plane) -> int:
+        return self.camera_side(plane) * (-1 if self.flip_box.isChecked() else 1)
 
     # --- colorizing ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,21 +211,26 @@ class VolumeView(QWidget):
 
     def _upload(self) -> None:
         texture = self.texture
-        self._volume_item.setTransform(pg.Transform3D(*texture.item_matrix.ravel()))
-        self._volume_item.setVisible(True)
         extent = float(np.max(texture.volume.extent_mm))
         self.gl.setCameraPosition(pos=QVector3D(*map(float, texture.volume.center)), distance=1.3 * extent,
                                   elevation=25, azimuth=-60)
         self.show_plane(self.session.state.plane())
 
     def show_plane(self, plane: Plane) -> None:
-        """Draw ``plane`` and re-clip the texture at it (the colour is not recomputed)."""
+        """Draw ``plane`` and re-clip the texture at it (the colour is not recomputed): the half on
+        the camera's side is opened (the other with *other side*), so the cut faces the viewer."""
         if self.texture is None:
             return
-        self.texture.clip(plane if self.clip_box.isChecked() else None)
+        texture = self.texture
+        self.side = self._side(plane)  # open the half the camera looks from: the cut faces the viewer
+        texture.clip(plane if self.clip_box.isChecked() else None, self.side)
         if self.gl is None:
             return
-        self._volume_item.setData(self.texture.rgba)
+        box = texture.visible_box()  # only what is left to see: software GL pays for every slice's area
+        self._volume_item.setVisible(box is not None)
+        if box is not None:
+            self._volume_item.setTransform(pg.Transform3D(*texture.box_matrix(box).ravel()))
+            self._volume_item.setData(texture.rgba[box])
         corners = plane_corners(plane)
         fill, edge = self._plane_items
         fill.setMeshData(vertexes=corners, faces=np.array([[0, 1, 2], [0, 2, 3]]), color=PLANE_FILL)

@@ -1,4 +1,4 @@
-"""Worker threads: a latest-wins mailbox for per-plane work, a FIFO for loading and exports.
+"""Worker threads: latest-wins mailboxes for per-plane work, a FIFO for loading and exports.
 
 `LatestWinsWorker` runs one function on its own QThread. ``submit`` overwrites a single slot, so
 however fast the requests come, only the newest is ever started; results carry the request id
@@ -6,6 +6,11 @@ and the plane pipeline drops any id older than the one on screen (docs/viewer.md
 back-to-back requests ran the model once). A running torch forward cannot be interrupted, so
 discarding is the practical cancel. Exceptions never escape a worker: PyQt6 aborts the process
 when one leaves a slot, so they come back as ``failed`` with a readable message.
+
+`KeyedLatestWinsWorker` is the same with one slot per key on one thread: the current plane and
+the three orthogonal views of the three-view layout share it (one network thread whatever the
+number of views), and a request that gives the same result as one just run (the current plane
+is also one of the orthogonal views) is answered from that result instead of being run again.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import os
 import threading
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
@@ -74,15 +79,7 @@ class LatestWinsWorker(QObject):
 
     @pyqtSlot()
     def _configure(self) -> None:
-        if self._nice and hasattr(os, "setpriority"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
-            except OSError:  # not Linux-like per-thread niceness: run at normal priority
-                pass
-        if self._torch_threads is not None:
-            import torch
-
-            torch.set_num_threads(self._torch_threads)
+        _configure_thread(self._nice, self._torch_threads)
 
     @pyqtSlot()
     def _process(self) -> None:
@@ -109,6 +106,149 @@ class LatestWinsWorker(QObject):
         """Let the running request finish, then end the thread (called when the window closes)."""
         with self._lock:
             self._latest = None
+        self._thread.quit()
+        self._thread.wait()
+
+
+def _configure_thread(nice: int, torch_threads: int | None) -> None:
+    """Lower the calling thread's priority by ``nice`` and set its torch intra-op threads."""
+    if nice and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:  # not Linux-like per-thread niceness: run at normal priority
+            pass
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+
+
+class KeyedLatestWinsWorker(QObject):
+    """Runs ``function(request)`` on one QThread for the newest request of each key.
+
+    ``submit(key, request_id, request)`` replaces what waits under ``key`` only, and keeps its
+    place in the line: the thread takes one waiting request at a time, that of the key which has
+    waited longest for an answer (ties in ``priority`` order), and looks at the slots again after
+    each run. So a newer request overtakes everything stale, nothing waits behind a batch that is
+    out of date, and no key starves while others keep changing (a drag moves all four planes of
+    the three-view layout ten times a second, faster than the network can follow). ``same(a,
+    b)`` says whether two requests give the same result: the other keys' waiting requests that
+    are the same as the one taken are answered by its single run, and so is a request the same
+    as one of the last few run (a key submitted while its twin was running). Results come back
+    as ``finished(key, request id, result)`` one by one, as soon as each is ready; ``runs``
+    counts the function's calls.
+    """
+
+    finished = pyqtSignal(str, int, object)  # key, request id, result
+    failed = pyqtSignal(str, int, str)  # key, request id, message
+    _wake = pyqtSignal()
+
+    #: How many recent results a new request may be answered from.
+    REMEMBERED = 4
+
+    def __init__(self, function: Callable[[Any], Any], name: str, *, priority: Sequence[str] = (),
+                 same: Callable[[Any, Any], bool] | None = None, torch_threads: int | None = None, nice: int = 0):
+        super().__init__()
+        self._function, self._same = function, same
+        self._rank = {key: i for i, key in enumerate(priority)}
+        self._torch_threads, self._nice = torch_threads, nice
+        self._lock = threading.Lock()
+        self._slots: dict[str, tuple[int, Any]] = {}
+        self._since: dict[str, int] = {}  # per waiting key: its place in the line
+        self._ticket = 0
+        self._running: tuple[str, ...] = ()  # the keys the running request answers
+        self._recent: list[tuple[Any, Any]] = []  # worker thread only: (request, result), newest last
+        self.runs = 0
+        self._thread = QThread()
+        self._thread.setObjectName(name)
+        self.moveToThread(self._thread)
+        self._wake.connect(self._process)
+        # a slot of this object, which lives in the worker thread: a lambda would run in the thread
+        # that connected it and lower the UI thread's priority instead
+        self._thread.started.connect(self._configure)
+        self._thread.start()
+
+    @pyqtSlot()
+    def _configure(self) -> None:
+        _configure_thread(self._nice, self._torch_threads)
+
+    def submit(self, key: str, request_id: int, request: Any) -> None:
+        """Replace whatever waits under ``key`` with this request (never blocks on the running one)."""
+        with self._lock:
+            self._slots[key] = (request_id, request)
+            if key not in self._since:
+                self._ticket += 1
+                self._since[key] = self._ticket
+        self._wake.emit()
+
+    def cancel(self, keys: Sequence[str] | None = None) -> None:
+        """Drop what waits under ``keys`` (all keys when None); a running request still finishes."""
+        with self._lock:
+            for key in list(self._slots) if keys is None else keys:
+                self._slots.pop(key, None)
+                self._since.pop(key, None)
+
+    @property
+    def busy(self) -> bool:
+        """True while a request runs or waits."""
+        with self._lock:
+            return bool(self._running or self._slots)
+
+    def busy_with(self, keys: Sequence[str]) -> bool:
+        """True while a request of one of ``keys`` runs or waits."""
+        with self._lock:
+            return any(key in self._slots or key in self._running for key in keys)
+
+    def _order(self, key: str) -> tuple[int, int, str]:
+        return self._since[key], self._rank.get(key, len(self._rank)), key
+
+    def _take(self) -> list[tuple[str, int, Any]]:
+        """The first waiting request in priority order and the others' requests that are the same."""
+        with self._lock:
+            if not self._slots:
+                self._running = ()
+                return []
+            first = min(self._slots, key=self._order)
+            rid, request = self._slots.pop(first)
+            del self._since[first]
+            taken = [(first, rid, request)]
+            if self._same is not None:
+                for key in sorted(self._slots, key=self._order):
+                    if self._same(self._slots[key][1], request):
+                        taken.append((key, *self._slots.pop(key)))
+                        del self._since[key]
+            self._running = tuple(key for key, _, _ in taken)
+            return taken
+
+    @pyqtSlot()
+    def _process(self) -> None:
+        while taken := self._take():
+            request = taken[0][2]
+            try:
+                result = next((done for old, done in reversed(self._recent)
+                               if self._same is not None and self._same(old, request)), None)
+                if result is None:
+                    self.runs += 1
+                    result = self._function(request)
+                    self._recent = [*self._recent[1 - self.REMEMBERED:], (request, result)]
+            except Exception as exc:  # noqa: BLE001 — reported to the user, never lost
+                log.error("%s failed on %s:\n%s", self._thread.objectName(),
+                          ", ".join(f"{key} {rid}" for key, rid, _ in taken), traceback.format_exc())
+                self._done()
+                for key, rid, _ in taken:
+                    self.failed.emit(key, rid, describe(exc))
+            else:
+                self._done()  # before the results go out: whoever receives them may ask whether all is done
+                for key, rid, _ in taken:
+                    self.finished.emit(key, rid, result)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._running = ()
+
+    def stop(self) -> None:
+        """Let the running request finish, drop the waiting ones, then end the thread."""
+        self.cancel()
         self._thread.quit()
         self._thread.wait()
 
