@@ -111,10 +111,12 @@ class LatestWinsWorker(QObject):
 
 
 def _configure_thread(nice: int, torch_threads: int | None) -> None:
-    """Lower the calling thread's priority by ``nice`` and set its torch intra-op threads."""
+    """Lower the calling thread's priority by ``nice`` (relative to what it inherited: the viewer
+    may itself run under ``nice``) and set its torch intra-op threads."""
     if nice and hasattr(os, "setpriority"):
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            me = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + nice, 19))
         except OSError:  # not Linux-like per-thread niceness: run at normal priority
             pass
     if torch_threads is not None:
