@@ -4,9 +4,10 @@
 The guided filter's window (``GUIDE_RADIUS`` model pixels) and regulariser (``GUIDE_EPS``, in
 squared MRI intensity) were chosen on 120 planes of the *training* subjects of the phantom
 dataset (ΔE to the true colorization: c′ 5.80; radius 2/3/4 with eps 1e-3: 5.45/5.41/5.43;
-eps 1e-4/1e-2 at radius 3: 5.41/5.52), never on the held-out subject. Radius 3 at the shipped
-model's 3 mm pixels is a 21 mm window: wide enough to span c′'s blurred edges, narrow enough
-that one window rarely holds three tissues. eps 1e-3 (an MRI contrast of ~0.03) keeps noise of
+eps 1e-4/1e-2 at radius 3: 5.41/5.52), never on the held-out subject, for the first shipped
+model (3 mm pixels: a 21 mm window, wide enough to span c′'s blurred edges, narrow enough that
+one window rarely holds three tissues). The radius counts model pixels, so at v2's 2 mm pixels
+the window is 14 mm; it was not re-tuned. eps 1e-3 (an MRI contrast of ~0.03) keeps noise of
 that size from being copied into the colours.
 
 The guided filter is written here on torch's depthwise convolutions rather than taken from a
