@@ -35,7 +35,34 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class LatestWinsWorker(QObject):
+class _WorkerThread(QObject):
+    """The QThread a latest-wins worker lives on: started once its state exists, configured from
+    inside itself (niceness and torch threads are per thread), ended after the running request."""
+
+    _wake = pyqtSignal()
+
+    def _start_thread(self, name: str, torch_threads: int | None, nice: int) -> None:
+        self._torch_threads, self._nice = torch_threads, nice
+        self.runs = 0
+        self._thread = QThread()
+        self._thread.setObjectName(name)
+        self.moveToThread(self._thread)
+        self._wake.connect(self._process)
+        # a slot of this object, which lives in the worker thread: a lambda would run in the thread
+        # that connected it and lower the UI thread's priority instead
+        self._thread.started.connect(self._configure)
+        self._thread.start()
+
+    @pyqtSlot()
+    def _configure(self) -> None:
+        _configure_thread(self._nice, self._torch_threads)
+
+    def _end_thread(self) -> None:
+        self._thread.quit()
+        self._thread.wait()
+
+
+class LatestWinsWorker(_WorkerThread):
     """Runs ``function(request)`` on a QThread for the newest submitted request only.
 
     ``torch_threads`` sets the worker thread's own torch intra-op threads (the setting is per
@@ -47,23 +74,15 @@ class LatestWinsWorker(QObject):
 
     finished = pyqtSignal(int, object)  # request id, result
     failed = pyqtSignal(int, str)  # request id, message
-    _wake = pyqtSignal()
 
     def __init__(self, function: Callable[[Any], Any], name: str, torch_threads: int | None = None,
                  nice: int = 0):
         super().__init__()
-        self._torch_threads, self._nice = torch_threads, nice
         self._function = function
         self._lock = threading.Lock()
         self._latest: tuple[int, Any] | None = None
         self._running = False
-        self.runs = 0
-        self._thread = QThread()
-        self._thread.setObjectName(name)
-        self.moveToThread(self._thread)
-        self._wake.connect(self._process)
-        self._thread.started.connect(self._configure)
-        self._thread.start()
+        self._start_thread(name, torch_threads, nice)
 
     def submit(self, request_id: int, request: Any) -> None:
         """Replace whatever is waiting with this request (never blocks on the running one)."""
@@ -76,10 +95,6 @@ class LatestWinsWorker(QObject):
         """True while a request runs or waits."""
         with self._lock:
             return self._running or self._latest is not None
-
-    @pyqtSlot()
-    def _configure(self) -> None:
-        _configure_thread(self._nice, self._torch_threads)
 
     @pyqtSlot()
     def _process(self) -> None:
@@ -106,8 +121,7 @@ class LatestWinsWorker(QObject):
         """Let the running request finish, then end the thread (called when the window closes)."""
         with self._lock:
             self._latest = None
-        self._thread.quit()
-        self._thread.wait()
+        self._end_thread()
 
 
 def _configure_thread(nice: int, torch_threads: int | None) -> None:
@@ -125,7 +139,7 @@ def _configure_thread(nice: int, torch_threads: int | None) -> None:
         torch.set_num_threads(torch_threads)
 
 
-class KeyedLatestWinsWorker(QObject):
+class KeyedLatestWinsWorker(_WorkerThread):
     """Runs ``function(request)`` on one QThread for the newest request of each key.
 
     ``submit(key, request_id, request)`` replaces what waits under ``key`` only, and keeps its
@@ -143,7 +157,6 @@ class KeyedLatestWinsWorker(QObject):
 
     finished = pyqtSignal(str, int, object)  # key, request id, result
     failed = pyqtSignal(str, int, str)  # key, request id, message
-    _wake = pyqtSignal()
 
     #: How many recent results a new request may be answered from.
     REMEMBERED = 4
@@ -153,26 +166,13 @@ class KeyedLatestWinsWorker(QObject):
         super().__init__()
         self._function, self._same = function, same
         self._rank = {key: i for i, key in enumerate(priority)}
-        self._torch_threads, self._nice = torch_threads, nice
         self._lock = threading.Lock()
         self._slots: dict[str, tuple[int, Any]] = {}
         self._since: dict[str, int] = {}  # per waiting key: its place in the line
         self._ticket = 0
         self._running: tuple[str, ...] = ()  # the keys the running request answers
         self._recent: list[tuple[Any, Any]] = []  # worker thread only: (request, result), newest last
-        self.runs = 0
-        self._thread = QThread()
-        self._thread.setObjectName(name)
-        self.moveToThread(self._thread)
-        self._wake.connect(self._process)
-        # a slot of this object, which lives in the worker thread: a lambda would run in the thread
-        # that connected it and lower the UI thread's priority instead
-        self._thread.started.connect(self._configure)
-        self._thread.start()
-
-    @pyqtSlot()
-    def _configure(self) -> None:
-        _configure_thread(self._nice, self._torch_threads)
+        self._start_thread(name, torch_threads, nice)
 
     def submit(self, key: str, request_id: int, request: Any) -> None:
         """Replace whatever waits under ``key`` with this request (never blocks on the running one)."""
@@ -251,8 +251,7 @@ class KeyedLatestWinsWorker(QObject):
     def stop(self) -> None:
         """Let the running request finish, drop the waiting ones, then end the thread."""
         self.cancel()
-        self._thread.quit()
-        self._thread.wait()
+        self._end_thread()
 
 
 class BackgroundTasks(QObject):
