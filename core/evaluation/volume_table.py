@@ -89,20 +89,24 @@ def pooled_lab(rs: list[VolumeResult], tissue: int) -> np.ndarray | None:
     return sum(m * c for m, c in pairs) / n if n else None
 
 
+def palette_lab(table: LabelTable) -> dict[str, tuple[int, np.ndarray]]:
+    """Brain tissue name → (its id, its palette colour in L*a*b*), for the tissues of ``table``."""
+    from core.evaluation.volume_scores import lab
+
+    return {label.name: (label.id, lab(np.asarray(label.color, dtype=np.uint8))) for label in table
+            if label.name in BRAIN_TISSUES}
+
+
 def brain_colours(results: list[VolumeResult], table: LabelTable) -> dict[str, dict[str, float]]:
     """Row → {tissue: ΔE00 of its mean colour to its palette colour, "grey–white": ΔE00 between the
     mean grey and white matter colours}; empty when the subjects hold no brain."""
     from skimage.color import deltaE_ciede2000
 
-    from core.evaluation.volume_scores import lab
-
-    by_name = {label.name: label for label in table}
-    ids = {name: by_name[name].id for name in BRAIN_TISSUES if name in by_name}
-    palette = {name: lab(np.asarray(by_name[name].color, dtype=np.uint8)) for name in ids}
+    palette = palette_lab(table)
     out: dict[str, dict[str, float]] = {}
     for name, rs in _rows(results).items():
-        means = {t: pooled_lab(rs, i) for t, i in ids.items()}
-        row = {t: float(deltaE_ciede2000(m, palette[t])) for t, m in means.items() if m is not None}
+        means = {t: pooled_lab(rs, i) for t, (i, _) in palette.items()}
+        row = {t: float(deltaE_ciede2000(m, palette[t][1])) for t, m in means.items() if m is not None}
         if means.get("grey_matter") is not None and means.get("white_matter") is not None:
             row["grey–white"] = float(deltaE_ciede2000(means["grey_matter"], means["white_matter"]))
         if row:
@@ -117,18 +121,16 @@ def brain_table(results: list[VolumeResult], table: LabelTable | None) -> str:
         return ""
     from skimage.color import deltaE_ciede2000
 
-    from core.evaluation.volume_scores import lab
-
-    by_name = {label.name: label for label in table}
-    gm, wm = (lab(np.asarray(by_name[n].color, dtype=np.uint8)) for n in ("grey_matter", "white_matter"))
-    apart = float(deltaE_ciede2000(gm, wm))
+    palette = palette_lab(table)
+    apart = (f"{float(deltaE_ciede2000(palette['grey_matter'][1], palette['white_matter'][1])):.2f}"
+             if {"grey_matter", "white_matter"} <= set(palette) else "—")
     head = [*(f"{t.replace('_', ' ')} → palette ↓" for t in BRAIN_TISSUES), "grey–white apart ↑"]
     lines = ["| row | " + " | ".join(head) + " |", "| --- |" + " ---: |" * len(head)]
     for name, row in colours.items():
         cells = [f"{row[k]:.2f}" if k in row else "—" for k in (*BRAIN_TISSUES, "grey–white")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return ("\n".join(lines) + f"\n\nΔE00 of each tissue's mean output colour (L*a*b*, pooled over subjects) to its "
-            f"palette colour; grey–white: ΔE00 between the mean grey- and white-matter colours (palette: {apart:.2f}).\n")
+            f"palette colour; grey–white: ΔE00 between the mean grey- and white-matter colours (palette: {apart}).\n")
 
 
 def long_csv(results: list[VolumeResult], table: LabelTable | None) -> str:
