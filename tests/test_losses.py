@@ -216,3 +216,28 @@ def test_luma_under_autograd_after_a_first_call_in_inference_mode():
     rgb = torch.rand(1, 3, 4, 4, requires_grad=True)
     luma(rgb).sum().backward()
     assert rgb.grad is not None
+
+
+def test_body_only_scores_the_colorizations_inside_the_body_only():
+    """With ``loss.body_only`` the fakes equal the target outside the body (labels 0) and the
+    network's own output inside it; the objective then does not depend on what the network
+    paints outside, so an all-background plane gives ĉ and c' no pull from L1, SSIM or the cycle."""
+    preset = load_preset("tiny")
+    whole = dataclasses.replace(preset.loss, lambda_l1_c_prime=5.0)
+    loss = dataclasses.replace(whole, body_only=True)
+    nets = build_networks(preset.model, num_classes=NUM_CLASSES, seed=0)
+    nets.freeze_segmentation()
+    m, c, s = _batch()
+    s = s.clone()
+    s[:, :, : s.shape[-1] // 2] = 0
+    g = generator_objective(nets, m, c, s, loss)
+    raw = generator_objective(nets, m, c, s, whole)
+    outside = (s == 0).unsqueeze(1).expand_as(c)
+    for name in ("c_hat", "c_prime"):
+        assert torch.equal(g.fakes[name][outside], c[outside])
+        assert torch.allclose(g.fakes[name][~outside], raw.fakes[name][~outside])
+        assert not torch.allclose(raw.fakes[name][outside], c[outside])
+    assert g.parts["l1_c_prime"] < raw.parts["l1_c_prime"]
+    with pytest.raises(ValueError, match="body_only needs the label maps"):
+        generator_objective(build_networks(load_preset("tiny", "A2").model, num_classes=NUM_CLASSES, seed=0),
+                            m, c, None, dataclasses.replace(load_preset("tiny", "A2").loss, body_only=True))

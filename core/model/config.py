@@ -104,6 +104,11 @@ class LossConfig(Section):
     which c' is no colour image at all under the paper's weights (docs/default_model.md, "How it
     was trained"); 0 keeps the paper's objective.
     ``class_weights`` (one per class, or null) weight the segmentation cross-entropy.
+    ``body_only`` scores the colorizations inside the body only: where the labels are background,
+    ĉ and c' take the target's own pixels before any loss sees them, as the Colorizer paints the
+    background outside the body at inference. The network is then never asked to tell air in the
+    body (lungs, bowel gas) from the air around it, which a 128-pixel plane often cannot see;
+    False keeps the paper's objective over the whole plane.
     """
 
     name: ClassVar[str] = "loss"
@@ -117,6 +122,7 @@ class LossConfig(Section):
     lambda_seg: float = 1.0
     class_weights: tuple[float, ...] | None = None
     lambda_l1_c_prime: float = 0.0
+    body_only: bool = False
 
     def __post_init__(self) -> None:
         if self.adversarial not in ADVERSARIAL_MODES:

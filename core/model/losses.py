@@ -84,6 +84,16 @@ def _detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: t.detach().float() for k, t in terms.items()}
 
 
+def _inside_body(x: torch.Tensor | None, target: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor | None:
+    """``x`` inside the body (labels > 0), the target's own pixels outside: nothing outside the
+    body reaches a loss, as nothing outside it reaches the screen (`LossConfig.body_only`)."""
+    if x is None:
+        return None
+    if s is None:
+        raise ValueError("loss.body_only needs the label maps s: the body is where they are not background")
+    return torch.where((s > 0).unsqueeze(1), x, target.to(x.dtype))
+
+
 def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: torch.Tensor | None,
                         cfg: LossConfig) -> GeneratorObjective:
     """L = λ_adv·L_adv + λ_rec·L_rec + λ_ssim·L_ssim + λ_seg·L_seg (+ λ_l1·L1(c', c)) for one batch.
@@ -98,6 +108,8 @@ def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: tor
     arch = nets.config
     out = nets.g_mc(m)
     c_hat, c_prime = out["c_hat"], out.get("c_prime")
+    if cfg.body_only:
+        c_hat, c_prime = (_inside_body(x, c, s) for x in (c_hat, c_prime))
     m_hat = nets.g_cm(c)["m_hat"]
 
     terms: dict[str, torch.Tensor] = {
