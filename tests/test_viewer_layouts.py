@@ -7,13 +7,18 @@ import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
 
 from core.planes import Plane
+from core.inference import Colorizer
 from viewer import jobs
+from viewer.export import colorize_volume
 from viewer.main_window import MainWindow
 from viewer.study import Study
 from test_viewer import TIMEOUT_MS, model, phantom, settings, window  # noqa: F401 (fixtures)
 
 
-def _three(qtbot, w: MainWindow) -> None:
+def _three(qtbot, w: MainWindow, live: bool = True) -> None:
+    """The three-view layout; ``live``: every plane colorized by the network (the colorized volume,
+    which would take over mid-test once made, switched off)."""
+    w.pipeline.colour_volume.set_enabled(not live)
     w.layouts.set_layout("three")
     qtbot.waitUntil(lambda: w.idle, timeout=TIMEOUT_MS)
 
@@ -348,3 +353,86 @@ def test_the_metrics_wait_until_the_three_views_are_colorized(qtbot, window, mod
     qtbot.waitUntil(lambda: window.idle and bool(busy_at_metrics), timeout=TIMEOUT_MS)
     assert busy_at_metrics == [False]
 
+
+
+def _volume_ready(qtbot, w: MainWindow) -> None:
+    qtbot.waitUntil(lambda: w.pipeline.colour_volume.ready and w.idle, timeout=TIMEOUT_MS)
+
+
+def _count_network_runs(w: MainWindow, monkeypatch) -> list:
+    """A list that gets an entry whenever the session's Colorizer runs the network on planes
+    (the Colorizer is the module's: the count goes with the test)."""
+    colorizer = w.session.network.colorizer
+    runs: list = []
+    run = colorizer.colorize_planes
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return run(*args, **kwargs)
+    monkeypatch.setattr(colorizer, "colorize_planes", counted)
+    return runs
+
+
+def test_colour_in_the_three_views_is_cut_from_the_colorized_volume_once_made(qtbot, window, monkeypatch):
+    """Showing colour, the layout has the whole MRI colorized in the background as the export
+    does (`viewer.export.colorize_volume`); then a crosshair move shows every view's colour cut
+    from that volume, with no network run: every view is a cut of the one exported volume, so a
+    voxel has one colour in all of them."""
+    from core.planes import sample
+    from viewer.export import colorize_volume
+
+    _three(qtbot, window, live=False)
+    layouts, state, pipeline = window.layouts, window.state, window.pipeline
+    progress = []
+    pipeline.colour_volume.progressed.connect(progress.append)
+    layouts.set_colour(True)
+    _volume_ready(qtbot, window)
+    assert progress and progress[-1] == 1000
+    session = window.session
+    exported = colorize_volume(session.study.mri, session.network.colorizer, state.output)
+    assert np.array_equal(pipeline.colour_volume.volume.array, exported.array)
+    network = _count_network_runs(window, monkeypatch)
+    state.set_crosshair(state.crosshair + [3.0, -2.0, 4.0])
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert network == []  # the worker cut the colour; the model never ran
+    for view in ("axial", "coronal", "sagittal"):
+        plane = state.ortho_plane(view)
+        expected = np.clip(np.rint(sample(exported, plane)[0].permute(1, 2, 0).numpy() * 255), 0, 255)
+        assert np.abs(_shown(window, view).astype(int) - expected).max() <= 1
+    assert np.array_equal(_shown(window, "oblique"), _shown(window, "axial"))  # the current plane is the axial view
+
+
+def test_a_new_output_or_network_drops_the_colorized_volume_and_planes_go_live_until_the_next(qtbot, window, model):
+    from viewer.network import LoadedNetwork
+
+    _three(qtbot, window, live=False)
+    window.layouts.set_colour(True)
+    _volume_ready(qtbot, window)
+    volume = window.pipeline.colour_volume
+    old = volume.volume
+    other = next(o for o in window.session.network.colorizer.outputs if o != window.state.output)
+    window.state.set_output(other)
+    assert not volume.ready  # dropped at once: the old output's colours are never cut again
+    _volume_ready(qtbot, window)
+    assert volume.volume is not old
+    window.set_network(LoadedNetwork(Colorizer.untrained("tiny", seed=1, device="cpu"), "another tiny"))
+    assert not volume.ready
+    _volume_ready(qtbot, window)
+    exported = colorize_volume(window.session.study.mri, window.session.network.colorizer, window.state.output)
+    assert np.array_equal(volume.volume.array, exported.array)
+
+
+def test_with_the_colorized_volume_switched_off_every_plane_is_colorized_live(qtbot, window, monkeypatch):
+    _three(qtbot, window, live=False)
+    layouts, state, pipeline = window.layouts, window.state, window.pipeline
+    layouts.set_colour(True)
+    _volume_ready(qtbot, window)
+    action = next(a for a in layouts.actions if a.text().startswith("Colour from the colorized volume"))
+    action.trigger()  # View ▸ off
+    assert not pipeline.colour_volume.ready and window.settings.value("colour_volume") in ("false", False)
+    network = _count_network_runs(window, monkeypatch)
+    state.set_crosshair(state.crosshair + [0.0, 0.0, 5.0])
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert network
+    expected = jobs.colorize(window.session.colorize_request(state.ortho_plane("axial"))).rgb
+    assert np.array_equal(_shown(window, "axial"), expected)

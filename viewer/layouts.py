@@ -44,7 +44,7 @@ class Layouts(QObject):
         self.session, self.settings, self.panels = session, settings, panels
         self.state = session.state
         self.ortho = OrthoPanels()
-        self.ortho_pipeline = OrthoPipeline(session, pipeline.model_worker, self,
+        self.ortho_pipeline = OrthoPipeline(session, pipeline.model_worker, pipeline.colour_volume, self,
                                             current_cut=lambda: (pipeline.plane, pipeline.mri_plane))
         self.stack = QStackedWidget()
         self.stack.addWidget(panels)
@@ -70,7 +70,16 @@ class Layouts(QObject):
         colour = QAction("Colour in the three views (all; click a view's title for one)", self, checkable=True)
         colour.setShortcut(QKeySequence("C"))
         self.colour_action = colour
-        self.actions = [switch, colour]
+        whole = QAction("Colour from the colorized volume, once made (three views start it)", self, checkable=True)
+        whole.setToolTip("Showing colour, the three-view layout colorizes the whole MRI in the background, as File ▸ "
+                         "Export does; then every plane's colour is cut from it at once instead of running the "
+                         "network. Off: every plane is colorized live.")
+        volume = pipeline.colour_volume
+        volume.set_enabled(str(settings.value("colour_volume", "true")).lower() == "true")
+        whole.setChecked(volume.enabled)
+        whole.toggled.connect(lambda on: (volume.set_enabled(on), settings.set_value("colour_volume", on),
+                                          self.ortho_pipeline.update()))
+        self.actions = [switch, colour, whole]
         self.view_colour = {view: False for view in VIEWS}
         saved_views = settings.value("three_view_colour_views")
         if saved_views is None:  # settings from before views had their own: the one switch for all

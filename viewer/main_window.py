@@ -155,6 +155,11 @@ class MainWindow(QMainWindow):
         pipeline.metrics_status.connect(self.metrics.set_status)
         pipeline.metrics_ready.connect(lambda _rid, values: self.metrics.show_values(values))
         pipeline.metrics_cleared.connect(self.metrics.clear)
+        volume = pipeline.colour_volume
+        volume.progressed.connect(
+            lambda permille: self.status.showMessage(f"colorizing the whole volume for the views: {permille // 10} %"))
+        volume.changed.connect(lambda: volume.ready and self.status.showMessage(
+            "colour is now cut from the colorized volume (as exported)", 8000))
 
     def _connect_loading(self) -> None:
         for source in (self.loader, self.exports):

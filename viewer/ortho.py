@@ -5,6 +5,9 @@
 colorizes them on the plane pipeline's network worker, after the current plane and sharing its
 run where a view is the current plane: a drag of the crosshair runs the network a few times per
 view at half resolution and ends on the full planes, as `PlanePipeline` does for the main plane.
+Showing colour, the layout also has the whole MRI colorized in the background
+(`viewer.colour_volume`); once it is, the same worker cuts each view's colour from it (a few ms a
+view) instead of running the network three times per crosshair step.
 `OrthoPanels` shows those three and the current (possibly oblique) plane of the main pipeline
 with the crosshair drawn in each, in the grid that gives the views the most room: four in a row
 in a wide window, 2 × 2 in a squarish one, a column in a tall one.
@@ -20,6 +23,7 @@ from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from core.planes import ORIENTATIONS, Plane
 from viewer import jobs
+from viewer.colour_volume import ColourVolume
 from viewer.panels import LETTER_MARGINS, _Panel
 from viewer.pipeline import SCROLL_MS, WORKER_NICE
 from viewer.session import Session
@@ -51,10 +55,13 @@ class OrthoPipeline(QObject):
     cut = pyqtSignal(str, object, object, bool)
     colorized = pyqtSignal(str, object)  # orientation, jobs.Colorized
 
-    def __init__(self, session: Session, worker: KeyedLatestWinsWorker, parent: QObject | None = None,
+    def __init__(self, session: Session, worker: KeyedLatestWinsWorker, colour_volume: ColourVolume,
+                 parent: QObject | None = None,
                  current_cut: Callable[[], tuple[Plane | None, np.ndarray | None]] | None = None):
         super().__init__(parent)
         self.session = session
+        self.colour_volume = colour_volume
+        colour_volume.changed.connect(self.refresh)
         self._current_cut = current_cut  # the current plane and its MRI cut: a view that is that plane reuses it
         self.enabled = False
         self.colour = {name: False for name in ORIENTATIONS}
@@ -108,6 +115,8 @@ class OrthoPipeline(QObject):
         session = self.session
         if not self.enabled or session.study is None:
             return
+        if any(self.colour.values()):
+            self.colour_volume.request()
         for name in ORIENTATIONS:
             plane = session.state.ortho_plane(name)
             old = self.planes.get(name)
@@ -135,8 +144,10 @@ class OrthoPipeline(QObject):
             now = time.perf_counter()
             preview = (now - self._last_change[name]) * 1000 < SCROLL_MS
             self._last_change[name] = now
-            self._send(name, self._next_id, session.colorize_request(plane, mri, preview=preview, cut_later=True))
-            if preview:
+            request = session.colorize_request(plane, mri, preview=preview, cut_later=True,
+                                               colour=self.colour_volume.usable)
+            self._send(name, self._next_id, request)
+            if request.preview:
                 self._refine.start()
         else:
             self.shown[name] = self._next_id  # the MRI is all this view shows
@@ -156,7 +167,8 @@ class OrthoPipeline(QObject):
                 continue
             waiting = self._waiting.get(name)
             if (waiting is not None and waiting[1].preview) or (waiting is None and self._preview_shown.get(name)):
-                self._send(name, self.request_id[name], session.colorize_request(plane, cut_later=True))
+                self._send(name, self.request_id[name],
+                           session.colorize_request(plane, cut_later=True, colour=self.colour_volume.usable))
 
     def _on_colorized(self, name: str, rid: int, result: jobs.Colorized) -> None:
         if name not in self.shown:  # the current plane's result (viewer.pipeline)

@@ -7,7 +7,9 @@ on screen, or made before the study, network or output changed, are dropped, so 
 plane changes runs the network a few times and ends on the last plane. While the plane moves
 faster than one change per `SCROLL_MS` the network previews it at half resolution and renders
 the full plane once it rests; the metrics run on a third worker once the full colorized plane
-is up to date and has stayed so for `METRICS_DELAY_MS`.
+is up to date and has stayed so for `METRICS_DELAY_MS`. Once the whole MRI has been colorized
+(`viewer.colour_volume`, which the three-view layout asks for), the network worker cuts each
+plane's colour from that volume instead of running the network (`ColorizeRequest.colour`).
 
 `PlanePipeline` touches no widget: it emits what to show and the panels, navigator, status bar
 and metrics panel subscribe.
@@ -22,6 +24,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from core.planes import ORIENTATIONS, Plane
 from viewer import jobs
+from viewer.colour_volume import ColourVolume
 from viewer.session import Session
 from viewer.worker import KeyedLatestWinsWorker, LatestWinsWorker
 
@@ -78,6 +81,9 @@ class PlanePipeline(QObject):
                                                   same=jobs.same_request, nice=WORKER_NICE["model"])
         self.metrics_worker = LatestWinsWorker(jobs.plane_metrics, "mricolor-metrics", torch_threads=1,
                                                nice=WORKER_NICE["metrics"])
+        # Once the three-view layout has had the whole MRI colorized, colour is cut from it (viewer.colour_volume).
+        self.colour_volume = ColourVolume(session, self)
+        self.colour_volume.changed.connect(self.restart)
         self.side_worker.finished.connect(self._on_side)
         self.model_worker.finished.connect(self._on_colorized)
         self.metrics_worker.finished.connect(self._on_metrics)
@@ -113,11 +119,12 @@ class PlanePipeline(QObject):
         rid = self.request_id
         self._timers["metrics"].stop()
         if session.network is not None:  # the network first: it is the slowest part of the way to the screen
-            request = session.colorize_request(plane, self.mri_plane, preview=scrolling)
+            request = session.colorize_request(plane, self.mri_plane, preview=scrolling,
+                                               colour=self.colour_volume.usable)
             self._latest = (rid, plane, request.mri01)
             self.model_worker.submit(CURRENT, rid, request)
             self.progress.emit("colorizing…")
-            if scrolling:
+            if request.preview:
                 self._timers["refine"].start()
         self.side_worker.submit(rid, (session.study, plane))
         self.mri_cut.emit(rid, self.mri_plane, plane)
@@ -144,7 +151,8 @@ class PlanePipeline(QObject):
         if self.session.network is None or self._latest is None:
             return
         rid, plane, _ = self._latest
-        self.model_worker.submit(CURRENT, rid, self.session.colorize_request(plane, self.mri_plane))
+        self.model_worker.submit(CURRENT, rid, self.session.colorize_request(plane, self.mri_plane,
+                                                                             colour=self.colour_volume.usable))
 
     def _submit_metrics(self) -> None:
         if self._latest is None or self._latest[0] != self.shown["colorized"] or self.colorized_rgb is None:
@@ -204,6 +212,6 @@ class PlanePipeline(QObject):
         """Stop the timers and the workers (the running requests finish first)."""
         for timer in self._timers.values():
             timer.stop()
-        for worker in (self.model_worker, self.side_worker, self.metrics_worker):
+        for worker in (self.model_worker, self.side_worker, self.metrics_worker, self.colour_volume):
             worker.stop()
         torch.set_num_threads(self._ui_torch_threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.planes import Plane
+from core.volume import Volume
 from viewer import jobs
 from viewer.framing import Framing
 from viewer.network import LoadedNetwork
@@ -79,15 +80,17 @@ class Session:
         state.set_output(output)
 
     def colorize_request(self, plane: Plane, mri_plane: np.ndarray | None = None,
-                         preview: bool = False, cut_later: bool = False) -> jobs.ColorizeRequest:
+                         preview: bool = False, cut_later: bool = False,
+                         colour: Volume | None = None) -> jobs.ColorizeRequest:
         """What the network gets for ``plane`` (its MRI cut is made here unless given, or, with
-        ``cut_later``, by the worker)."""
+        ``cut_later``, by the worker); with ``colour`` (the colorized volume) the colour is cut
+        from it instead, at full resolution (no preview)."""
         if mri_plane is None and not cut_later:
             mri_plane = jobs.slice_mri(self.study, plane)
         body_level = None if self.framing is None else self.framing.body_level
         mri01 = None if mri_plane is None else jobs.to_unit(mri_plane, self.value_range)
-        return jobs.ColorizeRequest(mri01, self.network.colorizer, self.state.output, self.study.mri, plane, preview,
-                                    body_level, self.value_range)
+        return jobs.ColorizeRequest(mri01, self.network.colorizer, self.state.output, self.study.mri, plane,
+                                    preview and colour is None, body_level, self.value_range, colour)
 
     def readout(self, mri_plane: np.ndarray, row: float, col: float, plane: Plane | None = None) -> str:
         """Position (mm, LPS), MRI value and tissue name at pixel (row, col) of ``plane`` (by default
