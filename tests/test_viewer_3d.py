@@ -85,10 +85,10 @@ def test_the_view_cancels_its_colorization_and_shows_nothing(qtbot, session, mon
 
     started, release = threading.Event(), threading.Event()
 
-    def slow(mri, colorizer, output, progress, cancel):
+    def slow(mri, colorizer, output, progress, cancel, colour=None):
         started.set()
         release.wait(10)
-        return colorize_for_view(mri, colorizer, output, progress, cancel)
+        return colorize_for_view(mri, colorizer, output, progress, cancel, colour)
     monkeypatch.setattr(volume_view, "colorize_for_view", slow)
     view = volume_view.VolumeView(session)
     qtbot.addWidget(view)
@@ -100,6 +100,31 @@ def test_the_view_cancels_its_colorization_and_shows_nothing(qtbot, session, mon
     assert ended.args == ["3-D colorization cancelled"]
     assert view.texture is None and view.start_button.isEnabled()
     view.stop()
+
+
+def test_with_the_whole_volume_colorized_already_the_3d_view_shrinks_it_without_the_network(qtbot, session,
+                                                                                            monkeypatch):
+    """The three-view layout's colorized volume (`viewer.colour_volume`) is what the 3-D view
+    shows, shrunk: the network does not run a second time."""
+    from viewer import volume_data
+    from viewer.colour_volume import ColourVolume
+    from viewer.volume_view import VolumeView
+
+    colour_volume = ColourVolume(session)
+    colour_volume.request()
+    qtbot.waitUntil(lambda: colour_volume.ready, timeout=60000)
+
+    def no_network(*_args, **_kwargs):
+        raise AssertionError("the network ran again")
+    monkeypatch.setattr(volume_data, "colorize_volume", no_network)
+    view = VolumeView(session, colour_volume)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.shown, timeout=60000):
+        view.start()
+    assert np.array_equal(view.texture.volume.array, shrink(colour_volume.volume).array)
+    assert view.texture.volume.array.shape[:3] == view.texture.body_alpha.shape[::-1]
+    view.stop()
+    colour_volume.stop()
 
 
 def _settle(qtbot, view) -> np.ndarray:

@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
             self.splitDockWidget(left, right, Qt.Orientation.Horizontal)
         self.resizeDocks(docks, [280] * len(docks), Qt.Orientation.Vertical)
         self.resizeDocks(docks, [width for *_, width in _DOCKS], Qt.Orientation.Horizontal)
-        self.docks["view3d"] = volume_dock(self, self.session)
+        self.docks["view3d"] = volume_dock(self, self.session, self.pipeline.colour_volume)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.docks["view3d"])
 
     def _connect_session(self) -> None:

@@ -48,13 +48,15 @@ def shrink(volume: Volume, max_side: int = MAX_SIDE) -> Volume:
 
 def colorize_for_view(mri: Volume, colorizer: Colorizer, output: str,
                       progress: Callable[[float], None] | None = None,
-                      cancel: threading.Event | None = None) -> tuple[Volume, np.ndarray]:
+                      cancel: threading.Event | None = None,
+                      colour: Volume | None = None) -> tuple[Volume, np.ndarray]:
     """The MRI shrunk to ≤ ``MAX_SIDE``³ and colorized as an export is (`viewer.export.colorize_volume`:
     progress, cancel between batches), with its body (`core.normalize.body_region`). Shrinking first
     makes the network's work up to 8× smaller than colorizing the full grid and then shrinking,
-    for a picture that shows no more detail than the texture holds."""
+    for a picture that shows no more detail than the texture holds. ``colour``: the MRI already
+    colorized whole by this network and output (`viewer.colour_volume`): shrunk instead, no network."""
     small = shrink(mri)
-    rgb = colorize_volume(small, colorizer, output, progress, cancel)
+    rgb = colorize_volume(small, colorizer, output, progress, cancel) if colour is None else shrink(colour)
     return rgb, body_region(body_mask(small))
 
 

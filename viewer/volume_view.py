@@ -2,7 +2,8 @@
 (the same pyqtgraph stack as the panels, no second toolkit), the current plane drawn as a
 translucent quad with an outline, and a clip that opens the body at that plane.
 
-The volume is colorized on its own background thread (minutes on a CPU; the shared loading
+The volume is colorized on its own background thread (or, when the three-view layout has had the
+whole MRI colorized already, `viewer.colour_volume`, that volume is shrunk: no network) (minutes on a CPU; the shared loading
 thread stays free), with progress and Cancel. A new study, network or output voids the picture
 and cancels a running colorization; a plane move only redraws the quad and the alpha (see
 `viewer.volume_data`). The body is opened on the camera's side of the plane, so the cut faces the
@@ -22,6 +23,7 @@ from PyQt6.QtWidgets import (QCheckBox, QDockWidget, QHBoxLayout, QLabel, QProgr
 
 from core.planes import Plane
 from core.volume import Volume
+from viewer.colour_volume import ColourVolume
 from viewer.session import Session
 from viewer.volume_data import VolumeTexture, colorize_for_view
 from viewer.worker import BackgroundTasks
@@ -43,9 +45,10 @@ class VolumeView(QWidget):
     shown = pyqtSignal()
     ended = pyqtSignal(str)
 
-    def __init__(self, session: Session, parent: QWidget | None = None):
+    def __init__(self, session: Session, colour_volume: ColourVolume | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
+        self.colour_volume = colour_volume  # the MRI colorized whole already, once the three views had it made
         self.tasks = BackgroundTasks()
         self.texture: VolumeTexture | None = None
         self.gl = None  # the GLViewWidget, made at the first show
@@ -148,8 +151,10 @@ class VolumeView(QWidget):
         self.cancel()
         cancel = self._cancel = threading.Event()
         mri, colorizer, output = session.study.mri, session.network.colorizer, session.state.output
+        colour = None if self.colour_volume is None else self.colour_volume.usable
         self._set_running(True)
-        self.message.setText(f"colorizing {'×'.join(map(str, mri.array.shape[:3]))} voxels in 3-D…")
+        self.message.setText(f"colorizing {'×'.join(map(str, mri.array.shape[:3]))} voxels in 3-D…" if colour is None
+                             else "shrinking the colorized volume for 3-D…")
 
         def done(result: tuple[Volume, np.ndarray]) -> None:
             if cancel is self._cancel:  # else a newer colorization has replaced it
@@ -163,7 +168,8 @@ class VolumeView(QWidget):
             if cancel is self._cancel:
                 self._finish()
                 self._stopped("3-D colorization cancelled" if cancel.is_set() else f"3-D colorization failed: {text}")
-        self.tasks.submit(lambda: colorize_for_view(mri, colorizer, output, self._report, cancel), done, failed)
+        self.tasks.submit(lambda: colorize_for_view(mri, colorizer, output, self._report, cancel, colour=colour),
+                          done, failed)
 
     def _stopped(self, text: str) -> None:
         self.message.setText(text)
@@ -255,11 +261,11 @@ def plane_corners(plane: Plane) -> np.ndarray:
     return np.array([c - half_u - half_v, c + half_u - half_v, c + half_u + half_v, c - half_u + half_v])
 
 
-def volume_dock(parent: QWidget, session: Session) -> QDockWidget:
+def volume_dock(parent: QWidget, session: Session, colour_volume: ColourVolume | None = None) -> QDockWidget:
     """The 3-D view in a dock on the right, hidden until View ▸ 3-D shows it (a hidden dock never
     makes its GL widget, so a window without OpenGL still opens)."""
     dock = QDockWidget("3-D", parent)
     dock.setObjectName("dock_view3d")
-    dock.setWidget(VolumeView(session))
+    dock.setWidget(VolumeView(session, colour_volume))
     dock.hide()
     return dock
