@@ -10,7 +10,9 @@ import threading
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QEvent, QPointF, Qt
+from PyQt6.QtGui import QMouseEvent
+from PyQt6.QtWidgets import QApplication
 
 from core.inference import Colorizer
 from core.planes import Plane
@@ -180,9 +182,17 @@ def test_the_3d_view_renders_the_body_and_its_clip_follows_the_plane(qtbot, sess
     assert view.side == -towards_camera and not texture.rgba[..., 3][far].any() and texture.rgba[..., 3][cut].any()
     assert np.abs(other - second.astype(int)).sum(axis=2).astype(bool).mean() > 0.005
     view.flip_box.setChecked(False)
+    centre = QPointF(view.gl.width() / 2, view.gl.height() / 2)
+    qtbot.mousePress(view.gl, Qt.MouseButton.LeftButton, pos=centre.toPoint())
     view.gl.setCameraPosition(elevation=-view.gl.opts["elevation"])  # the user turns the body: camera below
-    qtbot.mouseRelease(view.gl, Qt.MouseButton.LeftButton)
-    assert view.side == -towards_camera and not texture.rgba[..., 3][far].any()  # the cut faces the camera again
+    drag = QMouseEvent(QEvent.Type.MouseMove, centre, view.gl.mapToGlobal(centre), Qt.MouseButton.NoButton,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(view.gl, drag)  # still dragging: no release yet
+    qtbot.waitUntil(lambda: view.side == -towards_camera, timeout=5000)
+    assert not texture.rgba[..., 3][far].any()  # the cut faces the camera again, mid-drag
+    view.gl.setCameraPosition(elevation=-view.gl.opts["elevation"])  # and back above, ending the drag
+    qtbot.mouseRelease(view.gl, Qt.MouseButton.LeftButton, pos=centre.toPoint())
+    qtbot.waitUntil(lambda: view.side == towards_camera, timeout=5000)
     view.stop()
 
 

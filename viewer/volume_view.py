@@ -7,7 +7,7 @@ whole MRI colorized already, `viewer.colour_volume`, that volume is shrunk: no n
 thread stays free), with progress and Cancel. A new study, network or output voids the picture
 and cancels a running colorization; a plane move only redraws the quad and the alpha (see
 `viewer.volume_data`). The body is opened on the camera's side of the plane, so the cut faces the
-viewer whichever way the view is turned (*other side* keeps that half instead). The GL widget is made when the view is first shown, so a window whose
+viewer whichever way the view is turned (*other side* keeps that half instead), re-chosen while the user turns it. The GL widget is made when the view is first shown, so a window whose
 3-D dock stays hidden never needs OpenGL.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QEvent, pyqtSignal
+from PyQt6.QtCore import QEvent, QTimer, pyqtSignal
 from PyQt6.QtGui import QImage, QVector3D
 from PyQt6.QtWidgets import (QCheckBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                              QWidget)
@@ -120,8 +120,13 @@ class VolumeView(QWidget):
             self._upload()
 
     def eventFilter(self, watched, event) -> bool:
-        if watched is self.gl and event.type() in (QEvent.Type.MouseButtonRelease, QEvent.Type.Wheel):
-            self._camera_moved()
+        """After each event that turns the camera (a drag's every move, its release, the wheel),
+        once the GL view has handled it, re-open the body if the camera changed side: the cut
+        keeps facing the user during the drag, not only when it ends. A move that stays on one
+        side costs one dot product."""
+        if watched is self.gl and (event.type() in (QEvent.Type.MouseButtonRelease, QEvent.Type.Wheel)
+                                   or (event.type() == QEvent.Type.MouseMove and event.buttons())):
+            QTimer.singleShot(0, self._camera_moved)
         return False
 
     def camera_side(self, plane: Plane) -> int:
