@@ -203,3 +203,36 @@ def test_a_network_shows_its_own_output_unless_the_current_one_is_kept():
     session.state.set_output("c_prime")
     session.set_network(network.on("cpu"), keep_output=True)  # a device move keeps what is shown
     assert session.state.output == "c_prime" and outputs == ["c_prime", "c_hat", "c_prime"]
+
+
+def test_with_the_colorized_volume_planes_are_cut_from_it_and_the_network_never_runs(qtbot, session, pipeline,
+                                                                                    gate):
+    """Once `ColourVolume` holds the MRI colorized whole, a scroll is served from it: every result
+    at full resolution (no preview), each the volume's trilinear cut at the plane, and the network
+    is not called (the gate stays shut: a forward would hang the test)."""
+    from core.imaging import to_uint8
+    from core.planes import sample
+    from viewer.export import colorize_volume
+
+    _open(qtbot, session, pipeline, _study())
+    volume = pipeline.colour_volume
+    volume.request()
+    qtbot.waitUntil(lambda: volume.ready and pipeline.idle, timeout=TIMEOUT_MS)
+    exported = colorize_volume(session.study.mri, session.network.colorizer, session.state.output)
+    assert np.array_equal(volume.volume.array, exported.array)
+    gate.open.clear()
+    colorized = _record(pipeline.colorized)
+    for step in range(5):
+        qtbot.wait(20 if step else 0)  # closer together than SCROLL_MS: live, these would be previews
+        session.state.scroll(1)
+    qtbot.waitUntil(lambda: pipeline.idle, timeout=TIMEOUT_MS)
+    assert colorized and not any(result.preview for *_, result in colorized)
+    assert colorized[-1][1] == pipeline.request_id
+    expected = to_uint8(sample(exported, session.state.plane())[0].permute(1, 2, 0).numpy())
+    assert np.array_equal(colorized[-1][2].rgb, expected)
+    volume.set_enabled(False)  # off: the next plane goes to the network again
+    gate.open.set()
+    session.state.scroll(1)
+    qtbot.waitUntil(lambda: pipeline.idle, timeout=TIMEOUT_MS)
+    live = jobs.colorize(session.colorize_request(session.state.plane())).rgb
+    assert np.array_equal(colorized[-1][2].rgb, live) and not np.array_equal(live, expected)
