@@ -236,3 +236,20 @@ def test_with_the_colorized_volume_planes_are_cut_from_it_and_the_network_never_
     qtbot.waitUntil(lambda: pipeline.idle, timeout=TIMEOUT_MS)
     live = jobs.colorize(session.colorize_request(session.state.plane())).rgb
     assert np.array_equal(colorized[-1][2].rgb, live) and not np.array_equal(live, expected)
+
+
+def test_a_failed_volume_colorization_is_reported_once_and_planes_stay_live(qtbot, session, pipeline, monkeypatch):
+    from viewer import colour_volume
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("out of memory for the whole volume")
+    monkeypatch.setattr(colour_volume, "colorize_volume", broken)
+    _open(qtbot, session, pipeline, _study())
+    volume = pipeline.colour_volume
+    with qtbot.waitSignal(volume.failed, timeout=TIMEOUT_MS) as failed:
+        volume.request()
+    assert failed.args == ["RuntimeError: out of memory for the whole volume"]
+    assert not volume.ready and not volume.running and volume.failure == failed.args[0]
+    session.state.scroll(1)
+    qtbot.waitUntil(lambda: pipeline.idle, timeout=TIMEOUT_MS)
+    assert np.array_equal(pipeline.colorized_rgb, jobs.colorize(session.colorize_request(session.state.plane())).rgb)

@@ -15,6 +15,7 @@ has one colour wherever it is shown. Zoomed-in detail is still colorized at the 
 from __future__ import annotations
 
 import threading
+
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from core.planes import volume_tensor
@@ -32,12 +33,14 @@ class ColourVolume(QObject):
     """The session's MRI colorized by its network and output, made in the background on `request`.
 
     ``ready`` once made (and ``enabled``); `usable` is then what the planes' requests cut from. Emits
-    ``progressed(per mille)`` while colorizing and ``changed()`` when the volume becomes ready or
-    is dropped, i.e. when where the planes' colour comes from changes.
+    ``progressed(per mille)`` while colorizing, ``changed()`` when the volume becomes ready or
+    is dropped, i.e. when where the planes' colour comes from changes, and ``failed(message)`` when
+    a colorization stops on an error (the planes stay live).
     """
 
     progressed = pyqtSignal(int)
     changed = pyqtSignal()
+    failed = pyqtSignal(str)
 
     def __init__(self, session: Session, parent: QObject | None = None):
         super().__init__(parent)
@@ -110,8 +113,8 @@ class ColourVolume(QObject):
             self._cancel = None
 
     def _colorize(self, job: tuple) -> Volume | None:
-        """Worker thread: the export's colorization, then the float copy the first cut would
-        otherwise make on the UI thread (None: cancelled)."""
+        """Worker thread: the export's colorization, then the float copy that the first cut would
+        otherwise make while the user waits for it (None: cancelled)."""
         mri, colorizer, output, cancel = job
         try:
             volume = colorize_volume(mri, colorizer, output, lambda done: self.progressed.emit(int(1000 * done)),
@@ -122,9 +125,11 @@ class ColourVolume(QObject):
         return volume
 
     def _on_done(self, generation: int, volume: Volume | None) -> None:
-        if generation != self._generation or volume is None:
+        if generation != self._generation:
             return
         self._cancel = None
+        if volume is None:
+            return
         self.volume = volume
         if self.enabled:
             self.changed.emit()
@@ -135,4 +140,5 @@ class ColourVolume(QObject):
             return
         self._cancel = None
         self.failure = message
+        self.failed.emit(message)
 

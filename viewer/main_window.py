@@ -160,6 +160,8 @@ class MainWindow(QMainWindow):
             lambda permille: self.status.showMessage(f"colorizing the whole volume for the views: {permille // 10} %"))
         volume.changed.connect(lambda: volume.ready and self.status.showMessage(
             "colour is now cut from the colorized volume (as exported)", 8000))
+        volume.failed.connect(lambda message: self.status.showMessage(
+            f"colorizing the whole volume failed, planes stay live: {message}", 10000))
 
     def _connect_loading(self) -> None:
         for source in (self.loader, self.exports):
