@@ -241,7 +241,10 @@ def test_with_the_colorized_volume_planes_are_cut_from_it_and_the_network_never_
 def test_a_failed_volume_colorization_is_reported_once_and_planes_stay_live(qtbot, session, pipeline, monkeypatch):
     from viewer import colour_volume
 
+    calls = []
+
     def broken(*_args, **_kwargs):
+        calls.append(1)
         raise RuntimeError("out of memory for the whole volume")
     monkeypatch.setattr(colour_volume, "colorize_volume", broken)
     _open(qtbot, session, pipeline, _study())
@@ -253,3 +256,21 @@ def test_a_failed_volume_colorization_is_reported_once_and_planes_stay_live(qtbo
     session.state.scroll(1)
     qtbot.waitUntil(lambda: pipeline.idle, timeout=TIMEOUT_MS)
     assert np.array_equal(pipeline.colorized_rgb, jobs.colorize(session.colorize_request(session.state.plane())).rgb)
+    volume.request()  # the three views ask at every crosshair move: a failure is not retried for this network
+    assert calls == [1] and not volume.running
+    session.set_network(LoadedNetwork(session.network.colorizer, "the same, reloaded"))
+    with qtbot.waitSignal(volume.failed, timeout=TIMEOUT_MS):
+        volume.request()  # a new network is tried again
+    assert calls == [1, 1]
+
+
+def test_an_mri_too_large_to_colorize_whole_stays_live_and_says_why(qtbot, session, pipeline, monkeypatch):
+    from viewer import colour_volume
+
+    monkeypatch.setattr(colour_volume, "MAX_VOXELS", 1000)
+    _open(qtbot, session, pipeline, _study())
+    volume = pipeline.colour_volume
+    with qtbot.waitSignal(volume.failed, timeout=1000) as failed:
+        volume.request()
+    assert failed.args == ["the MRI has 60,000 voxels, more than the 1,000 colorized whole"]
+    assert not volume.running and not volume.ready

@@ -27,6 +27,9 @@ from viewer.worker import LatestWinsWorker
 #: Scheduling niceness of the colorizing thread: below the live network's (`WORKER_NICE["model"]`),
 #: so planes asked for now are colorized first while the volume is made.
 VOLUME_NICE = 6
+#: Largest MRI colorized whole (voxels): the volume and the float copy its cuts need take 15 bytes
+#: a voxel (1 GB at this size); a larger MRI stays live.
+MAX_VOXELS = 64_000_000
 
 
 class ColourVolume(QObject):
@@ -77,14 +80,19 @@ class ColourVolume(QObject):
             self.changed.emit()
 
     def request(self) -> None:
-        """Start colorizing the volume unless it is made, under way or switched off, or there is no
-        study or network."""
+        """Start colorizing the volume unless it is made, under way, switched off or failed for
+        this study, network and output, or there is no study or network."""
         session = self.session
-        if not self.enabled or self.volume is not None or self.running or not session.ready:
+        if (not self.enabled or self.volume is not None or self.running or self.failure is not None
+                or not session.ready):
+            return
+        voxels = session.study.mri.array.size
+        if voxels > MAX_VOXELS:
+            self.failure = f"the MRI has {voxels:,} voxels, more than the {MAX_VOXELS:,} colorized whole"
+            self.failed.emit(self.failure)
             return
         self._generation += 1
         self._cancel = threading.Event()
-        self.failure = None
         self._worker.submit(self._generation, (session.study.mri, session.network.colorizer,
                                                session.state.output, self._cancel))
 
@@ -93,6 +101,7 @@ class ColourVolume(QObject):
         self._stop_running()
         had = self.volume is not None
         self.volume = None
+        self.failure = None
         if had and self.enabled:
             self.changed.emit()
 
