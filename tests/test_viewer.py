@@ -215,7 +215,7 @@ def test_latest_wins_worker_starts_only_the_newest_request(qtbot):
     try:
         for i in range(1, 31):
             worker.submit(i, i * 10)
-        qtbot.waitUntil(lambda: not worker.busy and results and results[-1][0] == 30, timeout=5000)
+        qtbot.waitUntil(lambda: not worker.busy and bool(results) and results[-1][0] == 30, timeout=5000)
         assert worker.runs <= 3 and results[-1] == (30, 300)
     finally:
         worker.stop()
