@@ -146,9 +146,20 @@ def checkpoint_source(path: str | os.PathLike, name: str, device: str | torch.de
     outputs = list(colorizer.outputs)
 
     def run(batch: Batch) -> dict[str, torch.Tensor]:
-        result = colorizer.colorize_planes(batch["mri"], outputs=outputs)  # planes framed as in training
+        result = served_planes(colorizer, batch, outputs)
         return {f"{name} {OUTPUTS[k].label}": v for k, v in result.items()}
     return run
+
+
+def served_planes(colorizer, batch: Batch, outputs: list[str]) -> dict[str, torch.Tensor]:
+    """The planes colorized as the product serves them: framed as in training, and, where the
+    planes carry the MRI's labels (phantom data), every pixel outside the body painted with the
+    background, as `mricolor colorize` and the viewer paint it outside the MRI's body region (a
+    model trained with `loss.body_only` never learnt to paint the air). Without MRI labels every
+    pixel goes through the network."""
+    labels = batch.get("mri_labels")
+    body = None if labels is None else (labels > 0).cpu().numpy()
+    return colorizer.colorize_planes(batch["mri"], outputs=outputs, body=body)
 
 
 def checkpoint_image_size(paths: Sequence[str | os.PathLike]) -> int | None:
@@ -249,7 +260,7 @@ def choose_serve(checkpoint: str | os.PathLike, data: PlaneData, *, device: str 
         return "c_hat", {}
     errors: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
     for _, batch in _batches(data.test, planes, 8, image_size, part):
-        result = colorizer.colorize_planes(batch["mri"], outputs=outputs)  # planes framed as in training
+        result = served_planes(colorizer, batch, outputs)
         for k in outputs:
             errors[k].append(np.asarray(delta_e(result[k].float().clamp(0, 1).cpu(), batch["truth"].cpu())))
     shares = gather(errors)
