@@ -400,6 +400,7 @@ def test_colour_in_the_three_views_is_cut_from_the_colorized_volume_once_made(qt
         expected = np.clip(np.rint(sample(exported, plane)[0].permute(1, 2, 0).numpy() * 255), 0, 255)
         assert np.abs(_shown(window, view).astype(int) - expected).max() <= 1
     assert np.array_equal(_shown(window, "oblique"), _shown(window, "axial"))  # the current plane is the axial view
+    assert window.status.ms.text().endswith("ms/plane (volume)")  # the status bar says where the colour came from
 
 
 def test_a_new_output_or_network_drops_the_colorized_volume_and_planes_go_live_until_the_next(qtbot, window, model):
@@ -436,3 +437,4 @@ def test_with_the_colorized_volume_switched_off_every_plane_is_colorized_live(qt
     assert network
     expected = jobs.colorize(window.session.colorize_request(state.ortho_plane("axial"))).rgb
     assert np.array_equal(_shown(window, "axial"), expected)
+    assert window.status.ms.text().endswith("ms/plane")  # the network's time again

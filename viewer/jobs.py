@@ -121,6 +121,7 @@ class Colorized:
     rgb: np.ndarray  # (H, W, 3) uint8, always at the plane's full size
     ms: float
     preview: bool = False
+    from_volume: bool = False  # cut from the colorized volume, not run through the network
 
 
 def colorize(request: ColorizeRequest) -> Colorized:
@@ -132,7 +133,7 @@ def colorize(request: ColorizeRequest) -> Colorized:
         start = time.perf_counter()
         with torch.inference_mode():
             rgb = to_uint8(sample(request.colour, request.plane)[0].permute(1, 2, 0).numpy())
-        return Colorized(rgb, (time.perf_counter() - start) * 1000.0)
+        return Colorized(rgb, (time.perf_counter() - start) * 1000.0, from_volume=True)
     mri01 = request.mri01
     if mri01 is None:  # cut here, off the UI thread
         with torch.inference_mode():

@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
 
     def _on_colorized(self, _rid: int, result: Colorized) -> None:
         self.panels.set_rgb("colorized", result.rgb)
-        self.status.frame_shown(result.ms, result.preview)
+        self.status.frame_shown(result.ms, result.preview, result.from_volume)
 
     @property
     def idle(self) -> bool:

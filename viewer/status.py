@@ -43,11 +43,13 @@ class StatusBar(QStatusBar):
     def set_device(self, device: str) -> None:
         self.device.setText(f"device: {device}")
 
-    def frame_shown(self, ms: float, preview: bool = False) -> None:
+    def frame_shown(self, ms: float, preview: bool = False, from_volume: bool = False) -> None:
         """A colorized plane reached the screen; the model took ``ms`` for it (at half resolution
-        for a ``preview``)."""
+        for a ``preview``), or the cut from the colorized volume did (``from_volume``)."""
         self._shown.append(time.perf_counter())
-        self.ms.setText(f"{ms:.0f} ms/plane" + (" (½ res)" if preview else ""))
+        self.ms.setText(f"{ms:.0f} ms/plane" + (" (½ res)" if preview else " (volume)" if from_volume else ""))
+        self.ms.setToolTip("cut from the whole volume colorized in the background (no network)" if from_volume
+                           else "the network's time for this plane")
 
     def _update_fps(self) -> None:
         now = time.perf_counter()
