@@ -2,13 +2,14 @@
 (the same pyqtgraph stack as the panels, no second toolkit), the current plane drawn as a
 translucent quad with an outline, and a clip that opens the body at that plane.
 
-The volume is colorized on its own background thread (or, when the three-view layout has had the
-whole MRI colorized already, `viewer.colour_volume`, that volume is shrunk: no network) (minutes on a CPU; the shared loading
-thread stays free), with progress and Cancel. A new study, network or output voids the picture
-and cancels a running colorization; a plane move only redraws the quad and the alpha (see
-`viewer.volume_data`). The body is opened on the camera's side of the plane, so the cut faces the
-viewer whichever way the view is turned (*other side* keeps that half instead), re-chosen while the user turns it. The GL widget is made when the view is first shown, so a window whose
-3-D dock stays hidden never needs OpenGL.
+The volume is colorized on its own background thread (minutes on a CPU; the shared loading
+thread stays free), with progress and Cancel; when the three-view layout has had the whole MRI
+colorized already (`viewer.colour_volume`), that volume is shrunk instead and the network does not
+run. A new study, network or output voids the picture and cancels a running colorization; a
+plane move only redraws the quad and the alpha (see `viewer.volume_data`). The body is opened on
+the camera's side of the plane, so the cut faces the viewer whichever way the view is turned
+(*other side* keeps that half instead), re-chosen while the user turns it. The GL widget is made
+when the view is first shown, so a window whose 3-D dock stays hidden never needs OpenGL.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import numpy as np
 from core.dataset.build import Body
 from core.dataset.scan_variety import ScanVariety
 from core.errors import InputError
-from core.phantom.scans import check_kinds, phantom_scan
+from core.phantom.scans import check_kinds, phantom_scan, stripped_labels
 
 
 def scan_body(seed: int, kind: str, variant: int, variety: ScanVariety, data_seed: int) -> Body:
@@ -29,8 +29,7 @@ def scan_body(seed: int, kind: str, variant: int, variety: ScanVariety, data_see
     if variant:
         rng = np.random.default_rng([data_seed, seed, zlib.crc32(kind.encode()), variant])
         mri, labels, truth = variety.apply(mri, labels, truth, labels.label_table, rng)
-        # what skull-stripping removed from the MRI is no longer body, for the labels as for the colours
-        labels = labels.with_array(np.where(truth.array.any(axis=-1), labels.array, 0).astype(labels.array.dtype))
+        labels = stripped_labels(labels, truth)  # a variant may strip the skull
     metadata = {"source": "phantom", "seed": seed, "scan": kind, "variant": variant,
                 "spacing_mm": [round(float(v), 3) for v in mri.spacing]}
     return Body(f"phantom-{seed}-{kind}-{variant}", mri, truth, labels, metadata, aligned=True)

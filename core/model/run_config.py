@@ -22,8 +22,8 @@ from core.model.train_config import AugmentConfig, TrainConfig
 CONFIG_FILE = "config.json"
 #: Keys a resumed run may change: they extend or re-pace the run without changing what it learns.
 SCHEDULE_KEYS = ("epochs", "max_steps", "max_minutes", "checkpoint_every", "keep_checkpoints", "keep_exports",
-                 "serve_volumes", "serve_scans", "sample_every", "log_every", "check_sync", "num_workers", "seg_epochs", "seg_max_steps", "seg_max_minutes",
-                 "checkpointing", "micro_batch")
+                 "serve_volumes", "serve_scans", "sample_every", "log_every", "check_sync", "num_workers",
+                 "seg_epochs", "seg_max_steps", "seg_max_minutes", "checkpointing", "micro_batch")
 #: Keys older versions wrote and this one no longer has, per section: S's own learning rate during
 #: colorization and the switch to fine-tune it, which could only ever be off.
 RETIRED = {"optim": ("lr_s", "fine_tune_segmentation")}

@@ -50,8 +50,11 @@ def phantom_scan(seed: int, kind: str) -> Scan:
 
     size, options = SCANS[check_kinds([kind])[0]]
     s = make_subject(seed, size, **options)
-    labels = s.mri_labels
-    if options.get("brain_only"):
-        labels = labels.with_array(np.where(s.true_colorization.array.any(axis=-1), labels.array, 0)
-                                   .astype(labels.array.dtype))
+    labels = stripped_labels(s.mri_labels, s.true_colorization) if options.get("brain_only") else s.mri_labels
     return Scan(f"{kind} {seed}", s.mri, s.true_colorization, labels)
+
+
+def stripped_labels(labels: Volume, truth: Volume) -> Volume:
+    """``labels`` set to 0 wherever ``truth`` is background (black): what skull-stripping removed
+    from the MRI is no longer body, for the labels as for the colours."""
+    return labels.with_array(np.where(truth.array.any(axis=-1), labels.array, 0).astype(labels.array.dtype))
