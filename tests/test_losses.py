@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from core.model.config import ABLATIONS, load_preset
 from core.model.losses import (adversarial_loss, cycle_loss, discriminator_objective, generator_objective, luma,
-                         segmentation_loss)
+                         segmentation_loss, tissue_weighted_l1)
 from core.model.networks import build_networks
 from core.model.networks.blocks import SqueezeExcitation
 from core.model.ssim_loss import multiwindow_ssim_loss, ssim, ssim_map
@@ -241,3 +241,40 @@ def test_body_only_scores_the_colorizations_inside_the_body_only():
     with pytest.raises(ValueError, match="body_only needs the label maps"):
         generator_objective(build_networks(load_preset("tiny", "A2").model, num_classes=NUM_CLASSES, seed=0),
                             m, c, None, dataclasses.replace(load_preset("tiny", "A2").loss, body_only=True))
+
+
+def test_tissue_weighted_l1_against_a_numpy_reference():
+    """Each pixel's |x - target| weighs its tissue's weight, over the weights' sum (× channels);
+    without weights it is the plain mean; equal weights give the plain mean too."""
+    gen = torch.Generator().manual_seed(3)
+    x, target = torch.rand(2, 3, 5, 6, generator=gen), torch.rand(2, 3, 5, 6, generator=gen)
+    s = torch.randint(0, 4, (2, 5, 6), generator=gen)
+    weights = torch.tensor([0.0, 0.5, 2.0, 7.0])
+    w = weights.numpy()[s.numpy()][:, None]
+    expected = (np.abs(x.numpy() - target.numpy()) * w).sum() / (w.sum() * 3)
+    assert tissue_weighted_l1(x, target, s, weights).item() == pytest.approx(float(expected), rel=1e-5)
+    plain = torch.nn.functional.l1_loss(x, target).item()
+    assert tissue_weighted_l1(x, target, s, None).item() == pytest.approx(plain)
+    assert tissue_weighted_l1(x, target, s, torch.full((4,), 3.0)).item() == pytest.approx(plain, rel=1e-5)
+    assert tissue_weighted_l1(x, target, s, weights).item() != pytest.approx(plain, rel=1e-3)
+    with pytest.raises(ValueError, match="l1_balance needs the label maps"):
+        tissue_weighted_l1(x, target, None, weights)
+
+
+def test_l1_weights_reach_the_generator_objective():
+    """Weighting one tissue alone makes L1(c', c) the error over that tissue's pixels only."""
+    preset = load_preset("tiny")
+    loss = dataclasses.replace(preset.loss, lambda_l1_c_prime=5.0)
+    nets = build_networks(preset.model, num_classes=NUM_CLASSES, seed=0)
+    nets.freeze_segmentation()
+    m, c, s = _batch()
+    only = torch.zeros(NUM_CLASSES)
+    only[1] = 1.0
+    g = generator_objective(nets, m, c, s, loss, only)
+    inside = (s == 1).unsqueeze(1).expand_as(c)
+    expected = (g.fakes["c_prime"] - c).abs()[inside].mean()
+    assert g.parts["l1_c_prime"].item() == pytest.approx(expected.item(), rel=1e-4)
+    plain = generator_objective(nets, m, c, s, loss).parts["l1_c_prime"]
+    assert g.parts["l1_c_prime"].item() != pytest.approx(plain.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="l1_balance must be a non-negative"):
+        dataclasses.replace(loss, l1_balance=-1.0)

@@ -310,6 +310,35 @@ def test_class_balance_weights_rare_tissues_up():
     assert min(weights[:4]) < 1.0 < max(weights[:4])                          # 1 at the median frequency
 
 
+def test_class_balance_counts_planes_from_the_whole_dataset():
+    """The dataset's planes come subject by subject: the first half all muscle, the second half
+    half background, half bone. Weights from the first planes alone would see muscle only (every
+    weight 1); spread over the dataset, muscle is twice as frequent as the median and weighs 0.5."""
+    muscle = {"labels": torch.ones(4, 4, dtype=torch.long)}
+    split = {"labels": torch.cat([torch.zeros(2, 4), torch.full((2, 4), 3)]).long()}
+    planes = [muscle] * 6 + [split] * 6
+    weights = balanced_class_weights(planes, 5, planes=4)
+    assert weights == pytest.approx((1.0, 0.5, 1.0, 1.0, 1.0))
+
+
+def test_tissue_l1_weights_follow_the_power():
+    """``loss.l1_balance`` p: the class-balance weights to the power p; 0 (or no L1 term): none."""
+    from types import SimpleNamespace
+
+    from core.model.run_config import resolve
+    from core.training.colorization import tissue_l1_weights
+
+    data = SimpleNamespace(train=SyntheticPlanes(6), label_table=LABELS)
+    k = LABELS.num_classes
+    balanced = torch.tensor(balanced_class_weights(data.train, k))
+    for power, l1 in ((0.5, 40.0), (1.0, 40.0)):
+        cfg = resolve("tiny", None, {"loss.l1_balance": power, "loss.lambda_l1_c_prime": l1})
+        torch.testing.assert_close(tissue_l1_weights(cfg, data, Context()), (balanced ** power).float())
+    for power, l1 in ((0.0, 40.0), (0.5, 0.0)):
+        cfg = resolve("tiny", None, {"loss.l1_balance": power, "loss.lambda_l1_c_prime": l1})
+        assert tissue_l1_weights(cfg, data, Context()) is None
+
+
 def test_tissue_lookup_paints_each_label_with_its_mean_training_colour():
     """Label 1 is red on half the planes and blue on the others (mean: purple), label 2 green;
     label 3, never seen in training, gets the background's colour."""

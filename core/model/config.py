@@ -109,6 +109,10 @@ class LossConfig(Section):
     background outside the body at inference. The network is then never asked to tell air in the
     body (lungs, bowel gas) from the air around it, which a 128-pixel plane often cannot see;
     False keeps the paper's objective over the whole plane.
+    ``l1_balance`` (p ≥ 0) weights L1(c', c) per pixel by its tissue, w_k = (median f / f_k)^p
+    (median-frequency balancing over the training planes, capped at 10 before the power): the
+    small tissues (bone, bowel, blood, CSF) that a plain L1 lets the large ones outvote get their
+    colour's share; 0 keeps every pixel equal.
     """
 
     name: ClassVar[str] = "loss"
@@ -123,6 +127,7 @@ class LossConfig(Section):
     class_weights: tuple[float, ...] | None = None
     lambda_l1_c_prime: float = 0.0
     body_only: bool = False
+    l1_balance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.adversarial not in ADVERSARIAL_MODES:
@@ -133,7 +138,7 @@ class LossConfig(Section):
         object.__setattr__(self, "ssim_windows", windows)
         if self.class_weights is not None:
             object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
-        for name in ("lambda_adv", "lambda_rec", "lambda_ssim", "lambda_seg", "lambda_l1_c_prime"):
+        for name in ("lambda_adv", "lambda_rec", "lambda_ssim", "lambda_seg", "lambda_l1_c_prime", "l1_balance"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
 

@@ -94,8 +94,20 @@ def _inside_body(x: torch.Tensor | None, target: torch.Tensor, s: torch.Tensor |
     return torch.where((s > 0).unsqueeze(1), x, target.to(x.dtype))
 
 
+def tissue_weighted_l1(x: torch.Tensor, target: torch.Tensor, s: torch.Tensor | None,
+                       weights: torch.Tensor | None) -> torch.Tensor:
+    """L1(x, target), each pixel weighted by its tissue's weight (``weights[s]``) and divided by
+    the weights' sum, so its scale stays that of the plain mean; ``weights`` None: the plain mean."""
+    if weights is None:
+        return F.l1_loss(x.float(), target.float())
+    if s is None:
+        raise ValueError("loss.l1_balance needs the label maps s: the weights are per tissue")
+    w = weights.to(x.device, torch.float32)[s.long()].unsqueeze(1)
+    return ((x.float() - target.float()).abs() * w).sum() / (w.sum() * x.shape[1]).clamp_min(1e-12)
+
+
 def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: torch.Tensor | None,
-                        cfg: LossConfig) -> GeneratorObjective:
+                        cfg: LossConfig, l1_weights: torch.Tensor | None = None) -> GeneratorObjective:
     """L = λ_adv·L_adv + λ_rec·L_rec + λ_ssim·L_ssim + λ_seg·L_seg (+ λ_l1·L1(c', c)) for one batch.
 
     ``m`` (N, 1, H, W) and ``c`` (N, 3, H, W) in [0, 1]; ``s`` (N, H, W) integer labels of ``c``,
@@ -104,6 +116,7 @@ def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: tor
     discriminators' parameters also collect gradients here unless the caller switched them off.
     Components: ``adv_c``, ``adv_m``, ``rec_m``, ``rec_c``, ``ssim_m_c_hat``, ``ssim_c_m_hat``,
     ``ssim_c_c_prime``, ``seg``, ``l1_c_prime`` — those the configuration computes.
+    ``l1_weights`` (one per class; `LossConfig.l1_balance`) weight L1(c', c) per pixel by tissue.
     """
     arch = nets.config
     out = nets.g_mc(m)
@@ -142,7 +155,7 @@ def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: tor
         total = total + cfg.lambda_seg * terms["seg"]
 
     if cfg.lambda_l1_c_prime > 0 and c_prime is not None:
-        terms["l1_c_prime"] = F.l1_loss(c_prime.float(), c.float())
+        terms["l1_c_prime"] = tissue_weighted_l1(c_prime, c, s, l1_weights)
         total = total + cfg.lambda_l1_c_prime * terms["l1_c_prime"]
 
     fakes = {"c_hat": c_hat.detach(), "m_hat": m_hat.detach()}

@@ -43,6 +43,7 @@ from core.training.ema import EMA
 from core.training.loop import FitResult, fit
 from core.training.task import Task, autocast, load_optimizer, reduce_and_check, wrap_ddp
 from core.training.samples import label_colors, sample_grid, save_png
+from core.training.segmentation import balanced_class_weights
 
 
 TRAINED = ("g_mc", "g_cm", "d_c", "d_m")
@@ -98,6 +99,20 @@ def mean_parts(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([p[k] for p in parts]).mean() for k in parts[0]}
 
 
+def tissue_l1_weights(cfg: RunConfig, data: PlaneData, ctx: Context) -> torch.Tensor | None:
+    """The per-tissue weights of L1(c', c) that ``loss.l1_balance`` asks for (None when 0):
+    median-frequency weights of the training planes' labels to the power p, printed once so the
+    run's log says what the loss weighed."""
+    power = cfg.preset.loss.l1_balance
+    if power == 0 or cfg.preset.loss.lambda_l1_c_prime == 0:
+        return None
+    weights = torch.tensor(balanced_class_weights(data.train, data.label_table.num_classes)) ** power
+    if ctx.is_main:
+        shown = ", ".join(f"{data.label_table.name(k)} {w:.2f}" for k, w in enumerate(weights.tolist()))
+        print(f"L1(c', c) weighted per tissue (loss.l1_balance={power:g}): {shown}", file=sys.stderr)
+    return weights.float().to(ctx.device)
+
+
 class ColorizationTask(Task):
     """The GAN of the paper with one optimiser for both generators and one for both discriminators."""
 
@@ -118,6 +133,7 @@ class ColorizationTask(Task):
         self.opt_g = torch.optim.Adam(self.nets.generator_parameters(), lr=optim.lr_g, betas=optim.betas)
         self.opt_d = torch.optim.Adam(self.nets.discriminator_parameters(), lr=optim.lr_d, betas=optim.betas)
         self.ema = EMA(self.nets.g_mc, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+        self.l1_weights = tissue_l1_weights(cfg, data, ctx)
         self.preview = first_planes(data.test, cfg.train.sample_count, cfg.train.image_size) if ctx.is_main else None
 
     @property
@@ -161,7 +177,8 @@ class ColorizationTask(Task):
         for last, chunk in chunks:
             with no_sync_unless(last, nets.g_mc, nets.g_cm):
                 with autocast(self.ctx, precision):
-                    g = generator_objective(nets, chunk["mri"], chunk["cryo"], chunk["labels"], loss_cfg)
+                    g = generator_objective(nets, chunk["mri"], chunk["cryo"], chunk["labels"], loss_cfg,
+                                            self.l1_weights)
                 (g.total / len(chunks)).backward()
             parts.append(g.parts)
             fakes.append(g.fakes)

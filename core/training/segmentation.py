@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from core.atomic import write_text
 from core.model.checkpoint import CHECKPOINT_FILE, save_checkpoint
@@ -99,17 +99,15 @@ class SegmentationTask(Task):
 
 def balanced_class_weights(dataset: Dataset, num_classes: int, planes: int = 256, cap: float = 10.0,
                            batch_size: int = 32) -> tuple[float, ...]:
-    """Median-frequency balancing over the first ``planes`` training planes: w_k = median f / f_k
-    (capped at ``cap``; 1 for classes not seen). Without it, plain cross-entropy is dominated by
-    background and the large tissues, and thin ones such as cortical bone are never predicted."""
+    """Median-frequency balancing over ``planes`` training planes spread evenly over the dataset
+    (its planes come subject by subject, so the first ones would be one subject's): w_k = median
+    f / f_k (capped at ``cap``; 1 for classes not seen). Without it, plain cross-entropy is
+    dominated by background and the large tissues, and thin ones such as cortical bone are never
+    predicted."""
     counts = torch.zeros(num_classes, dtype=torch.float64)
-    seen = 0
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
-        labels = batch["labels"][: planes - seen]
-        counts += torch.bincount(labels.flatten(), minlength=num_classes)[:num_classes].double()
-        seen += len(labels)
-        if seen >= planes:
-            break
+    spread = Subset(dataset, np.linspace(0, len(dataset) - 1, min(planes, len(dataset))).round().astype(int).tolist())
+    for batch in DataLoader(spread, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
+        counts += torch.bincount(batch["labels"].flatten(), minlength=num_classes)[:num_classes].double()
     present = counts > 0
     if not present.any():
         return (1.0,) * num_classes
