@@ -79,14 +79,22 @@ def body_mask(volume: Volume, threshold: float | None = None) -> np.ndarray:
 
 #: Connected pieces of a body mask smaller than this fraction of the mask are noise, not body.
 SPECK_FRACTION = 0.005
+#: Voxels the body grows by (a dilation), then gaps it closes (a closing of this many iterations):
+#: a threshold leaves out the partial-volume voxels at the skin and the dark CSF of sulci and of
+#: the brain's surface where it touches the air (5 % of a skull-stripped head's labelled voxels
+#: on validation subject 200), which would otherwise take the background's colour.
+GROW_VOXELS = 1
+CLOSE_VOXELS = 2
 
 
 def body_region(mask: np.ndarray) -> np.ndarray:
-    """The body a thresholded mask (2-D plane or 3-D volume) stands for: enclosed cavities that
-    are dark on T1 (lungs, bowel gas, ventricles, cortical bone) filled — for a volume, also the
-    holes of every slice along each axis, since airways open the lungs to the outside in 3-D —
-    and specks of bright noise in the air (pieces under ``SPECK_FRACTION`` of the mask) dropped.
-    Everything outside it is background, painted with one colour."""
+    """The body a thresholded mask (2-D plane or 3-D volume) stands for: specks of bright noise
+    in the air (pieces under ``SPECK_FRACTION`` of the mask) dropped; grown by ``GROW_VOXELS``
+    and closed over gaps up to ``CLOSE_VOXELS``, so the dark edge of the body and sulci open to
+    the outside are body; enclosed cavities that are dark on T1 (lungs, bowel gas, ventricles,
+    cortical bone) filled — for a volume, also the holes of every slice along each axis, since
+    airways open the lungs to the outside in 3-D. Everything outside it is background, painted
+    with one colour."""
     from scipy import ndimage as ndi
 
     mask = np.asarray(mask, dtype=bool)
@@ -96,7 +104,7 @@ def body_region(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(pieces.ravel())
     keep = sizes >= SPECK_FRACTION * mask.sum()
     keep[0] = False
-    mask = keep[pieces]
+    mask = _grown(keep[pieces])
     if mask.ndim == 2:
         return mask | _holes(mask, ndi.generate_binary_structure(2, 1), range(2))
     filled = mask.copy()  # a cavity closed in 3-D is closed in every slice through it
@@ -105,6 +113,17 @@ def body_region(mask: np.ndarray) -> np.ndarray:
         in_slice[tuple(slice(0, 3, 2) if a == axis else 1 for a in range(3))] = False  # no link across slices
         filled |= _holes(mask, in_slice, [a for a in range(3) if a != axis])
     return filled
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """``mask`` dilated by ``GROW_VOXELS``, then closed with ``CLOSE_VOXELS`` iterations (as if
+    the array went on past its faces, so the closing neither stops nor eats into the body there)."""
+    from scipy import ndimage as ndi
+
+    grown = ndi.binary_dilation(mask, iterations=GROW_VOXELS)
+    pad = CLOSE_VOXELS  # the body goes on past the faces (a neck, a body cut at the chest): so does the closing
+    closed = ndi.binary_closing(np.pad(grown, pad, mode="edge"), iterations=CLOSE_VOXELS)
+    return grown | closed[tuple(slice(pad, -pad) for _ in grown.shape)]
 
 
 def _holes(mask: np.ndarray, structure: np.ndarray, edge_axes) -> np.ndarray:

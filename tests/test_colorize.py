@@ -137,19 +137,22 @@ BACKGROUND = (20, 20, 25)  # label 0 of resources/tissues.csv
 def test_crop_runs_the_network_on_the_body_only(tiny):
     """With crop, the network sees each batch's body box plus a margin and nothing of slices
     without body; inside the body the colours are those of the whole slice (a pointwise stand-in
-    model), outside it the palette's background. (Instance norm makes a real model's colours
-    inside the body differ somewhat with and without crop.)"""
+    model), outside it the palette's background. The body is the thresholded one grown by one
+    voxel (`core.normalize.GROW_VOXELS`): that rim takes the model's colour too. (Instance norm
+    makes a real model's colours inside the body differ somewhat with and without crop.)"""
+    from scipy import ndimage as ndi
+
     array = np.zeros((10, 64, 72), np.float32)
     array[3:8, 8:30, 40:66] = _body((5, 22, 26))
     vol = _volume(array, spacing=(1.0, 1.0, 1.0))
     fake = fake_colorizer()
     cropped = colorize_volume(vol, fake, batch_size=2).array
     plain = colorize_volume(vol, fake_colorizer(), crop=False).array
-    body = array > 0.3
+    body = ndi.binary_dilation(array > 0.3)
     np.testing.assert_array_equal(cropped[body], plain[body])
     planes = fake.generator.shapes
-    assert sum(s[0] for s in planes) == 4 and all(s[3] < 72 for s in planes)  # body in slices 4-6: 2 batches of 2
-    assert (cropped[array == 0] == BACKGROUND).all()
+    assert sum(s[0] for s in planes) == 6 and all(s[3] < 72 for s in planes)  # body grown into slices 3-7: 3 batches of 2
+    assert (cropped[~body] == BACKGROUND).all() and not (cropped[body] == BACKGROUND).all(axis=-1).any()
     out = colorize_volume(vol, tiny, batch_size=2).array
     assert out.shape == vol.array.shape + (3,)
     assert (out[0] == BACKGROUND).all()  # a slice of air is all background, with no network run
@@ -174,10 +177,29 @@ def test_the_background_is_one_colour_in_every_slice_and_the_body_keeps_its_cavi
     array[:, 50:60, 75:95] = 0.02  # a dark cavity enclosed by the body
     out = colorize_volume(_volume(array, spacing=(1.0, 1.0, 1.0)), _framing_dependent()).array
     outside = np.ones(array.shape, bool)
-    outside[:, 40:70, 60:110] = False
+    outside[:, 39:71, 59:111] = False  # the body grown by one voxel (core.normalize.GROW_VOXELS)
     assert (out[outside] == BACKGROUND).all()
     cavity = out[:, 50:60, 75:95]
     assert not (cavity == BACKGROUND).all(axis=-1).any()  # the model's colour, not background
+
+
+def test_the_body_region_takes_its_dark_edge_and_narrow_grooves_but_not_wide_gaps():
+    """A threshold leaves out the partial-volume voxels at the skin and dark CSF in sulci open to
+    the air; the body region takes them back (a 1-voxel rim, grooves a few voxels wide), while
+    a wide notch of air stays background, and specks of noise in the air stay dropped."""
+    from core.normalize import body_region
+
+    mask = np.zeros((8, 60, 80), bool)
+    mask[1:7, 10:50, 10:70] = True
+    mask[1:7, 10:30, 20:23] = False    # a groove 3 voxels wide, open to the air at the top
+    mask[1:7, 10:30, 40:55] = False    # a notch 15 voxels wide
+    mask[4, 55, 75] = True             # a speck of noise
+    region = body_region(mask)
+    assert region[1:7, 12:30, 20:23].all()                      # the groove is body below its mouth
+    assert not region[2:6, 12:28, 43:52].any()                  # the notch's middle is air
+    assert region[1:7, 9, 30].all() and region[0, 20, 30]       # a rim of one voxel all round
+    assert not region[1:7, 8, 30].any() and not region[4, 55, 75]
+    assert body_region(mask[3])[12:30, 20:23].all() and not body_region(mask[3])[12:28, 43:52].any()  # planes alike
 
 
 def test_real_model_range_and_frame(tiny):
