@@ -36,6 +36,44 @@ def test_guided_filter_matches_the_papers_algorithm():
                 np.testing.assert_allclose(got[n, c], want, atol=2e-4)
 
 
+def reference_weighted_guided(source, guide, weights, radius, eps):
+    """The guided filter with every window mean taken over the weighted samples only, in scipy."""
+    def mean(x):
+        return ndi.uniform_filter(x * weights, size=2 * radius + 1, mode="mirror") \
+            / ndi.uniform_filter(weights, size=2 * radius + 1, mode="mirror")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_i, mean_p = mean(guide), mean(source)
+        a = (mean(guide * source) - mean_i * mean_p) / (mean(guide * guide) - mean_i ** 2 + eps)
+        b = mean_p - a * mean_i
+        a, b = np.nan_to_num(a), np.nan_to_num(b)     # windows without body: their (a, b) weigh 0
+        return mean(a) * guide + mean(b)
+
+
+def test_body_weighted_filter_matches_normalised_windows_and_ignores_the_air():
+    rng = np.random.default_rng(3)
+    guide, source = rng.random((1, 1, 40, 33)), rng.random((1, 3, 40, 33))
+    body = np.zeros((1, 1, 40, 33))
+    body[..., 8:34, 5:30] = 1
+    got = guided_filter(torch.from_numpy(source).float(), torch.from_numpy(guide).float(), 3, 1e-3,
+                        torch.from_numpy(body).float()).numpy()
+    inside = body[0, 0] > 0
+    for c in range(3):
+        want = reference_weighted_guided(source[0, c], guide[0, 0], body[0, 0], 3, 1e-3)
+        np.testing.assert_allclose(got[0, c][inside], want[inside], atol=2e-4)
+    # Whatever lies outside the body (air at 0, background colour) changes nothing inside it.
+    air_guide, air_source = guide.copy(), source.copy()
+    air_guide[..., ~inside], air_source[..., ~inside] = 0.0, 0.08
+    again = mri_guided(torch.from_numpy(air_source).float(), torch.from_numpy(air_guide).float(), 3,
+                       torch.from_numpy(body > 0))
+    first = mri_guided(torch.from_numpy(source).float(), torch.from_numpy(guide).float(), 3, torch.from_numpy(body > 0))
+    keep = torch.from_numpy(inside)
+    torch.testing.assert_close(again[..., keep], first[..., keep], atol=1e-5, rtol=0)
+    plain = mri_guided(torch.from_numpy(air_source).float(), torch.from_numpy(air_guide).float(), 3)
+    assert (plain[..., keep] - first[..., keep]).abs().max() > 0.05    # unweighted, the air leaks in
+    with pytest.raises(ValueError, match="weights"):
+        guided_filter(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8), 2, 1e-3, torch.ones(1, 1, 8, 7))
+
+
 def test_a_source_linear_in_the_guide_passes_unchanged():
     guide = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(1))
     source = torch.cat([0.2 + 0.5 * guide, 0.9 - 0.6 * guide, 0.4 + 0.0 * guide], dim=1)
@@ -51,7 +89,7 @@ def test_a_blurred_colour_edge_is_moved_onto_the_mri_edge():
     for shift in (0, 1, 2):       # a blurred colour edge on the MRI's edge, and one displaced by 1-2 px
         ramp = torch.sigmoid((x - 24 - shift + 0.5) / 1.5)
         blurred = torch.stack([0.3 + 0.5 * ramp, 0.5 - 0.3 * ramp, torch.full_like(x, 0.4)])[None, :, None, :]
-        out = mri_guided(blurred.expand(1, 3, 48, 48), mri)
+        out = mri_guided(blurred.expand(1, 3, 48, 48), mri, radius=3)   # a window reaching past the shift
         steps_in, steps_out = blurred[0, 0, 0].diff(), out[0, 0, 10].diff()
         assert int(steps_out.argmax()) == 23, shift                      # the jump sits on the MRI's edge
         assert steps_out.max() > 2.3 * steps_in.max(), (shift, float(steps_out.max()), float(steps_in.max()))

@@ -54,6 +54,26 @@ def test_truth_columns_per_tissue_with_names():
     assert "dE[label 1]" in table_row(mri, col, cryo, truth=cryo, labels=labels)
 
 
+def test_truth_columns_over_the_body_only():
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    mri, col, cryo = planes()
+    body = np.zeros(mri.shape, dtype=bool)
+    body[10:50, 5:40] = True
+    air_col, air_truth = col.copy(), cryo.copy()
+    air_col[~body], air_truth[~body] = 20 / 255, 20 / 255            # background alike in both: ΔE 0 there
+    row = table_row(mri, air_col, None, truth=air_truth, body=body)
+    want = deltaE_ciede2000(rgb2lab(air_col[body]), rgb2lab(air_truth[body])).mean()
+    assert row["dE"] == pytest.approx(want, rel=1e-6)
+    whole = table_row(mri, air_col, None, truth=air_truth)["dE"]
+    assert whole == pytest.approx(want * body.mean(), rel=1e-6)     # the air dilutes the whole plane's mean
+    mse = ((air_col[body] - air_truth[body]) ** 2).mean()
+    assert row["PSNR"] == pytest.approx(-10 * np.log10(mse), rel=1e-6)
+    assert math.isnan(table_row(mri, col, None, truth=cryo, body=np.zeros_like(body))["dE"])
+    with pytest.raises(InputError, match="boolean"):
+        table_row(mri, col, None, truth=cryo, body=body.astype(np.uint8))
+
+
 def test_batched_row_equals_rows_of_single_planes():
     sets = [planes(64), tuple(np.flip(p, axis=1).copy() for p in planes(64))]
     single = [table_row(*s) for s in sets]

@@ -399,3 +399,29 @@ def test_an_ablation_too_small_for_its_metrics_is_refused_before_any_training(tm
     with pytest.raises(InputError, match=r"--image-size: 32 px is below the 49 px .*nothing was trained"):
         run_ablation({"full": tiny(), "A1": tiny()}, synthetic_data(4, 2), Context(), tmp_path / "ablation")
     assert not (tmp_path / "ablation").exists()
+
+
+def test_learning_rates_fall_linearly_to_zero_over_decay_steps():
+    """``optim.decay_steps``: step 1 trains at the full rates, step 1 + n/2 at half, the last at 0
+    (and a step at 0 leaves the weights alone); 0 keeps them constant; nonsense is refused."""
+    from core.model.config import OptimConfig
+    from core.model.run_config import resolve
+    from core.training.colorization import ColorizationTask
+    from helpers_training import synthetic_data
+
+    cfg = resolve("tiny", ablation="A2", overrides={"batch_size": 2, "ema_decay": 0.0, "optim.decay_steps": 4,
+                                                    "optim.lr_g": 1e-3, "optim.lr_d": 4e-4})
+    data = synthetic_data(2, 1)
+    task = ColorizationTask(cfg, Context(), data, None)
+    batch = {k: torch.stack([data.train[i][k] for i in range(2)]) for k in ("mri", "cryo", "labels")}
+    for step, factor in ((1, 1.0), (3, 0.5), (5, 0.0)):
+        before = {name: p.detach().clone() for name, p in task.nets.g_mc.named_parameters()}
+        task.step(batch, step)
+        assert [g["lr"] for g in task.opt_g.param_groups] == pytest.approx([1e-3 * factor] * len(task.opt_g.param_groups))
+        assert [g["lr"] for g in task.opt_d.param_groups] == pytest.approx([4e-4 * factor] * len(task.opt_d.param_groups))
+        moved = max(float((p.detach() - before[name]).abs().max()) for name, p in task.nets.g_mc.named_parameters())
+        assert (moved == 0.0) == (factor == 0.0), (step, moved)
+    assert OptimConfig().rate_factor(10_000) == 1.0
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="decay_steps"):
+            OptimConfig(decay_steps=bad)

@@ -274,3 +274,24 @@ def test_an_mri_too_large_to_colorize_whole_stays_live_and_says_why(qtbot, sessi
         volume.request()
     assert failed.args == ["the MRI has 60,000 voxels, more than the 1,000 colorized whole"]
     assert not volume.running and not volume.ready
+
+
+def test_the_truth_delta_e_is_scored_over_the_phantoms_body_not_the_air():
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from core.planes import Plane, sample
+    from viewer.study import default_study
+
+    study = default_study(size="small")
+    frame = framing(study.mri).frame
+    plane = Plane.preset("axial", frame.center, pixel_mm=frame.pixel_mm["axial"] * 256 / 96, width=96, height=96)
+    truth = sample(study.truth, plane)[0].permute(1, 2, 0).numpy()
+    body = sample(study.truth_labels, plane)[0].numpy() > 0
+    assert 0.1 < body.mean() < 0.9                                   # a plane with body and air
+    shown = np.clip(truth + np.where(body[..., None], 0.08, 0.0), 0, 1)   # wrong inside, right outside
+    rgb = (shown * 255 + 0.5).astype(np.uint8)
+    mri01 = np.clip(sample(study.mri, plane)[0, 0].numpy() / float(study.mri.array.max()), 0, 1)
+    row = jobs.plane_metrics(jobs.MetricsRequest(study, plane, mri01, rgb))
+    want = deltaE_ciede2000(rgb2lab(rgb[body] / 255.0), rgb2lab(truth[body])).mean()
+    assert row["dE"] == pytest.approx(want, rel=1e-3)
+    assert row["dE"] > 1.3 * deltaE_ciede2000(rgb2lab(rgb / 255.0), rgb2lab(truth)).mean()   # the whole plane's, diluted

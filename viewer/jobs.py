@@ -158,7 +158,8 @@ class MetricsRequest:
 
 
 def plane_metrics(request: MetricsRequest) -> dict[str, float]:
-    """CF, ΔCF, SSIM, MS-SSIM, FSIM, STSIM (and truth ΔE, PSNR on the phantom) of the displayed plane.
+    """CF, ΔCF, SSIM, MS-SSIM, FSIM, STSIM (and truth ΔE, PSNR on the phantom, over its body) of the
+    displayed plane.
 
     Needs a cryosection: the paper pairs ΔCF, FSIM and STSIM with it.
     """
@@ -168,6 +169,7 @@ def plane_metrics(request: MetricsRequest) -> dict[str, float]:
     with torch.inference_mode():
         cryo = None if study.cryo is None else sample(study.cryo, plane)[0].permute(1, 2, 0).numpy()
         truth = None if study.truth is None else sample(study.truth, plane)[0].permute(1, 2, 0).numpy()
+        body = None if truth is None or study.truth_labels is None else sample(study.truth_labels, plane)[0].numpy() > 0
     colorized = request.rgb.astype(np.float32) / 255.0
-    row = table_row(request.mri01, colorized, cryo, truth=truth)
+    row = table_row(request.mri01, colorized, cryo, truth=truth, body=body)
     return {k: float(v) for k, v in row.items() if np.isscalar(v)}

@@ -16,8 +16,8 @@ METRICS = {
     "MS-SSIM": ("MS-SSIM", "multiscale SSIM: colorized luma vs MRI"),
     "FSIM": ("FSIM", "feature similarity (FSIMc): colorized vs cryosection"),
     "STSIM": ("STSIM", "texture similarity: colorized vs cryosection"),
-    "dE": ("ΔE (truth)", "CIEDE2000 to the phantom's true colorization (lower is better)"),
-    "PSNR": ("PSNR (truth)", "dB against the phantom's true colorization"),
+    "dE": ("ΔE (truth)", "CIEDE2000 to the phantom's true colorization over its body (lower is better)"),
+    "PSNR": ("PSNR (truth)", "dB against the phantom's true colorization over its body"),
 }
 
 

@@ -28,7 +28,9 @@ _COMPANION_HINTS = ("label", "seg", "cryo")
 class Study:
     """MRI plus optional cryosection, labels and true colorization; ``name`` is for titles.
 
-    ``truth`` (the phantom's true colorization, on the MRI grid) belongs to this MRI only.
+    ``truth`` (the phantom's true colorization, on the MRI grid) belongs to this MRI only;
+    ``truth_labels`` (its tissue labels on the MRI grid) say where its body is: the truth ΔE is
+    scored there, not over the air around it.
     """
 
     mri: Volume
@@ -36,6 +38,7 @@ class Study:
     labels: Volume | None = None
     truth: Volume | None = None
     name: str = "MRI"
+    truth_labels: Volume | None = None
 
     @property
     def label_table(self) -> LabelTable | None:
@@ -56,7 +59,8 @@ def default_study(seed: int = 0, size: str = "default") -> Study:
     labels = subject.labels
     if labels.label_table is None:
         labels = labels.with_array(labels.array, label_table=subject.label_table)
-    return Study(subject.mri, subject.cryo, labels, subject.true_colorization, name=f"phantom seed {seed} ({size})")
+    return Study(subject.mri, subject.cryo, labels, subject.true_colorization, name=f"phantom seed {seed} ({size})",
+                 truth_labels=subject.mri_labels)
 
 
 def warm(study: Study) -> Study:
@@ -67,7 +71,7 @@ def warm(study: Study) -> Study:
     """
     from core.planes import volume_tensor
 
-    for volume in (study.mri, study.cryo, study.labels, study.truth):
+    for volume in (study.mri, study.cryo, study.labels, study.truth, study.truth_labels):
         if volume is not None:
             volume_tensor(volume)
     return study

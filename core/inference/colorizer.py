@@ -182,23 +182,26 @@ class Colorizer:
         results = {name: self.background[None, :, None, None].expand(n, 3, h, w).clone() for name in names}
         if box is not None:
             part = batch[..., box[0], box[1]]
+            part_body = None if inside is None else inside[..., box[0], box[1]]
             with torch.inference_mode():
-                for name, rgb in self._colorize_part(part, scale, names).items():
+                for name, rgb in self._colorize_part(part, scale, names, part_body).items():
                     results[name][..., box[0], box[1]] = rgb
                     if inside is not None:
                         results[name] = torch.where(inside, results[name], self.background[None, :, None, None])
         return self._convert(results, planes, names, outputs, single)
 
-    def _colorize_part(self, part: torch.Tensor, scale: np.ndarray, names: list[str]) -> dict[str, torch.Tensor]:
+    def _colorize_part(self, part: torch.Tensor, scale: np.ndarray, names: list[str],
+                       body: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """(N, 1, h, w) planes run at ``scale`` model pixels per plane pixel and brought back to
-        (N, 3, h, w); ``guided`` refined at the planes' own resolution."""
+        (N, 3, h, w); ``guided`` refined at the planes' own resolution, its fits over ``body``
+        ((N, 1, h, w), None: every pixel)."""
         network = list(dict.fromkeys("c_prime" if name == "guided" else name for name in names))
         raw = self._run(crop.resize(part, crop.model_size(tuple(part.shape[-2:]), scale)).clamp_(0.0, 1.0), network)
         out = {}
         for name in names:
             rgb = crop.resize(raw["c_prime" if name == "guided" else name], tuple(part.shape[-2:])).clamp_(0.0, 1.0)
             if name == "guided":
-                rgb = mri_guided(rgb, part, radius=tuple(max(1, round(GUIDE_RADIUS / f)) for f in scale))
+                rgb = mri_guided(rgb, part, tuple(max(1, round(GUIDE_RADIUS / f)) for f in scale), body)
             out[name] = rgb
         return out
 

@@ -113,8 +113,8 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
     through the MRI-guided filter in 3-D with the normalised MRI as guide. Its windows span
     ``GUIDE_RADIUS`` model pixels along every axis, so colour follows the MRI's edges at the
     volume's own resolution and the slice-to-slice jitter of a per-slice network is averaged
-    across neighbouring slices (no banding in the other reformats). Outside ``body``: background
-    (the filter runs on the body's box only)."""
+    across neighbouring slices (no banding in the other reformats). Its fits count the body's
+    voxels only. Outside ``body``: background (the filter runs on the body's box only)."""
     from core.inference.fusion import GUIDE_RADIUS, mri_guided
 
     reach_mm = GUIDE_RADIUS * (colorizer.pixel_mm or float(np.min(spacing)))
@@ -129,7 +129,8 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
     with torch.inference_mode():
         source = torch.from_numpy(np.ascontiguousarray(np.moveaxis(c_prime[box], -1, 0)))[None]
         guide = torch.from_numpy(np.ascontiguousarray(mri01[box], dtype=np.float32))[None, None]
-        refined = mri_guided(source, guide, radius)[0].permute(1, 2, 3, 0).numpy()
+        inside = None if body is None else torch.from_numpy(np.ascontiguousarray(body[box]))[None, None]
+        refined = mri_guided(source, guide, radius, inside)[0].permute(1, 2, 3, 0).numpy()
     out[box] = refined if body is None else np.where(body[box][..., None], refined, out[box])
     return out
 

@@ -52,14 +52,18 @@ Value = float | np.ndarray
 def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tensor,
               cryo: np.ndarray | torch.Tensor | None, truth: np.ndarray | torch.Tensor | None = None,
               labels: np.ndarray | torch.Tensor | None = None,
-              label_table: LabelTable | None = None) -> dict[str, Value]:
+              label_table: LabelTable | None = None,
+              body: np.ndarray | torch.Tensor | None = None) -> dict[str, Value]:
     """All Table-I metrics for one set of planes: floats for numpy planes, arrays (N,) for (N, C, H, W) batches.
 
     ``mri`` is the grey network input (H×W, or (N, 1, H, W)); ``colorized``, ``cryo`` and ``truth`` are RGB
     in [0, 1]; ``labels`` (integer, same plane size) splits the truth metrics per tissue, named from
     ``label_table`` when given (else "label <id>"). Columns as in the module docstring; without a
     cryosection (an MRI opened alone) the columns that compare with it (dCF, STSIM, FSIM and their
-    companions) are left out rather than guessed.
+    companions) are left out rather than guessed. ``body`` (bool, same plane size): ``dE`` and
+    ``PSNR`` average over the body's pixels only, as the whole-volume evaluation scores, so the
+    air (background in both images, ΔE ≈ 0) does not dilute them (NaN for a plane without body);
+    None: over the whole plane, as the paper's planes are scored.
     """
     col, batched = image_batch(colorized, "colorized")
     if col.shape[1] != 3:
@@ -72,7 +76,8 @@ def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tens
     require_size(col, SSIM_WINDOW, "table_row", "the SSIM window")
     values = _image_columns(grey, col, col_luma, cryo)
     if truth is not None:
-        values["dE"], values["PSNR"] = delta_e(col, truth), psnr(col, truth)
+        for name, metric in (("dE", delta_e), ("PSNR", psnr)):
+            values[name] = metric(col, truth) if body is None else _inside_body(metric, col, truth, body)
         if labels is not None:
             for name, metric in (("dE", delta_e), ("PSNR", psnr)):
                 for label_id, value in metric(col, truth, labels).items():
@@ -80,6 +85,16 @@ def table_row(mri: np.ndarray | torch.Tensor, colorized: np.ndarray | torch.Tens
     ordered = [k for k in (*PAPER_COLUMNS, *COMPANION_COLUMNS) if k in values]
     ordered += [k for k in values if k not in ordered]
     return {key: _plain(values[key], batched) for key in ordered}
+
+
+def _inside_body(metric, col: torch.Tensor, truth, body: np.ndarray | torch.Tensor) -> Value | torch.Tensor:
+    """``metric`` (`delta_e` or `psnr`) of ``col`` against ``truth`` over the ``body`` pixels only."""
+    inside = body.detach().cpu().numpy() if isinstance(body, torch.Tensor) else np.asarray(body)
+    if inside.dtype != np.bool_:
+        raise InputError("body", f"the body must be a boolean mask, got dtype {inside.dtype}")
+    scores = metric(col, truth, inside.astype(np.int64))
+    absent = torch.full((col.shape[0],), float("nan"), dtype=torch.float64) if col.shape[0] > 1 else float("nan")
+    return scores.get(1, absent)
 
 
 def _image_columns(grey: torch.Tensor, col: torch.Tensor, col_luma: torch.Tensor,

@@ -146,18 +146,34 @@ class LossConfig(Section):
 @dataclass(frozen=True)
 class OptimConfig(Section):
     """Adam settings of the generators and of the discriminators (the U-Net's are ``train.seg_lr``:
-    S is pre-trained on its own and stays frozen while the GAN trains)."""
+    S is pre-trained on its own and stays frozen while the GAN trains).
+
+    ``decay_steps`` > 0 lowers both learning rates linearly from ``lr_g``/``lr_d`` at the run's
+    first step to 0 at step ``decay_steps`` (the reference CycleGAN's linear decay, as one line
+    over the run's steps; a resumed run goes on along it, a run started with ``--init-from``
+    starts it again). A run that ends at constant rates stops wherever Adam's noise left it;
+    a decayed end settles it. 0 keeps the rates constant, as the paper trains.
+    """
 
     name: ClassVar[str] = "optim"
 
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    decay_steps: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if len(self.betas) != 2:
             raise ValueError(f"betas needs two numbers, got {self.betas!r}")
+        if isinstance(self.decay_steps, bool) or not isinstance(self.decay_steps, int) or self.decay_steps < 0:
+            raise ValueError(f"decay_steps must be a whole number ≥ 0, got {self.decay_steps!r}")
+
+    def rate_factor(self, step: int) -> float:
+        """The fraction of ``lr_g``/``lr_d`` that step ``step`` (1 = the run's first) trains at."""
+        if self.decay_steps == 0:
+            return 1.0
+        return max(0.0, 1.0 - (step - 1) / self.decay_steps)
 
 
 #: Overrides per ablation of the paper (docs/training.md); see ``apply_ablation``.

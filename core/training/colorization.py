@@ -170,6 +170,7 @@ class ColorizationTask(Task):
         are checked on every rank before either optimiser steps."""
         nets, loss_cfg, precision = self.train_nets, self.cfg.preset.loss, self.cfg.train.precision
         chunks = micro_batches(batch, self.cfg.train.micro_batch)
+        self.set_rates(step)
 
         set_requires_grad([nets.d_c, nets.d_m], False)
         self.opt_g.zero_grad(set_to_none=True)
@@ -200,6 +201,14 @@ class ColorizationTask(Task):
         if self.ema is not None:
             self.ema.update(self.nets.g_mc)
         return losses
+
+    def set_rates(self, step: int) -> None:
+        """Both optimisers' learning rates for step ``step`` (``optim.decay_steps``)."""
+        optim = self.cfg.preset.optim
+        factor = optim.rate_factor(step)
+        for optimizer, rate in ((self.opt_g, optim.lr_g), (self.opt_d, optim.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate * factor
 
     # --- outputs -------------------------------------------------------------------------------
     @property
