@@ -1,4 +1,4 @@
-"""Image primitives several layers share: BT.601 luma and separable window filters.
+"""Image primitives several layers share: BT.601 luma, CIELAB, and separable window filters.
 
 One home each, so that the training losses, the output fusions, the metrics and the
 registration's fixed image agree on what "grey" means and how a window mean is taken.
@@ -39,6 +39,27 @@ def luma(rgb: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         return (rgb * _luma_weights(rgb.dtype, rgb.device)).sum(dim=1, keepdim=True)
     rgb = np.asarray(rgb)
     return rgb @ np.asarray(BT601, dtype=rgb.dtype if rgb.dtype.kind == "f" else np.float64)
+
+
+#: sRGB (D65) → CIE XYZ, and the D65 white point: IEC 61966-2-1, as scikit-image's ``rgb2lab``.
+_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_D65 = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """CIE L*a*b* (D65) of sRGB (N, 3, H, W) in [0, 1], differentiable: a loss can then weigh colour
+    differences as ΔE does (a hue shift that moves RGB by a few hundredths moves a*/b* by tens).
+    Torch has no colour conversions and scikit-image's ``rgb2lab`` is numpy only (it is this
+    function's reference in the tests). Inputs are clamped to [0, 1]."""
+    c = rgb.float().clamp(0.0, 1.0)
+    linear = torch.where(c > 0.04045, ((c + 0.055) / 1.055).clamp_min(1e-12) ** 2.4, c / 12.92)
+    matrix = torch.tensor(_RGB_TO_XYZ, dtype=linear.dtype, device=linear.device)
+    white = torch.tensor(_D65, dtype=linear.dtype, device=linear.device).view(1, 3, 1, 1)
+    xyz = torch.einsum("ij,njhw->nihw", matrix, linear) / white
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
+    light = torch.where(xyz[:, 1:2] > 0.008856, 116.0 * fy - 16.0, 903.3 * xyz[:, 1:2])
+    return torch.cat([light, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
 @lru_cache(maxsize=None)

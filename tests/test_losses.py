@@ -261,6 +261,43 @@ def test_tissue_weighted_l1_against_a_numpy_reference():
         tissue_weighted_l1(x, target, None, weights)
 
 
+def test_l1_in_lab_space_against_scikit_image():
+    """``l1_space="lab"``: |Δ(L*, a*, b*)| / 100 of scikit-image's rgb2lab, weighted alike; a hue
+    error that RGB weighs below a small lightness error weighs above it there; the setting reaches
+    the objective; nonsense is refused."""
+    from skimage.color import rgb2lab
+
+    gen = torch.Generator().manual_seed(4)
+    x, target = torch.rand(2, 3, 5, 6, generator=gen), torch.rand(2, 3, 5, 6, generator=gen)
+    s = torch.randint(0, 4, (2, 5, 6), generator=gen)
+    weights = torch.tensor([0.0, 0.5, 2.0, 7.0])
+
+    def lab(t):
+        return rgb2lab(t.numpy().transpose(0, 2, 3, 1), channel_axis=-1).transpose(0, 3, 1, 2) / 100.0
+    w = weights.numpy()[s.numpy()][:, None]
+    expected = (np.abs(lab(x) - lab(target)) * w).sum() / (w.sum() * 3)
+    assert tissue_weighted_l1(x, target, s, weights, "lab").item() == pytest.approx(float(expected), rel=1e-4)
+    assert tissue_weighted_l1(x, target, s, None, "lab").item() == pytest.approx(float(np.abs(lab(x) - lab(target)).mean()), rel=1e-4)
+    grey = torch.full((1, 3, 4, 4), 0.45)
+    bluish = grey + torch.tensor([-0.02, 0.0, 0.04]).view(1, 3, 1, 1)      # CSF's blue-grey against warm grey
+    lighter = grey + 0.03                                                  # the same grey, a little lighter
+
+    def l1(a, space):
+        return tissue_weighted_l1(a, grey, None, None, space).item()
+    assert l1(bluish, "rgb") < l1(lighter, "rgb")          # RGB weighs the hue error less than the lightness one
+    assert l1(bluish, "lab") > 1.5 * l1(lighter, "lab")    # L*a*b* (and ΔE) the other way round
+    cfg = dataclasses.replace(load_preset("tiny", "A2").loss, lambda_l1_c_prime=1.0)
+    nets = build_networks(load_preset("tiny", "A2").model, num_classes=NUM_CLASSES, seed=0)
+    m, c = torch.rand(1, 1, 32, 32, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
+    parts = {space: generator_objective(nets, m, c, None, dataclasses.replace(cfg, l1_space=space)).parts["l1_c_prime"]
+             for space in ("rgb", "lab")}
+    c_prime = nets.g_mc(m)["c_prime"].detach()
+    assert parts["lab"] == pytest.approx(tissue_weighted_l1(c_prime, c, None, None, "lab").item(), rel=1e-4)
+    assert parts["lab"] != pytest.approx(parts["rgb"], rel=1e-2)
+    with pytest.raises(ValueError, match="l1_space"):
+        dataclasses.replace(cfg, l1_space="hsv")
+
+
 def test_l1_weights_reach_the_generator_objective():
     """Weighting one tissue alone makes L1(c', c) the error over that tissue's pixels only."""
     preset = load_preset("tiny")

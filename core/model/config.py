@@ -26,6 +26,7 @@ UPSAMPLE_MODES = ("deconv", "resize_conv")
 SKIP_GATES = ("se", "conv")
 SEGMENTATION_INPUTS = ("c_prime", "reconstruction", "none")
 ADVERSARIAL_MODES = ("bce", "lsgan")
+L1_SPACES = ("rgb", "lab")
 
 
 def _tuple_of_ints(value: Any, name: str, length: int | None = None) -> tuple[int, ...]:
@@ -113,6 +114,10 @@ class LossConfig(Section):
     (median-frequency balancing over the training planes, capped at 10 before the power): the
     small tissues (bone, bowel, blood, CSF) that a plain L1 lets the large ones outvote get their
     colour's share; 0 keeps every pixel equal.
+    ``l1_space`` is where L1(c', c) measures colour: "rgb" (the channels as stored) or "lab"
+    (CIE L*a*b* / 100, `core.imaging.rgb_to_lab`), the space of ΔE00, the score the product is
+    judged by. In RGB a hue error (blue-grey CSF painted warm grey) costs less than a slight
+    change of lightness; in L*a*b* it costs more, as in ΔE.
     """
 
     name: ClassVar[str] = "loss"
@@ -128,10 +133,13 @@ class LossConfig(Section):
     lambda_l1_c_prime: float = 0.0
     body_only: bool = False
     l1_balance: float = 0.0
+    l1_space: str = "rgb"
 
     def __post_init__(self) -> None:
         if self.adversarial not in ADVERSARIAL_MODES:
             raise ValueError(f"adversarial must be one of {ADVERSARIAL_MODES}, got {self.adversarial!r}")
+        if self.l1_space not in L1_SPACES:
+            raise ValueError(f"l1_space must be one of {L1_SPACES}, got {self.l1_space!r}")
         windows = _tuple_of_ints(self.ssim_windows, "ssim_windows")
         if not windows or any(w % 2 == 0 for w in windows):
             raise ValueError(f"ssim_windows must be odd sizes, got {self.ssim_windows!r}")

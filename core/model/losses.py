@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from core.imaging import luma
+from core.imaging import luma, rgb_to_lab
 from core.model.config import LossConfig
 from core.model.networks.builder import Networks
 from core.model.ssim_loss import multiwindow_ssim_loss
@@ -95,9 +95,12 @@ def _inside_body(x: torch.Tensor | None, target: torch.Tensor, s: torch.Tensor |
 
 
 def tissue_weighted_l1(x: torch.Tensor, target: torch.Tensor, s: torch.Tensor | None,
-                       weights: torch.Tensor | None) -> torch.Tensor:
+                       weights: torch.Tensor | None, space: str = "rgb") -> torch.Tensor:
     """L1(x, target), each pixel weighted by its tissue's weight (``weights[s]``) and divided by
-    the weights' sum, so its scale stays that of the plain mean; ``weights`` None: the plain mean."""
+    the weights' sum, so its scale stays that of the plain mean; ``weights`` None: the plain mean.
+    ``space`` "lab": both images in CIE L*a*b* / 100 first (`LossConfig.l1_space`)."""
+    if space == "lab":
+        x, target = rgb_to_lab(x) / 100.0, rgb_to_lab(target) / 100.0
     if weights is None:
         return F.l1_loss(x.float(), target.float())
     if s is None:
@@ -155,7 +158,7 @@ def generator_objective(nets: Networks, m: torch.Tensor, c: torch.Tensor, s: tor
         total = total + cfg.lambda_seg * terms["seg"]
 
     if cfg.lambda_l1_c_prime > 0 and c_prime is not None:
-        terms["l1_c_prime"] = tissue_weighted_l1(c_prime, c, s, l1_weights)
+        terms["l1_c_prime"] = tissue_weighted_l1(c_prime, c, s, l1_weights, cfg.l1_space)
         total = total + cfg.lambda_l1_c_prime * terms["l1_c_prime"]
 
     fakes = {"c_hat": c_hat.detach(), "m_hat": m_hat.detach()}
