@@ -48,7 +48,7 @@ _D65 = (0.95047, 1.0, 1.08883)
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """CIE L*a*b* (D65) of sRGB (N, 3, H, W) in [0, 1], differentiable: a loss can then weigh colour
-    differences as ΔE does (a hue shift that moves RGB by a few hundredths moves a*/b* by tens).
+    differences as ΔE does (in RGB a hue error costs less than a slight change of lightness).
     Torch has no colour conversions and scikit-image's ``rgb2lab`` is numpy only (it is this
     function's reference in the tests). Inputs are clamped to [0, 1]."""
     c = rgb.float().clamp(0.0, 1.0)
