@@ -289,7 +289,7 @@ def test_l1_in_lab_space_against_scikit_image():
     cfg = dataclasses.replace(load_preset("tiny", "A2").loss, lambda_l1_c_prime=1.0)
     nets = build_networks(load_preset("tiny", "A2").model, num_classes=NUM_CLASSES, seed=0)
     m, c = torch.rand(1, 1, 32, 32, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
-    parts = {space: generator_objective(nets, m, c, None, dataclasses.replace(cfg, l1_space=space)).parts["l1_c_prime"]
+    parts = {space: float(generator_objective(nets, m, c, None, dataclasses.replace(cfg, l1_space=space)).parts["l1_c_prime"])
              for space in ("rgb", "lab")}
     c_prime = nets.g_mc(m)["c_prime"].detach()
     assert parts["lab"] == pytest.approx(tissue_weighted_l1(c_prime, c, None, None, "lab").item(), rel=1e-4)
