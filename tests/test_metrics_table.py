@@ -70,6 +70,9 @@ def test_truth_columns_over_the_body_only():
     mse = ((air_col[body] - air_truth[body]) ** 2).mean()
     assert row["PSNR"] == pytest.approx(-10 * np.log10(mse), rel=1e-6)
     assert math.isnan(table_row(mri, col, None, truth=cryo, body=np.zeros_like(body))["dE"])
+    one = table_row(torch.from_numpy(mri)[None, None].float(), torch.from_numpy(col).permute(2, 0, 1)[None].float(),
+                    None, truth=torch.from_numpy(cryo).permute(2, 0, 1)[None].float(), body=np.zeros((1, *body.shape), bool))
+    assert one["dE"].shape == (1,) and np.isnan(one["dE"]).all()          # a batch of one keeps its shape
     with pytest.raises(InputError, match="boolean"):
         table_row(mri, col, None, truth=cryo, body=body.astype(np.uint8))
 

@@ -93,8 +93,7 @@ def _inside_body(metric, col: torch.Tensor, truth, body: np.ndarray | torch.Tens
     if inside.dtype != np.bool_:
         raise InputError("body", f"the body must be a boolean mask, got dtype {inside.dtype}")
     scores = metric(col, truth, inside.astype(np.int64))
-    absent = torch.full((col.shape[0],), float("nan"), dtype=torch.float64) if col.shape[0] > 1 else float("nan")
-    return scores.get(1, absent)
+    return scores.get(1, torch.full((col.shape[0],), float("nan"), dtype=torch.float64))   # no body: NaN per plane
 
 
 def _image_columns(grey: torch.Tensor, col: torch.Tensor, col_luma: torch.Tensor,
