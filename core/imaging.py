@@ -62,6 +62,22 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.cat([light, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] of CIE L*a*b* (D65) (N, 3, H, W): the inverse of `rgb_to_lab`, for outputs
+    computed in L*a*b* (`core.model.calibration`). Colours outside the sRGB gamut are clipped, as
+    scikit-image's ``lab2rgb`` (the tests' reference) clips them."""
+    lab = lab.float()
+    fy = (lab[:, 0:1] + 16.0) / 116.0
+    f = torch.cat([fy + lab[:, 1:2] / 500.0, fy, (fy - lab[:, 2:3] / 200.0).clamp_min(0.0)], dim=1)
+    xyz = torch.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787)
+    white = torch.tensor(_D65, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
+    inverse = torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64)).to(lab.dtype).to(lab.device)
+    linear = torch.einsum("ij,njhw->nihw", inverse, xyz * white)
+    rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055,
+                      12.92 * linear)
+    return rgb.clamp(0.0, 1.0)
+
+
 @lru_cache(maxsize=None)
 def gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
     """Normalised 1-D Gaussian of ``size`` taps (odd), as MATLAB's fspecial and Wang's SSIM use it."""

@@ -125,9 +125,13 @@ def test_colorizer_guides_c_prime_by_the_unpadded_plane():
 
 def test_output_catalogue_follows_the_architecture():
     full, a3 = load_preset("tiny").model, load_preset("tiny", "A3").model
-    assert available(full) == tuple(OUTPUTS) and available(a3) == ("c_hat",)
+    assert available(full) == ("c_hat", "c_prime", "fused", "guided")
+    assert available(full, calibrated=True) == tuple(OUTPUTS) and available(a3) == ("c_hat",)
     check_output("guided", full)
+    check_output("calibrated", full, calibrated=True)
     with pytest.raises(ValueError, match="c' decoder"):
         check_output("guided", a3)
+    with pytest.raises(ValueError, match="needs a colour calibration"):
+        check_output("calibrated", full)
     with pytest.raises(ValueError, match="one of"):
         check_output("rainbow", full)

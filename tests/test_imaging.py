@@ -1,12 +1,14 @@
 """Shared image primitives (`core.imaging`) against independent references."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage as ndi
 
-from core.imaging import gaussian_taps, luma, separable_filter, window_mean
+from core.imaging import gaussian_taps, lab_to_rgb, luma, rgb_to_lab, separable_filter, window_mean
 
 
 def test_luma_is_bt601_for_arrays_and_tensors():
@@ -52,3 +54,17 @@ def test_window_mean_matches_scipy_on_both_paths(radii):
     for axis, r in enumerate(radii):
         running = _running_mean(running, 2 + axis, r)
     np.testing.assert_allclose(running[0, 0].numpy(), ref, atol=1e-5)
+
+
+def test_lab_to_rgb_matches_scikit_image_and_inverts_rgb_to_lab():
+    from skimage.color import lab2rgb
+
+    rng = np.random.default_rng(3)
+    lab = np.stack([rng.uniform(0, 100, 4000), rng.uniform(-60, 60, 4000), rng.uniform(-60, 60, 4000)], -1)
+    got = lab_to_rgb(torch.tensor(lab.T[None, :, :, None], dtype=torch.float32))[0, :, :, 0].T.numpy()
+    with warnings.catch_warnings():     # out-of-gamut colours: both clip (scikit-image says so)
+        warnings.simplefilter("ignore")
+        ref = lab2rgb(lab)
+    np.testing.assert_allclose(got, ref, atol=2e-5)
+    rgb = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(lab_to_rgb(rgb_to_lab(rgb)), rgb, atol=2e-5, rtol=0)

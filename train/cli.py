@@ -1,4 +1,4 @@
-"""Command line of the launcher: ``segmentation``, ``colorization``, ``evaluate``, ``ablation``.
+"""Command line of the launcher: ``segmentation``, ``colorization``, ``calibrate``, ``evaluate``, ``ablation``.
 
 Single process (CPU or one GPU)::
 
@@ -114,8 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--variants", default="full,A1,A2,A3,A4,A5",
                           help="comma-separated variants to train (default: full,A1,A2,A3,A4,A5)")
     ablation.add_argument("--planes", type=int, help="evaluate on at most this many test planes")
+    from core.commands import calibrate as calibrate_command
     from core.commands import evaluate as evaluate_command
 
+    calibrate = sub.add_parser("calibrate", help="fit the colour calibration of a trained model (the 'calibrated' output)",
+                               description=calibrate_command.__doc__.split("\n\n")[0])
+    calibrate_command.add_arguments(calibrate)
+    calibrate.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     evaluate = sub.add_parser("evaluate", help="Table-I style table for checkpoints, with reference rows",
                               description=evaluate_command.__doc__.split("\n\n")[0])
     evaluate_command.add_arguments(evaluate)
@@ -233,4 +238,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from core.commands import evaluate as evaluate_command
 
         return evaluate_command.run(args)
+    if args.command == "calibrate":
+        from core.commands import calibrate as calibrate_command
+
+        _set_threads(args.threads)
+        return calibrate_command.run(args)
     return _run_training(args)

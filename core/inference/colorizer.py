@@ -6,7 +6,8 @@ array/tensor conversions, and, through `colorize_planes`, the pixel size the mod
 (from its checkpoint), the crop to the body and the background outside it, and the resampling back to
 the caller's grid. The viewer, ``mricolor colorize`` (`core.inference.volume`) and the evaluation
 all call `colorize_planes`, so a plane looks the same everywhere. It serves the output its
-checkpoint declares (ĉ, c' or a fusion, see `core.model.outputs`) and any of the others on request.
+checkpoint declares (ĉ, c' or a fusion, see `core.model.outputs`) and any of the others on request;
+a checkpoint that carries a colour calibration (`core.model.calibration`) also offers ``calibrated``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from core.errors import InputError
 from core.inference import crop
 from core.inference.fusion import GUIDE_RADIUS, fuse, mri_guided
 from core.labels import LabelTable
+from core.model.calibration import ColourCalibration
 from core.model.checkpoint import CHECKPOINT_FILE, check_serve, load_checkpoint
 from core.model.config import ModelConfig, load_preset
 from core.model.networks import Generator, build_generator
@@ -91,8 +93,9 @@ class Colorizer:
 
     def __init__(self, generator: Generator, config: ModelConfig, *, serve: str = "c_hat",
                  device: str | torch.device | None = None, max_batch: int | None = None, precision: str = "auto",
-                 label_table: LabelTable | None = None, source: str | None = None, pixel_mm: float | None = None):
-        check_serve(serve, config)
+                 label_table: LabelTable | None = None, source: str | None = None, pixel_mm: float | None = None,
+                 calibration: ColourCalibration | None = None):
+        check_serve(serve, config, calibration is not None)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if pixel_mm is not None and not (np.isfinite(pixel_mm) and pixel_mm > 0):
@@ -110,18 +113,20 @@ class Colorizer:
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             self.generator.to(memory_format=torch.channels_last)
+        self.calibration = (None if calibration is None
+                            else calibration.eval().requires_grad_(False).to(self.device))
         self._background: torch.Tensor | None = None
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return available(self.config)
+        return available(self.config, self.calibration is not None)
 
     def to(self, device: str | torch.device) -> "Colorizer":
         """A copy of this colorizer on ``device``, with that device's default batch; this one keeps
         serving meanwhile (the generator is copied, not moved: a worker may be running it)."""
         return Colorizer(copy.deepcopy(self.generator), self.config, serve=self.serve, device=device,
                          precision=self.precision, label_table=self.label_table, source=self.source,
-                         pixel_mm=self.pixel_mm)
+                         pixel_mm=self.pixel_mm, calibration=copy.deepcopy(self.calibration))
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
@@ -141,9 +146,10 @@ class Colorizer:
                                        "or use Colorizer.untrained() for a randomly initialised model")
         ckpt = load_checkpoint(path)
         generator = ckpt.build("g_mc")
+        calibration = ckpt.build("calib") if "calib" in ckpt.networks else None
         return cls(generator, ckpt.config, serve=ckpt.serve, device=device, label_table=ckpt.label_table,
                    source=str(ckpt.path), pixel_mm=pixel_mm or recorded_pixel_mm(ckpt.extra) or DEFAULT_PIXEL_MM,
-                   **options)
+                   calibration=calibration, **options)
 
     @classmethod
     def untrained(cls, preset: str = "lite", seed: int = 0, device: str | torch.device | None = None,
@@ -184,26 +190,28 @@ class Colorizer:
             part = batch[..., box[0], box[1]]
             part_body = None if inside is None else inside[..., box[0], box[1]]
             with torch.inference_mode():
-                for name, rgb in self._colorize_part(part, scale, names, part_body).items():
+                for name, rgb in self._colorize_part(part, scale, names, part_body, pixel_mm).items():
                     results[name][..., box[0], box[1]] = rgb
                     if inside is not None:
                         results[name] = torch.where(inside, results[name], self.background[None, :, None, None])
         return self._convert(results, planes, names, outputs, single)
 
     def _colorize_part(self, part: torch.Tensor, scale: np.ndarray, names: list[str],
-                       body: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """(N, 1, h, w) planes run at ``scale`` model pixels per plane pixel and brought back to
-        (N, 3, h, w); ``guided`` refined at the planes' own resolution, its fits over ``body``
-        ((N, 1, h, w), None: every pixel)."""
-        network = list(dict.fromkeys("c_prime" if name == "guided" else name for name in names))
+                       body: torch.Tensor | None = None, pixel_mm=None) -> dict[str, torch.Tensor]:
+        """(N, 1, h, w) planes of ``pixel_mm`` (None: the model's) run at ``scale`` model pixels
+        per plane pixel and brought back to (N, 3, h, w); ``guided`` refined at the planes' own
+        resolution, its fits over ``body`` ((N, 1, h, w), None: every pixel), and ``calibrated``
+        corrected from it there."""
+        refined = ("guided", "calibrated")
+        network = list(dict.fromkeys("c_prime" if name in refined else name for name in names))
         raw = self._run(crop.resize(part, crop.model_size(tuple(part.shape[-2:]), scale)).clamp_(0.0, 1.0), network)
-        out = {}
-        for name in names:
-            rgb = crop.resize(raw["c_prime" if name == "guided" else name], tuple(part.shape[-2:])).clamp_(0.0, 1.0)
-            if name == "guided":
-                rgb = mri_guided(rgb, part, tuple(max(1, round(GUIDE_RADIUS / f)) for f in scale), body)
-            out[name] = rgb
-        return out
+        out = {name: crop.resize(raw[name], tuple(part.shape[-2:])).clamp_(0.0, 1.0) for name in network}
+        if any(name in refined for name in names):
+            out["guided"] = mri_guided(out["c_prime"], part, tuple(max(1, round(GUIDE_RADIUS / f)) for f in scale), body)
+        if "calibrated" in names:
+            out["calibrated"] = self.calibration(out["guided"], out["c_prime"], part, body,
+                                                 self.pixel_mm or DEFAULT_PIXEL_MM if pixel_mm is None else pixel_mm)
+        return {name: out[name] for name in names}
 
     def _scale(self, pixel_mm) -> np.ndarray:
         """Model pixels per plane pixel, (rows, cols), for planes of ``pixel_mm``."""
@@ -306,8 +314,12 @@ class Colorizer:
             if "fused" in names:
                 out["fused"] = fuse(out["c_hat"], out["c_prime"])
             out = {k: v[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w] for k, v in out.items()}
-            if "guided" in names:   # on the plane itself: the padding is no edge of the MRI
-                out["guided"] = mri_guided(out["c_prime"], batch[start:start + self.max_batch].float())
+            if "guided" in names or "calibrated" in names:   # on the plane itself: the padding is no edge of the MRI
+                plane = batch[start:start + self.max_batch].float()
+                out["guided"] = mri_guided(out["c_prime"], plane)
+                if "calibrated" in names:
+                    out["calibrated"] = self.calibration(out["guided"], out["c_prime"], plane, None,
+                                                         self.pixel_mm or DEFAULT_PIXEL_MM)
             for n in names:
                 chunks[n].append(out[n].contiguous())
         return {n: torch.cat(parts) for n, parts in chunks.items()}

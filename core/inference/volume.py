@@ -69,8 +69,9 @@ def colorize_volume(mri: Volume, colorizer: Colorizer, *, axis: str = "axial", o
     (a far smaller input on most bodies, and framed much as the training planes were, which
     instance norm makes matter) and everything outside the body (`core.normalize.body_region`)
     takes the palette's background colour; off: every pixel goes through the network. The
-    ``guided`` output is refined over the whole volume at once (`guided_volume`). ``progress`` is called with the number
-    of slices finished after each batch.
+    ``guided`` output is refined over the whole volume at once (`guided_volume`), and
+    ``calibrated`` corrected from it slice by slice (`calibrated_volume`). ``progress`` is called
+    with the number of slices finished after each batch.
     """
     check_mri(mri)
     if output is not None and output not in colorizer.outputs:
@@ -87,24 +88,40 @@ def colorize_volume(mri: Volume, colorizer: Colorizer, *, axis: str = "axial", o
         norm = normalize_array(mri.array, *intensity_range(mri, raw_mask))
     mask = body_region(raw_mask) if crop else None
     a = slicing_axis(mri, axis)
-    stack = np.moveaxis(norm, a, 0)  # (slices, rows, cols)
-    in_plane = [j for j in range(3) if j != a]
-    pixel_mm = np.asarray(mri.spacing, dtype=np.float64)[::-1][in_plane]  # (row, col) mm
+    pixel_mm = in_plane_mm(mri, a)
     output = output or colorizer.serve
-    refine = output == "guided"  # c′ slice by slice, then the MRI-guided filter over the whole volume
-    colour = np.empty(stack.shape + (3,), dtype=np.float32 if refine else np.uint8)
-    masks = np.moveaxis(mask, a, 0) if crop else None
+    if output not in ("guided", "calibrated"):
+        colour = slice_by_slice(norm, mask, a, pixel_mm, colorizer, output, batch_size, progress, as_uint8=True)
+        return Volume(colour, mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
+    # c′ slice by slice, then the MRI-guided filter over the whole volume
+    c_prime = slice_by_slice(norm, mask, a, pixel_mm, colorizer, "c_prime", batch_size, progress)
+    colour = guided_volume(c_prime, norm, mri.spacing, colorizer, mask)
+    if output == "calibrated":
+        colour = calibrated_volume(colour, c_prime, norm, mask, a, pixel_mm, colorizer, batch_size)
+    return Volume(to_uint8(colour), mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
+
+
+def in_plane_mm(volume: Volume, axis: int) -> np.ndarray:
+    """(rows, cols) pixel size in mm of ``volume``'s slices along array ``axis``."""
+    return np.asarray(volume.spacing, dtype=np.float64)[::-1][[j for j in range(3) if j != axis]]
+
+
+def slice_by_slice(mri01: np.ndarray, body: np.ndarray | None, axis: int, pixel_mm, colorizer: Colorizer,
+                   output: str, batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
+                   as_uint8: bool = False) -> np.ndarray:
+    """``output`` of every slice of the normalised MRI ``mri01`` along array ``axis`` (slices of
+    ``pixel_mm`` (rows, cols)), through `Colorizer.colorize_planes` with each slice's ``body``
+    (None: no crop), as (z, y, x, 3) float32 RGB, or uint8 with ``as_uint8``."""
+    stack = np.moveaxis(mri01, axis, 0)  # (slices, rows, cols)
+    masks = None if body is None else np.moveaxis(body, axis, 0)
+    colour = np.empty(stack.shape + (3,), dtype=np.uint8 if as_uint8 else np.float32)
     for start in range(0, stack.shape[0], batch_size):
         rows = slice(start, start + batch_size)
-        rgb = colorizer.colorize_planes(stack[rows], pixel_mm, "c_prime" if refine else output,
-                                        body=None if masks is None else masks[rows])
-        colour[rows] = rgb if refine else to_uint8(rgb)
+        rgb = colorizer.colorize_planes(stack[rows], pixel_mm, output, body=None if masks is None else masks[rows])
+        colour[rows] = to_uint8(rgb) if as_uint8 else rgb
         if progress is not None:
             progress(min(start + batch_size, stack.shape[0]))
-    colour = np.moveaxis(colour, 0, a)
-    if refine:
-        colour = to_uint8(guided_volume(colour, norm, mri.spacing, colorizer, mask))
-    return Volume(colour, mri.spacing.copy(), mri.origin.copy(), mri.direction.copy())
+    return np.moveaxis(colour, 0, axis)
 
 
 def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Colorizer,
@@ -135,4 +152,33 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
     return out
 
 
-__all__ = ["AXES", "DEFAULT_BATCH", "slicing_axis", "check_mri", "colorize_volume"]
+def calibrated_volume(guided: np.ndarray, c_prime: np.ndarray, mri01: np.ndarray, body: np.ndarray | None,
+                      axis: int, pixel_mm, colorizer: Colorizer, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """The ``calibrated`` output of a whole volume: the colorizer's colour calibration applied to
+    its ``guided`` output (z, y, x, 3) slice by slice along array ``axis``, with the slices'
+    in-plane ``pixel_mm`` (rows, cols), exactly as the plane path applies it to a plane.
+    Outside ``body`` (None: nowhere) the guided colour (the background) is kept."""
+    if colorizer.calibration is None:
+        raise InputError("output", "'calibrated' needs a model with a colour calibration")
+    out = np.array(guided, dtype=np.float32, copy=True)
+    views = [np.moveaxis(x, axis, 0) for x in (out, c_prime, mri01)]
+    inside = None if body is None else np.moveaxis(body, axis, 0)
+
+    def planes(x: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(colorizer.device)
+        return x.permute(0, 3, 1, 2) if x.dim() == 4 else x[:, None]
+
+    with torch.inference_mode():
+        for start in range(0, views[0].shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            mask = None if inside is None else torch.from_numpy(np.ascontiguousarray(inside[rows]))[:, None]
+            if mask is not None and not mask.any():
+                continue
+            rgb = colorizer.calibration(planes(views[0][rows]), planes(views[1][rows]), planes(views[2][rows]),
+                                        None if mask is None else mask.to(colorizer.device), pixel_mm)
+            views[0][rows] = rgb.permute(0, 2, 3, 1).cpu().numpy()
+    return out
+
+
+__all__ = ["AXES", "DEFAULT_BATCH", "slicing_axis", "check_mri", "colorize_volume", "in_plane_mm", "slice_by_slice",
+           "guided_volume", "calibrated_volume"]

@@ -3,7 +3,9 @@
 Layout of ``*.safetensors`` (the header's ``__metadata__`` holds strings only):
 
 - tensors ``<network>.<state_dict key>`` for each saved network, network names from
-  ``Networks.modules()``: ``g_mc``, ``g_cm``, ``d_c``, ``d_m``, ``seg``;
+  ``Networks.modules()``: ``g_mc``, ``g_cm``, ``d_c``, ``d_m``, ``seg``, and ``calib`` (the
+  ``calibrated`` output's colour calibration, `core.model.calibration`, whose architecture is
+  ``extra["calibration"]``);
 - metadata ``format`` = ``"mricolor.checkpoint"``, ``format_version`` = ``"1"``,
   ``model`` = the ``ModelConfig`` as JSON (enough to rebuild every network),
   ``networks`` = JSON list of the saved network names,
@@ -36,7 +38,9 @@ from core.model.outputs import check_output
 
 FORMAT = "mricolor.checkpoint"
 FORMAT_VERSION = 1
-NETWORK_NAMES = ("g_mc", "g_cm", "d_c", "d_m", "seg")
+NETWORK_NAMES = ("g_mc", "g_cm", "d_c", "d_m", "seg", "calib")
+#: The key of ``extra`` holding the colour calibration's architecture.
+CALIBRATION_KEY = "calibration"
 #: File name of a checkpoint inside a checkpoint folder (e.g. ``resources/default_model/``).
 CHECKPOINT_FILE = "model.safetensors"
 
@@ -50,10 +54,11 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module
 
 
-def check_serve(serve: str, config: ModelConfig) -> None:
-    """Raise ``ValueError`` when ``serve`` is unknown or needs a c' decoder the config lacks."""
+def check_serve(serve: str, config: ModelConfig, calibrated: bool = False) -> None:
+    """Raise ``ValueError`` when ``serve`` is unknown, needs a c' decoder the config lacks, or a
+    colour calibration the model does not carry (``calibrated``)."""
     try:
-        check_output(serve, config)
+        check_output(serve, config, calibrated)
     except ValueError as exc:
         raise ValueError(f"serve: {exc}") from None
 
@@ -68,7 +73,9 @@ def save_checkpoint(path: str | os.PathLike, modules: Mapping[str, nn.Module], c
     unknown = sorted(set(modules) - set(NETWORK_NAMES))
     if unknown:
         raise ValueError(f"unknown network name(s) {unknown}; use {NETWORK_NAMES}")
-    check_serve(serve, config)
+    check_serve(serve, config, "calib" in modules)
+    if "calib" in modules and CALIBRATION_KEY not in (extra or {}):
+        raise ValueError(f"a checkpoint with a 'calib' network needs its architecture in extra[{CALIBRATION_KEY!r}]")
     if label_table is not None and config.num_classes not in (None, label_table.num_classes):
         raise ValueError(f"label table has {label_table.num_classes} classes, the architecture {config.num_classes}")
     target = Path(path)
@@ -121,13 +128,15 @@ class Checkpoint:
 
     def build(self, name: str) -> nn.Module:
         """Build network ``name`` from the stored architecture and load its weights."""
+        from core.model.calibration import ColourCalibration
         from core.model.networks import build_discriminator, build_generator, build_segmentation
 
         builders = {"g_mc": lambda: build_generator(self.config, "colorization"),
                     "g_cm": lambda: build_generator(self.config, "grayscale"),
                     "d_c": lambda: build_discriminator(self.config, 3),
                     "d_m": lambda: build_discriminator(self.config, 1),
-                    "seg": lambda: build_segmentation(self.config)}
+                    "seg": lambda: build_segmentation(self.config),
+                    "calib": lambda: ColourCalibration.from_spec(self.extra.get(CALIBRATION_KEY))}
         if name not in builders:
             raise ValueError(f"unknown network {name!r}; use {NETWORK_NAMES}")
         try:
@@ -195,28 +204,37 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         weights[name][sub] = value
     serve = metadata.get("serve", "c_hat")
     try:
-        check_serve(serve, config)
+        check_serve(serve, config, "calib" in names)
     except ValueError as exc:
         raise InputError(p, str(exc)) from None
     labels = LabelTable.from_json(metadata["labels"], str(p)) if "labels" in metadata else None
     extra = _json(metadata, "extra", p, default={})
     if not isinstance(extra, dict):
         raise InputError(p, "checkpoint metadata 'extra' must be a JSON object")
+    if "calib" in names and CALIBRATION_KEY not in extra:
+        raise InputError(p, f"checkpoint has a 'calib' network but no extra[{CALIBRATION_KEY!r}] architecture")
     return Checkpoint(p, config, weights, serve, labels, extra)
 
 
 def export_inference_checkpoint(source: str | os.PathLike, folder: str | os.PathLike, *, pixel_mm: float,
-                                serve: str | None = None, extra: dict | None = None) -> Path:
+                                serve: str | None = None, extra: dict | None = None,
+                                calibration: nn.Module | None = None) -> Path:
     """Write a slim inference checkpoint into ``folder``: G_m→ĉ only (no discriminators, no
-    G_c→m, no U-Net), the architecture, the label table, the served output and ``pixel_mm`` in
-    its metadata, plus ``model.json`` (architecture and metadata) and ``labels.csv`` (the label
-    table) beside it for people to read. Returns the checkpoint path."""
+    G_c→m, no U-Net) and the colour calibration (``calibration``, else the source's own if it has
+    one), the architecture, the label table, the served output and ``pixel_mm`` in its metadata,
+    plus ``model.json`` (architecture and metadata) and ``labels.csv`` (the label table) beside it
+    for people to read. Returns the checkpoint path."""
     ck = load_checkpoint(source)
-    generator = ck.build("g_mc")
+    modules = {"g_mc": ck.build("g_mc")}
     meta = {**ck.extra, **(extra or {}), "pixel_mm": float(pixel_mm)}
+    if calibration is None and "calib" in ck.networks:
+        calibration = ck.build("calib")
+    if calibration is not None:
+        modules["calib"] = calibration
+        meta[CALIBRATION_KEY] = calibration.spec()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = save_checkpoint(folder / CHECKPOINT_FILE, {"g_mc": generator}, ck.config, serve=serve or ck.serve,
+    path = save_checkpoint(folder / CHECKPOINT_FILE, modules, ck.config, serve=serve or ck.serve,
                            label_table=ck.label_table, extra=meta)
     write_text(folder / "model.json", json.dumps({"model": ck.config.to_dict(), "serve": serve or ck.serve,
                                                   "extra": meta}, indent=1, default=str) + "\n")

@@ -15,6 +15,9 @@ fusions themselves are computed in `core.inference.fusion`.
   fitted to c′, so colour changes where the MRI changes and nowhere else: the assumption of
   Levin et al.'s "Colorization using optimization" (tissues meet where intensity changes).
   This undoes the misregistration blur at tissue boundaries without learning anything.
+- ``calibrated``: ``guided`` corrected pixel by pixel by a small map learnt after the GAN on the
+  training subjects' true colorizations (`core.model.calibration`): it takes out the network's
+  systematic colour errors per tissue. Only a checkpoint that carries a calibration offers it.
 """
 from __future__ import annotations
 
@@ -43,17 +46,26 @@ OUTPUTS: dict[str, Output] = {
     "c_prime": Output("c′", "cryosection colour (soft)", "c′ (pseudo-cryosection)", ("c_prime",)),
     "fused": Output("fused", "cryosection colour, network detail", "c′ colours + ĉ edges", ("c_hat", "c_prime")),
     "guided": Output("guided", "cryosection colour, MRI edges", "c′ colours + MRI edges", ("c_prime",)),
+    "calibrated": Output("calibrated", "cryosection colour, calibrated",
+                         "c′ colours + MRI edges, calibrated per pixel", ("c_prime",)),
 }
+#: Outputs that need the checkpoint's colour calibration (the network ``calib``).
+NEEDS_CALIBRATION = ("calibrated",)
 
 
-def available(config: ModelConfig) -> tuple[str, ...]:
-    """The outputs a generator of this architecture offers, in ``OUTPUTS`` order."""
-    return tuple(name for name, out in OUTPUTS.items() if config.dual_decoder or not out.needs_c_prime)
+def available(config: ModelConfig, calibrated: bool = False) -> tuple[str, ...]:
+    """The outputs a generator of this architecture offers, in ``OUTPUTS`` order; ``calibrated``:
+    the model carries a colour calibration."""
+    return tuple(name for name, out in OUTPUTS.items()
+                 if (config.dual_decoder or not out.needs_c_prime) and (calibrated or name not in NEEDS_CALIBRATION))
 
 
-def check_output(name: str, config: ModelConfig) -> None:
-    """Raise ``ValueError`` when ``name`` is no output, or needs a c′ decoder ``config`` lacks."""
+def check_output(name: str, config: ModelConfig, calibrated: bool = False) -> None:
+    """Raise ``ValueError`` when ``name`` is no output, needs a c′ decoder ``config`` lacks, or
+    needs a colour calibration the model does not carry."""
     if name not in OUTPUTS:
         raise ValueError(f"output must be one of {tuple(OUTPUTS)}, got {name!r}")
-    if name not in available(config):
+    if name not in available(config, calibrated):
+        if name in NEEDS_CALIBRATION and config.dual_decoder:
+            raise ValueError(f"output {name!r} needs a colour calibration, which this model does not carry")
         raise ValueError(f"output {name!r} needs the c' decoder, which this architecture lacks")

@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from core.model.outputs import OUTPUTS
+from core.model.outputs import NEEDS_CALIBRATION, OUTPUTS
 from core.model.section import Section, check_positive_int
 
 PRECISIONS = ("auto", "fp32", "bf16")
-SERVE_CHOICES = ("auto", *OUTPUTS)
+#: A training run exports no colour calibration (`python -m train calibrate` adds one).
+SERVE_CHOICES = ("auto", *(name for name in OUTPUTS if name not in NEEDS_CALIBRATION))
 #: Budget keys of which the U-Net pre-training has its own copy in ``train``, prefixed ``seg_``.
 PER_TASK_KEYS = ("batch_size", "epochs", "max_steps", "max_minutes")
 

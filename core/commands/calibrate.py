@@ -1,0 +1,88 @@
+"""Fit the colour calibration of a trained model on its training subjects: ``python -m train calibrate``.
+
+The model's ``guided`` output is corrected pixel by pixel by a small map learnt from the training
+subjects' whole scans and their true colorizations (`core.model.calibration`,
+`core.training.calibration`). OUT gets an inference checkpoint (G_m→ĉ and the calibration,
+serving ``calibrated``; ``model.json`` and ``labels.csv`` beside it) and ``calibration_log.csv``
+(the loss curve). Choose between it and the uncalibrated model on validation subjects with
+``mricolor evaluate --volumes SEEDS --outputs guided calibrated``.
+
+Only the dataset's training subjects are fitted on: the phantom seeds of its ``train`` split
+(all of them by default), so the subjects that score the model later stay unseen.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="the trained model (a checkpoint file or folder, e.g. a run's model.safetensors)")
+    parser.add_argument("--data", required=True,
+                        help="the dataset the model was trained on: its training split's phantom seeds are "
+                             "the subjects fitted on")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the calibrated checkpoint")
+    parser.add_argument("--seeds", metavar="SEEDS",
+                        help="only these training seeds (e.g. 10-13; default: every training seed of --data)")
+    parser.add_argument("--scans", nargs="+", default=["body", "head", "head-brain"], metavar="KIND",
+                        help="kinds of phantom scan per seed (default: body head head-brain)")
+    parser.add_argument("--samples-per-scan", type=int, default=150_000,
+                        help="body voxels drawn from each scan (default: 150000)")
+    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
+    parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
+
+
+def training_seeds(data: str, requested: str | None) -> list[int]:
+    """The phantom seeds of ``data``'s training split, or the ``requested`` ones, each of which
+    must be one of them (``InputError`` otherwise)."""
+    from core.dataset.build import parse_ids
+    from core.dataset.manifest import Manifest
+
+    train = sorted({s.metadata["seed"] for s in Manifest.load(data).subjects
+                    if s.split == "train" and s.metadata.get("source") == "phantom" and "seed" in s.metadata})
+    if not train:
+        raise InputError(data, "has no phantom subjects in its training split to fit a calibration on")
+    if requested is None:
+        return train
+    seeds = parse_ids(requested, "--seeds")
+    foreign = sorted(set(seeds) - set(train))
+    if foreign:
+        raise InputError("--seeds", f"{foreign} are not training subjects of {data} (its training seeds: "
+                                    f"{', '.join(map(str, train))}); fit only on subjects the model learnt from")
+    return seeds
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.atomic import write_text
+    from core.devices import parse_device
+    from core.evaluation.volumes import phantom_subjects
+    from core.inference import Colorizer
+    from core.model.checkpoint import export_inference_checkpoint
+    from core.phantom.scans import check_kinds
+    from core.training.calibration import CalibrationSettings, fit_calibration
+
+    try:
+        settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed)
+    except ValueError as exc:
+        raise InputError("calibrate", str(exc)) from None
+    check_kinds(tuple(args.scans))
+    seeds = training_seeds(args.data, args.seeds)
+    colorizer = Colorizer.from_checkpoint(args.checkpoint, device=parse_device(args.device))
+    if "guided" not in colorizer.outputs:
+        raise InputError(args.checkpoint, "has no c′ decoder: the calibration corrects the 'guided' output")
+    subjects = phantom_subjects(seeds, tuple(args.scans))
+    say = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    calibration, curve = fit_calibration(colorizer, subjects, settings, say=say)
+    fitted = {"seeds": seeds, "scans": list(args.scans), "data": str(args.data), **settings.to_dict(),
+              "final_l1": curve[-1][1]}
+    path = export_inference_checkpoint(args.checkpoint, args.out, pixel_mm=colorizer.pixel_mm, serve="calibrated",
+                                       calibration=calibration, extra={"calibration_fit": fitted})
+    write_text(Path(args.out) / "calibration_log.csv",
+               "step,l1_lab\n" + "".join(f"{step},{loss:.6f}\n" for step, loss in curve))
+    print(f"calibrated model: {path} (fitted on seeds {', '.join(map(str, seeds))}; final L1 {curve[-1][1]:.4f})")
+    return 0

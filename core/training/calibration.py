@@ -1,0 +1,118 @@
+"""Fitting the colour calibration of the ``calibrated`` output (`core.model.calibration`).
+
+After the GAN, on the *training* subjects' whole scans: each is colorized as ``mricolor colorize``
+does it (c′ slice by slice, the guided filter over the volume), the calibration's features are
+computed slice by slice as the plane path computes them, and a sample of the body's voxels is
+paired with the subject's true colorization. The same number of voxels is drawn from every scan,
+so a 1 mm head (14 M voxels) does not drown a whole body at 3 × 3 × 4 mm. The perceptron then
+learns the correction with L1 in CIE L*a*b* (ΔE00 as the loss scored the same on validation, and
+is slower), Adam with a one-cycle rate. Everything is seeded: the same subjects and settings give
+the same calibration.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.evaluation.volumes import TruthSubject
+from core.imaging import rgb_to_lab
+from core.inference import Colorizer
+from core.inference.volume import DEFAULT_BATCH, guided_volume, in_plane_mm, slice_by_slice, slicing_axis
+from core.model.calibration import CONTEXT_MM, HIDDEN, LAB_SCALE, ColourCalibration
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How a calibration is fitted (recorded in the checkpoint it is written to)."""
+
+    samples_per_scan: int = 150_000
+    steps: int = 3000
+    batch_size: int = 4096
+    lr: float = 3e-3
+    seed: int = 0
+    context_mm: tuple[float, ...] = CONTEXT_MM
+    hidden: int = HIDDEN
+
+    def __post_init__(self):
+        for name in ("samples_per_scan", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "context_mm": list(self.context_mm)}
+
+
+def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: ColourCalibration, count: int,
+                rng: np.random.Generator, axis: str = "axial") -> tuple[torch.Tensor, torch.Tensor]:
+    """About ``count`` voxels of ``subject``'s body, drawn at random: their calibration features
+    (P, F) as ``colorizer`` would compute them for the ``calibrated`` output, and their true
+    colour (P, 3) in L*a*b* / ``LAB_SCALE``."""
+    a = slicing_axis(subject.mri, axis)
+    pixel_mm = in_plane_mm(subject.mri, a)
+    mri01, body = subject.mri01, subject.body
+    c_prime = slice_by_slice(mri01, body, a, pixel_mm, colorizer, "c_prime")
+    guided = guided_volume(c_prime, mri01, subject.mri.spacing, colorizer, body)
+    keep = count / max(1, int(body.sum()))
+    truth = subject.truth.array.astype(np.float32) / 255.0
+    views = [np.moveaxis(x, a, 0) for x in (guided, c_prime, mri01, body, truth)]
+    feats, targets = [], []
+    with torch.inference_mode():
+        for start in range(0, views[0].shape[0], DEFAULT_BATCH):
+            g, c, m, b, t = (torch.from_numpy(np.ascontiguousarray(v[start:start + DEFAULT_BATCH])) for v in views)
+            chosen = b & torch.from_numpy(rng.random(tuple(b.shape)) < keep)
+            if not chosen.any():
+                continue
+            f = calibration.features(g.permute(0, 3, 1, 2), c.permute(0, 3, 1, 2), m[:, None], b[:, None], pixel_mm)
+            feats.append(f.permute(0, 2, 3, 1)[chosen])
+            targets.append(rgb_to_lab(t.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)[chosen] / LAB_SCALE)
+    if not feats:
+        raise ValueError(f"{subject.name}: no body voxels to fit a calibration on")
+    return torch.cat(feats).float(), torch.cat(targets).float()
+
+
+def fit_calibration(colorizer: Colorizer, subjects: list[TruthSubject], settings: CalibrationSettings = CalibrationSettings(),
+                    say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
+    """A calibration of ``colorizer``'s ``guided`` output fitted on ``subjects`` (training
+    subjects, never the ones that will score it), and its loss curve [(step, mean L1 over the
+    last steps)]. The calibration comes back on the CPU."""
+    if not subjects:
+        raise ValueError("fitting a calibration needs at least one subject")
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    calibration = ColourCalibration(settings.context_mm, settings.hidden)
+    xs, ys = [], []
+    for subject in subjects:
+        x, y = scan_pixels(subject, colorizer, calibration, settings.samples_per_scan, rng)
+        xs.append(x)
+        ys.append(y)
+        if say is not None:
+            say(f"{subject.name}: {len(x)} voxels")
+    x, y = torch.cat(xs), torch.cat(ys)
+    optimiser = torch.optim.Adam(calibration.parameters(), lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.lr, total_steps=settings.steps)
+    generator = torch.Generator().manual_seed(settings.seed)
+    curve, running = [], []
+    for step in range(1, settings.steps + 1):
+        pick = torch.randint(0, len(x), (settings.batch_size,), generator=generator)
+        loss = (calibration.correct(x[pick]) - y[pick]).abs().mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running.append(loss.item())
+        if step % 100 == 0 or step == settings.steps:
+            curve.append((step, float(np.mean(running))))
+            running = []
+            if say is not None and (step % 500 == 0 or step == settings.steps):
+                say(f"step {step}/{settings.steps}: L1 (L*a*b* / {LAB_SCALE:g}) {curve[-1][1]:.4f}")
+    return calibration.eval(), curve
+
+
+__all__ = ["CalibrationSettings", "scan_pixels", "fit_calibration"]

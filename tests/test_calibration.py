@@ -1,0 +1,186 @@
+"""The ``calibrated`` output: the colour calibration's features, its identity start, its storage in
+checkpoints, the plane and volume paths, the fit, and the ``calibrate`` command's subject guard."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import uniform_filter
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from core.errors import InputError
+from core.evaluation.volumes import TruthSubject
+from core.inference import Colorizer
+from core.inference.volume import colorize_volume
+from core.model.calibration import LAB_SCALE, ColourCalibration
+from core.model.checkpoint import export_inference_checkpoint, load_checkpoint, save_checkpoint
+from core.model.config import load_preset
+from core.model.networks import build_generator
+from core.training.calibration import CalibrationSettings, fit_calibration
+from core.volume import Volume
+
+
+def _planes(n=2, h=30, w=26, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    guided, c_prime = torch.rand(n, 3, h, w, generator=g), torch.rand(n, 3, h, w, generator=g)
+    mri = torch.rand(n, 1, h, w, generator=g)
+    body = torch.zeros(n, 1, h, w, dtype=torch.bool)
+    body[:, :, 4:25, 5:20] = True
+    return guided, c_prime, mri, body
+
+
+def _shifted(calibration: ColourCalibration, shift_lab: tuple[float, float, float]) -> ColourCalibration:
+    """A calibration whose correction is a constant L*a*b* shift (weights 0, bias = shift)."""
+    with torch.no_grad():
+        calibration.net[-1].bias.copy_(torch.tensor(shift_lab) / LAB_SCALE)
+    return calibration
+
+
+def test_context_features_are_body_only_window_means():
+    guided, c_prime, mri, body = _planes()
+    cal = ColourCalibration(context_mm=(2.0, 6.0))
+    pixel_mm = (1.0, 2.0)
+    feats = cal.features(guided, c_prime, mri, body, pixel_mm)
+    assert feats.shape == (2, cal.n_features, 30, 26) and cal.n_features == 9
+    m, b = mri.numpy()[:, 0], body.numpy()[:, 0].astype(np.float64)
+    for k, r_mm in enumerate((2.0, 6.0)):
+        size = [2 * max(1, round(r_mm / p)) + 1 for p in pixel_mm]       # rows 1 mm, columns 2 mm
+        for n in range(2):
+            ref = uniform_filter(m[n] * b[n], size, mode="mirror") / np.maximum(uniform_filter(b[n], size, mode="mirror"), 1e-9)
+            inside = b[n] > 0
+            np.testing.assert_allclose(feats[n, 7 + k].numpy()[inside], ref[inside], rtol=1e-4, atol=1e-5)
+    lab = rgb2lab(guided.permute(0, 2, 3, 1).numpy()) / LAB_SCALE
+    np.testing.assert_allclose(feats[:, :3].permute(0, 2, 3, 1).numpy(), lab, atol=1e-4)
+    np.testing.assert_allclose(feats[:, 6].numpy(), mri[:, 0].numpy())
+
+
+def test_untrained_calibration_is_the_identity_and_keeps_the_background():
+    guided, c_prime, mri, body = _planes()
+    out = ColourCalibration()(guided, c_prime, mri, body, 1.0).detach()
+    np.testing.assert_allclose(out.numpy(), guided.numpy(), atol=2e-4)       # an L*a*b* round trip
+    outside = ~body.expand_as(guided)
+    assert torch.equal(out[outside], guided[outside])
+
+
+def test_a_learnt_shift_moves_the_body_by_that_many_units_of_lab():
+    guided, c_prime, mri, body = _planes()
+    guided = 0.3 + 0.4 * guided                                            # inside the gamut after the shift
+    out = _shifted(ColourCalibration(), (6.0, -4.0, 3.0))(guided, c_prime, mri, body, 1.0).detach()
+    inside = body[:, 0].numpy()
+    before = rgb2lab(guided.permute(0, 2, 3, 1).numpy())[inside]
+    after = rgb2lab(out.permute(0, 2, 3, 1).numpy())[inside]
+    np.testing.assert_allclose((after - before).mean(0), (6.0, -4.0, 3.0), atol=0.05)
+    assert torch.equal(out[~body.expand_as(out)], guided[~body.expand_as(guided)])
+
+
+def test_spec_round_trip_and_refusals():
+    cal = ColourCalibration(context_mm=(3, 9), hidden=8)
+    again = ColourCalibration.from_spec(json.loads(json.dumps(cal.spec())))
+    assert again.context_mm == (3.0, 9.0) and again.hidden == 8 and again.n_features == cal.n_features
+    for bad in ({"context_mm": [3]}, {"context_mm": [-1], "hidden": 4}, {"context_mm": [3], "hidden": 0}, None):
+        with pytest.raises(ValueError):
+            ColourCalibration.from_spec(bad)
+
+
+def _colorizer(calibration=None, serve="guided") -> Colorizer:
+    config = load_preset("tiny").model
+    torch.manual_seed(0)
+    return Colorizer(build_generator(config), config, device="cpu", serve=serve, pixel_mm=2.0, calibration=calibration)
+
+
+def test_checkpoint_carries_the_calibration_and_serves_it(tmp_path):
+    torch.manual_seed(1)
+    cal = ColourCalibration(hidden=16)
+    torch.nn.init.normal_(cal.net[-1].weight, std=0.1)
+    col = _colorizer()
+    assert "calibrated" not in col.outputs
+    path = save_checkpoint(tmp_path / "a", {"g_mc": col.generator, "calib": cal}, col.config, serve="calibrated",
+                           extra={"calibration": cal.spec(), "pixel_mm": 2.0})
+    loaded = Colorizer.from_checkpoint(path, device="cpu")
+    assert loaded.serve == "calibrated" and "calibrated" in loaded.outputs
+    for key, value in cal.state_dict().items():
+        assert torch.equal(loaded.calibration.state_dict()[key], value)
+    # the slim export keeps it
+    exported = export_inference_checkpoint(path, tmp_path / "slim", pixel_mm=2.0)
+    assert load_checkpoint(exported).networks == ("g_mc", "calib")
+    assert Colorizer.from_checkpoint(exported, device="cpu").serve == "calibrated"
+    # refusals: a calib network without its architecture, a calibrated serve without a calib network
+    with pytest.raises(ValueError, match="extra\\['calibration'\\]"):
+        save_checkpoint(tmp_path / "b", {"g_mc": col.generator, "calib": cal}, col.config)
+    with pytest.raises(ValueError, match="needs a colour calibration"):
+        save_checkpoint(tmp_path / "c", {"g_mc": col.generator}, col.config, serve="calibrated")
+    with pytest.raises(ValueError, match="needs a colour calibration"):
+        _colorizer(serve="calibrated")
+
+
+def _subject(shape=(10, 36, 32), seed=0) -> TruthSubject:
+    """A small ellipsoid 'body' with two intensity regions; truth comes later."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:shape[0], :shape[1], :shape[2]]
+    body = ((z - 4.5) / 6) ** 2 + ((y - 17.5) / 14) ** 2 + ((x - 15.5) / 12) ** 2 < 1
+    mri = np.where(body, np.where(x < 16, 0.8, 0.35), 0.0) + 0.02 * rng.random(shape) * body
+    vol = Volume(mri.astype(np.float32), np.array([1.5, 1.5, 3.0]))
+    labels = vol.with_array(np.where(body, np.where(x < 16, 1, 2), 0).astype(np.uint8))
+    return TruthSubject("blob", vol, vol.with_array(np.zeros(shape + (3,), np.uint8)), labels)
+
+
+def test_volume_path_applies_the_calibration_slice_by_slice_in_the_body():
+    subject = _subject()
+    col = _colorizer(_shifted(ColourCalibration(), (8.0, 0.0, 0.0)))
+    guided = colorize_volume(subject.mri, col, output="guided").array
+    calibrated = colorize_volume(subject.mri, col, output="calibrated").array
+    body = subject.body
+    shift = rgb2lab(calibrated[body]) - rgb2lab(guided[body])
+    assert abs(shift[:, 0].mean() - 8.0) < 0.5 and np.abs(shift[:, 1:]).mean() < 0.5
+    assert np.array_equal(calibrated[~body], guided[~body])
+    # the plane path: the same shift on a plane of that volume
+    plane = subject.mri01[5][None]
+    out = col.colorize_planes(plane, (1.5, 1.5), ["guided", "calibrated"], body=body[5])
+    inside = body[5]
+    d = rgb2lab(out["calibrated"][0][inside]) - rgb2lab(out["guided"][0][inside])
+    assert abs(d[:, 0].mean() - 8.0) < 0.5
+
+
+def test_fit_learns_a_colour_bias_it_can_see(one_torch_thread):
+    subject = _subject()
+    col = _colorizer()
+    guided = colorize_volume(subject.mri, col, output="guided").array
+    # the truth: the guided colour, lighter in the bright half and bluer in the dark half
+    lab = rgb2lab(guided)
+    lab[..., 0] += np.where(subject.mri01 > 0.6, 10.0, 0.0)
+    lab[..., 2] -= np.where(subject.mri01 <= 0.6, 12.0, 0.0)
+    from skimage.color import lab2rgb
+    truth = np.clip(np.rint(lab2rgb(lab) * 255), 0, 255).astype(np.uint8)
+    subject = TruthSubject("blob", subject.mri, subject.mri.with_array(truth), subject.labels)
+    settings = CalibrationSettings(samples_per_scan=4000, steps=400, batch_size=512, hidden=16)
+    cal, curve = fit_calibration(col, [subject], settings)
+    assert curve[-1][1] < 0.5 * curve[0][1]
+    fitted = Colorizer(col.generator, col.config, device="cpu", pixel_mm=2.0, calibration=cal)
+    out = colorize_volume(subject.mri, fitted, output="calibrated").array
+    body = subject.body
+    before = deltaE_ciede2000(rgb2lab(guided[body]), rgb2lab(truth[body])).mean()
+    after = deltaE_ciede2000(rgb2lab(out[body]), rgb2lab(truth[body])).mean()
+    assert before > 5 and after < 0.3 * before
+    with pytest.raises(ValueError, match="at least one subject"):
+        fit_calibration(col, [], settings)
+    with pytest.raises(ValueError, match="steps"):
+        CalibrationSettings(steps=0)
+
+
+def test_calibrate_fits_only_on_training_seeds(tmp_path):
+    from core.commands.calibrate import training_seeds
+
+    subjects = [{"id": f"phantom-{s}-body-0", "split": split,
+                 "volumes": {k: f"{k}.nii.gz" for k in ("mri", "cryo", "labels")},
+                 "metadata": {"source": "phantom", "seed": s}}
+                for s, split in ((10, "train"), (11, "train"), (14, "test"))]
+    (tmp_path / "dataset.json").write_text(json.dumps({
+        "format": "mricolor-dataset", "version": 1, "seed": 0, "split_by": "subject",
+        "plane": {"width": 8, "height": 8, "pixel_mm": 2.0, "min_foreground": 0.2}, "label_table": None,
+        "subjects": subjects, "planes": {"subject": [], "split": [], "center": [], "u": [], "v": []}}))
+    assert training_seeds(str(tmp_path), None) == [10, 11]
+    assert training_seeds(str(tmp_path), "11") == [11]
+    with pytest.raises(InputError, match=r"\[14\] are not training subjects"):
+        training_seeds(str(tmp_path), "10,14")
