@@ -184,3 +184,9 @@ def test_calibrate_fits_only_on_training_seeds(tmp_path):
     assert training_seeds(str(tmp_path), "11") == [11]
     with pytest.raises(InputError, match=r"\[14\] are not training subjects"):
         training_seeds(str(tmp_path), "10,14")
+    from core.evaluation.volumes import dataset_subjects
+
+    with pytest.raises(InputError, match="no true colorization on the MRI grid"):
+        next(dataset_subjects(tmp_path))
+    with pytest.raises(InputError, match="no training subjects"):
+        next(dataset_subjects(tmp_path, seeds=[14]))

@@ -2,13 +2,15 @@
 
 The model's ``guided`` output is corrected pixel by pixel by a small map learnt from the training
 subjects' whole scans and their true colorizations (`core.model.calibration`,
-`core.training.calibration`). OUT gets an inference checkpoint (G_m→ĉ and the calibration,
+`core.training.calibration`): the training split of the phantom dataset the model learnt from,
+every scan variant included (resampled, re-weighted, skull-stripped), read from the dataset
+folder. OUT gets an inference checkpoint (G_m→ĉ and the calibration,
 serving ``calibrated``; ``model.json`` and ``labels.csv`` beside it) and ``calibration_log.csv``
 (the loss curve). Choose between it and the uncalibrated model on validation subjects with
 ``mricolor evaluate --volumes SEEDS --outputs guided calibrated``.
 
-Only the dataset's training subjects are fitted on: the phantom seeds of its ``train`` split
-(all of them by default), so the subjects that score the model later stay unseen.
+Only the dataset's training subjects are fitted on (all of them by default), so the subjects that
+score the model later stay unseen.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
+from core.training.calibration import CalibrationSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the calibrated checkpoint")
     parser.add_argument("--seeds", metavar="SEEDS",
                         help="only these training seeds (e.g. 10-13; default: every training seed of --data)")
-    parser.add_argument("--scans", nargs="+", default=["body", "head", "head-brain"], metavar="KIND",
-                        help="kinds of phantom scan per seed (default: body head head-brain)")
-    parser.add_argument("--samples-per-scan", type=int, default=150_000,
-                        help="body voxels drawn from each scan (default: 150000)")
-    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
+    parser.add_argument("--scans", nargs="+", metavar="KIND",
+                        help="only these kinds of phantom scan, e.g. body head head-brain (default: all)")
+    parser.add_argument("--samples-per-scan", type=int, default=CalibrationSettings.samples_per_scan,
+                        help=f"body voxels drawn from each scan (default: {CalibrationSettings.samples_per_scan})")
+    parser.add_argument("--steps", type=int, default=CalibrationSettings.steps,
+                        help=f"optimiser steps (default: {CalibrationSettings.steps})")
+    parser.add_argument("--hidden", type=int, default=CalibrationSettings.hidden,
+                        help=f"units of each hidden layer (default: {CalibrationSettings.hidden})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
     parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
 
@@ -60,25 +66,25 @@ def training_seeds(data: str, requested: str | None) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from core.atomic import write_text
     from core.devices import parse_device
-    from core.evaluation.volumes import phantom_subjects
+    from core.evaluation.volumes import dataset_subjects
     from core.inference import Colorizer
     from core.model.checkpoint import export_inference_checkpoint
     from core.phantom.scans import check_kinds
-    from core.training.calibration import CalibrationSettings, fit_calibration
+    from core.training.calibration import fit_calibration
 
     try:
-        settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed)
+        settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
+                                       hidden=args.hidden)
     except ValueError as exc:
         raise InputError("calibrate", str(exc)) from None
-    check_kinds(tuple(args.scans))
+    scans = None if args.scans is None else check_kinds(tuple(args.scans))
     seeds = training_seeds(args.data, args.seeds)
     colorizer = Colorizer.from_checkpoint(args.checkpoint, device=parse_device(args.device))
     if "guided" not in colorizer.outputs:
         raise InputError(args.checkpoint, "has no c′ decoder: the calibration corrects the 'guided' output")
-    subjects = phantom_subjects(seeds, tuple(args.scans))
     say = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    calibration, curve = fit_calibration(colorizer, subjects, settings, say=say)
-    fitted = {"seeds": seeds, "scans": list(args.scans), "data": str(args.data), **settings.to_dict(),
+    calibration, curve = fit_calibration(colorizer, dataset_subjects(args.data, seeds, scans), settings, say=say)
+    fitted = {"seeds": seeds, "scans": list(scans or ["all"]), "data": str(args.data), **settings.to_dict(),
               "final_l1": curve[-1][1]}
     path = export_inference_checkpoint(args.checkpoint, args.out, pixel_mm=colorizer.pixel_mm, serve="calibrated",
                                        calibration=calibration, extra={"calibration_fit": fitted})

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -75,6 +75,26 @@ def phantom_subjects(seeds: list[int], scans: tuple[str, ...] = ("body",)) -> li
     return [TruthSubject(scan.name, scan.mri, scan.truth, scan.labels)
             for scan in (phantom_scan(seed, kind) for kind in scans for seed in seeds)]
 
+
+
+def dataset_subjects(data: str | Path, seeds: list[int] | None = None,
+                     scans: tuple[str, ...] | None = None) -> Iterator[TruthSubject]:
+    """The training subjects of a phantom dataset (its ``train`` split) with their MRI-grid truth
+    and labels, every scan variant included, read one at a time (a 1 mm head is large);
+    ``seeds`` / ``scans``: only those phantom seeds and kinds of scan."""
+    manifest = Manifest.load(data)
+    chosen = [s for s in manifest.subjects if s.split == "train"
+              and (seeds is None or s.metadata.get("seed") in seeds)
+              and (scans is None or s.metadata.get("scan", "body") in scans)]
+    if not chosen:
+        raise InputError(data, "has no training subjects of the requested seeds and scans")
+    lacking = [s.id for s in chosen if not {"mri", "truth", "mri_labels"} <= set(s.volumes)]
+    if lacking:
+        raise InputError(data, f"training subjects {lacking[:3]} have no true colorization on the MRI grid "
+                               "(a phantom dataset has one)")
+    for s in chosen:
+        volumes = {k: read_volume(manifest.root / s.volumes[k]) for k in ("mri", "truth", "mri_labels")}
+        yield TruthSubject(s.id, volumes["mri"], volumes["truth"], volumes["mri_labels"])
 
 @dataclass
 class References:

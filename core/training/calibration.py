@@ -12,7 +12,7 @@ the same calibration.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -77,24 +77,32 @@ def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: Colour
     return torch.cat(feats).float(), torch.cat(targets).float()
 
 
-def fit_calibration(colorizer: Colorizer, subjects: list[TruthSubject], settings: CalibrationSettings = CalibrationSettings(),
-                    say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
-    """A calibration of ``colorizer``'s ``guided`` output fitted on ``subjects`` (training
-    subjects, never the ones that will score it), and its loss curve [(step, mean L1 over the
-    last steps)]. The calibration comes back on the CPU."""
-    if not subjects:
-        raise ValueError("fitting a calibration needs at least one subject")
-    torch.manual_seed(settings.seed)
+def gather_pixels(colorizer: Colorizer, subjects: Iterable[TruthSubject], settings: CalibrationSettings,
+                  say: Say | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features and true colours of ``settings.samples_per_scan`` voxels of each subject
+    (`scan_pixels`), drawn with ``settings.seed``; ``subjects`` may be read one at a time."""
     rng = np.random.default_rng(settings.seed)
-    calibration = ColourCalibration(settings.context_mm, settings.hidden)
+    features = ColourCalibration(settings.context_mm, settings.hidden)
     xs, ys = [], []
     for subject in subjects:
-        x, y = scan_pixels(subject, colorizer, calibration, settings.samples_per_scan, rng)
+        x, y = scan_pixels(subject, colorizer, features, settings.samples_per_scan, rng)
         xs.append(x)
         ys.append(y)
         if say is not None:
             say(f"{subject.name}: {len(x)} voxels")
-    x, y = torch.cat(xs), torch.cat(ys)
+    if not xs:
+        raise ValueError("fitting a calibration needs at least one subject")
+    return torch.cat(xs), torch.cat(ys)
+
+
+def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSettings,
+                      say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
+    """A calibration trained on features ``x`` (P, F) and true colours ``y`` (P, 3), and its loss
+    curve [(step, mean L1 over the last 100 steps)]."""
+    torch.manual_seed(settings.seed)
+    calibration = ColourCalibration(settings.context_mm, settings.hidden)
+    if x.shape[1] != calibration.n_features:
+        raise ValueError(f"features have {x.shape[1]} columns, the calibration takes {calibration.n_features}")
     optimiser = torch.optim.Adam(calibration.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.lr, total_steps=settings.steps)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -110,9 +118,17 @@ def fit_calibration(colorizer: Colorizer, subjects: list[TruthSubject], settings
         if step % 100 == 0 or step == settings.steps:
             curve.append((step, float(np.mean(running))))
             running = []
-            if say is not None and (step % 500 == 0 or step == settings.steps):
+            if say is not None and (step % 1000 == 0 or step == settings.steps):
                 say(f"step {step}/{settings.steps}: L1 (L*a*b* / {LAB_SCALE:g}) {curve[-1][1]:.4f}")
     return calibration.eval(), curve
 
 
-__all__ = ["CalibrationSettings", "scan_pixels", "fit_calibration"]
+def fit_calibration(colorizer: Colorizer, subjects: Iterable[TruthSubject], settings: CalibrationSettings = CalibrationSettings(),
+                    say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
+    """A calibration of ``colorizer``'s ``guided`` output fitted on ``subjects`` (training
+    subjects, never the ones that will score it), and its loss curve. On the CPU."""
+    x, y = gather_pixels(colorizer, subjects, settings, say)
+    return train_calibration(x, y, settings, say)
+
+
+__all__ = ["CalibrationSettings", "scan_pixels", "gather_pixels", "train_calibration", "fit_calibration"]
