@@ -190,3 +190,29 @@ def test_calibrate_fits_only_on_training_seeds(tmp_path):
         next(dataset_subjects(tmp_path))
     with pytest.raises(InputError, match="no training subjects"):
         next(dataset_subjects(tmp_path, seeds=[14]))
+
+
+def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_torch_thread):
+    from core.cli import main as mricolor
+    from train.cli import main as train
+
+    data = tmp_path / "ds"
+    assert mricolor(["prepare", str(data), "--phantom", "--pairs", "truth", "--scans", "small", "--variants", "1",
+                     "--subjects", "0", "--test-subjects", "1", "--planes", "10", "--plane-size", "32",
+                     "--pixel-mm", "8", "--min-foreground", "0.1"]) == 0
+    col = _colorizer()
+    save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
+    out = tmp_path / "cal"
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
+                  "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8"]) == 0
+    ck = load_checkpoint(out)
+    assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
+    fit = ck.extra["calibration_fit"]
+    assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
+    log = (out / "calibration_log.csv").read_text().splitlines()
+    assert log[0] == "step,l1_lab" and len(log) == 3 and float(log[-1].split(",")[1]) < float(log[1].split(",")[1])
+    assert Colorizer.from_checkpoint(out, device="cpu").serve == "calibrated"
+    # a test seed is refused
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "x"), "--seeds", "1"]) == 2
+    assert not (tmp_path / "x").exists()

@@ -35,7 +35,7 @@ from core.imaging import lab_to_rgb, rgb_to_lab, window_mean
 #: Half-widths (mm) of the in-plane windows of MRI context.
 CONTEXT_MM = (3.0, 6.0, 12.0)
 #: Units of each hidden layer.
-HIDDEN = 64
+HIDDEN = 128
 #: Colours enter and leave the perceptron as L*a*b* over this (values of order 1).
 LAB_SCALE = 100.0
 
