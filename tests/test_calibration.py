@@ -18,7 +18,7 @@ from core.model.calibration import LAB_SCALE, ColourCalibration
 from core.model.checkpoint import export_inference_checkpoint, load_checkpoint, save_checkpoint
 from core.model.config import load_preset
 from core.model.networks import build_generator
-from core.training.calibration import CalibrationSettings, fit_calibration
+from core.training.calibration import CalibrationSettings, fit_calibration, tissue_weights, train_calibration
 from core.volume import Volume
 
 
@@ -216,3 +216,33 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--seeds", "1"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_tissue_weights_follow_median_frequency_balancing():
+    labels = torch.tensor([3, 3, 3, 3, 5, 5, 7])                # frequencies 4/7, 2/7, 1/7; median 2/7
+    expected = np.array([0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 2.0]) ** 0.5
+    np.testing.assert_allclose(tissue_weights(labels, 0.5).numpy(), expected / expected.mean(), rtol=1e-6)
+    assert torch.equal(tissue_weights(labels, 0.0), torch.ones(7))
+    capped = tissue_weights(torch.tensor([1] * 100 + [2] * 100 + [3]), 1.0)     # 100× rarer: capped at 10
+    assert float(capped[-1] / capped[100]) == pytest.approx(10.0, rel=1e-5)
+    with pytest.raises(ValueError, match="balance"):
+        CalibrationSettings(balance=1.5)
+    x, y = torch.zeros(8, ColourCalibration().n_features), torch.zeros(8, 3)
+    with pytest.raises(ValueError, match="pass their labels"):
+        train_calibration(x, y, CalibrationSettings(balance=0.5, steps=1, batch_size=4))
+
+
+def test_balanced_fit_pulls_a_rare_tissue_harder():
+    """Two tissues with the same features but different true colours: the unweighted fit lands
+    near the common one's colour, the balanced fit moves towards the rare one's."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, ColourCalibration(hidden=8).n_features, generator=g).repeat(2000, 1)
+    labels = torch.tensor([1] * 1800 + [2] * 200)
+    y = torch.where((labels == 1)[:, None], torch.tensor([0.5, 0.1, 0.1]), torch.tensor([0.5, -0.1, -0.1]))
+    ends = {}
+    for balance in (0.0, 1.0):
+        settings = CalibrationSettings(steps=300, batch_size=256, hidden=8, balance=balance)
+        cal, _ = train_calibration(x, y, settings, labels=labels)
+        with torch.no_grad():
+            ends[balance] = float(cal.correct(x[:1])[0, 1])
+    assert ends[0.0] > 0.05 and ends[1.0] < ends[0.0] - 0.04

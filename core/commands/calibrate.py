@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"optimiser steps (default: {CalibrationSettings.steps})")
     parser.add_argument("--hidden", type=int, default=CalibrationSettings.hidden,
                         help=f"units of each hidden layer (default: {CalibrationSettings.hidden})")
+    parser.add_argument("--balance", type=float, default=CalibrationSettings.balance,
+                        help="weigh each voxel by (median f / f_tissue)^BALANCE, 0-1 (default: 0, every voxel alike)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
     parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
-                                       hidden=args.hidden)
+                                       hidden=args.hidden, balance=args.balance)
     except ValueError as exc:
         raise InputError("calibrate", str(exc)) from None
     scans = None if args.scans is None else check_kinds(tuple(args.scans))

@@ -43,6 +43,9 @@ class CalibrationSettings:
     seed: int = 0
     context_mm: tuple[float, ...] = CONTEXT_MM
     hidden: int = HIDDEN
+    #: p of the per-tissue weights (median f / f_k)^p of the voxels' L1 (0: every voxel alike),
+    #: as ``loss.l1_balance`` weighs the GAN's colour pull: small tissues count beside muscle.
+    balance: float = 0.0
 
     def __post_init__(self):
         for name in ("samples_per_scan", "steps", "batch_size"):
@@ -50,16 +53,18 @@ class CalibrationSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.balance <= 1.0:
+            raise ValueError(f"balance must lie in [0, 1], got {self.balance}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "context_mm": list(self.context_mm)}
 
 
 def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: ColourCalibration, count: int,
-                rng: np.random.Generator, axis: str = "axial") -> tuple[torch.Tensor, torch.Tensor]:
+                rng: np.random.Generator, axis: str = "axial") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """About ``count`` voxels of ``subject``'s body, drawn at random: their calibration features
-    (P, F) as ``colorizer`` would compute them for the ``calibrated`` output, and their true
-    colour (P, 3) in L*a*b* / ``LAB_SCALE``."""
+    (P, F) as ``colorizer`` would compute them for the ``calibrated`` output, their true colour
+    (P, 3) in L*a*b* / ``LAB_SCALE`` and their tissue labels (P,)."""
     a = slicing_axis(subject.mri, axis)
     pixel_mm = in_plane_mm(subject.mri, a)
     mri01, body = subject.mri01, subject.body
@@ -67,44 +72,64 @@ def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: Colour
     guided = guided_volume(c_prime, mri01, subject.mri.spacing, colorizer, body)
     keep = count / max(1, int(body.sum()))
     truth = subject.truth.array.astype(np.float32) / 255.0
-    views = [np.moveaxis(x, a, 0) for x in (guided, c_prime, mri01, body, truth)]
-    feats, targets = [], []
+    labels = subject.labels.array.astype(np.int64)
+    views = [np.moveaxis(x, a, 0) for x in (guided, c_prime, mri01, body, truth, labels)]
+    feats, targets, tissues = [], [], []
     with torch.inference_mode():
         for start in range(0, views[0].shape[0], DEFAULT_BATCH):
-            g, c, m, b, t = (torch.from_numpy(np.ascontiguousarray(v[start:start + DEFAULT_BATCH])) for v in views)
+            g, c, m, b, t, k = (torch.from_numpy(np.ascontiguousarray(v[start:start + DEFAULT_BATCH])) for v in views)
             chosen = b & torch.from_numpy(rng.random(tuple(b.shape)) < keep)
             if not chosen.any():
                 continue
             f = calibration.features(g.permute(0, 3, 1, 2), c.permute(0, 3, 1, 2), m[:, None], b[:, None], pixel_mm)
             feats.append(f.permute(0, 2, 3, 1)[chosen])
             targets.append(rgb_to_lab(t.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)[chosen] / LAB_SCALE)
+            tissues.append(k[chosen])
     if not feats:
         raise ValueError(f"{subject.name}: no body voxels to fit a calibration on")
-    return torch.cat(feats).float(), torch.cat(targets).float()
+    return torch.cat(feats).float(), torch.cat(targets).float(), torch.cat(tissues)
 
 
 def gather_pixels(colorizer: Colorizer, subjects: Iterable[TruthSubject], settings: CalibrationSettings,
-                  say: Say | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The features and true colours of ``settings.samples_per_scan`` voxels of each subject
-    (`scan_pixels`), drawn with ``settings.seed``; ``subjects`` may be read one at a time."""
+                  say: Say | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The features, true colours and labels of ``settings.samples_per_scan`` voxels of each
+    subject (`scan_pixels`), drawn with ``settings.seed``; ``subjects`` may be read one at a time."""
     rng = np.random.default_rng(settings.seed)
     features = ColourCalibration(settings.context_mm, settings.hidden)
-    xs, ys = [], []
+    xs, ys, ks = [], [], []
     for subject in subjects:
-        x, y = scan_pixels(subject, colorizer, features, settings.samples_per_scan, rng)
+        x, y, k = scan_pixels(subject, colorizer, features, settings.samples_per_scan, rng)
         xs.append(x)
         ys.append(y)
+        ks.append(k)
         if say is not None:
             say(f"{subject.name}: {len(x)} voxels")
     if not xs:
         raise ValueError("fitting a calibration needs at least one subject")
-    return torch.cat(xs), torch.cat(ys)
+    return torch.cat(xs), torch.cat(ys), torch.cat(ks)
+
+
+def tissue_weights(labels: torch.Tensor, power: float, cap: float = 10.0) -> torch.Tensor:
+    """Per-voxel weights (median f / f_k)^power of the voxels' tissue frequencies f_k (capped at
+    ``cap`` before the power), normalised to mean 1; all ones for power 0."""
+    if power == 0:
+        return torch.ones(len(labels))
+    ids, index, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    frequency = counts.double() / counts.sum()
+    per_tissue = (frequency.median() / frequency).clamp(max=cap) ** power
+    weights = per_tissue[index].float()
+    return weights / weights.mean()
 
 
 def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSettings,
-                      say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
-    """A calibration trained on features ``x`` (P, F) and true colours ``y`` (P, 3), and its loss
-    curve [(step, mean L1 over the last 100 steps)]."""
+                      say: Say | None = None, labels: torch.Tensor | None = None
+                      ) -> tuple[ColourCalibration, list[tuple[int, float]]]:
+    """A calibration trained on features ``x`` (P, F) and true colours ``y`` (P, 3), each voxel's
+    L1 weighed per tissue (``labels`` (P,), needed when ``settings.balance`` > 0), and its loss
+    curve [(step, mean weighted L1 over the last 100 steps)]."""
+    if settings.balance > 0 and labels is None:
+        raise ValueError("balance > 0 weighs voxels per tissue: pass their labels")
+    weights = tissue_weights(labels if labels is not None else torch.zeros(len(x)), settings.balance)
     torch.manual_seed(settings.seed)
     calibration = ColourCalibration(settings.context_mm, settings.hidden)
     if x.shape[1] != calibration.n_features:
@@ -115,7 +140,7 @@ def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSet
     curve, running = [], []
     for step in range(1, settings.steps + 1):
         pick = torch.randint(0, len(x), (settings.batch_size,), generator=generator)
-        loss = (calibration.correct(x[pick]) - y[pick]).abs().mean()
+        loss = ((calibration.correct(x[pick]) - y[pick]).abs().mean(dim=1) * weights[pick]).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -133,8 +158,9 @@ def fit_calibration(colorizer: Colorizer, subjects: Iterable[TruthSubject], sett
                     say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
     """A calibration of ``colorizer``'s ``guided`` output fitted on ``subjects`` (training
     subjects, never the ones that will score it), and its loss curve. On the CPU."""
-    x, y = gather_pixels(colorizer, subjects, settings, say)
-    return train_calibration(x, y, settings, say)
+    x, y, labels = gather_pixels(colorizer, subjects, settings, say)
+    return train_calibration(x, y, settings, say, labels)
 
 
-__all__ = ["CalibrationSettings", "scan_pixels", "gather_pixels", "train_calibration", "fit_calibration"]
+__all__ = ["CalibrationSettings", "scan_pixels", "gather_pixels", "tissue_weights", "train_calibration",
+           "fit_calibration"]
