@@ -204,17 +204,22 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
     out = tmp_path / "cal"
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
-                  "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8"]) == 0
+                  "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16"]) == 0
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
     assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
+    assert fit["context_mm"] == [4.0, 16.0] and ck.extra["calibration"] == {"context_mm": [4.0, 16.0], "hidden": 8}
     log = (out / "calibration_log.csv").read_text().splitlines()
     assert log[0] == "step,l1_lab" and len(log) == 3 and float(log[-1].split(",")[1]) < float(log[1].split(",")[1])
     assert Colorizer.from_checkpoint(out, device="cpu").serve == "calibrated"
     # a test seed is refused
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--seeds", "1"]) == 2
+    assert not (tmp_path / "x").exists()
+    # a window that is not a positive size is refused before any work
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "x"), "--context-mm", "3", "0"]) == 2
     assert not (tmp_path / "x").exists()
 
 

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"optimiser steps (default: {CalibrationSettings.steps})")
     parser.add_argument("--hidden", type=int, default=CalibrationSettings.hidden,
                         help=f"units of each hidden layer (default: {CalibrationSettings.hidden})")
+    parser.add_argument("--context-mm", type=float, nargs="+", default=list(CalibrationSettings.context_mm),
+                        metavar="MM", help="half-widths (mm) of the in-plane windows of MRI context "
+                                           f"(default: {' '.join(f'{r:g}' for r in CalibrationSettings.context_mm)})")
     parser.add_argument("--balance", type=float, default=CalibrationSettings.balance,
                         help="weigh each voxel by (median f / f_tissue)^BALANCE, 0-1 (default: 0, every voxel alike)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
-                                       hidden=args.hidden, balance=args.balance)
+                                       hidden=args.hidden, balance=args.balance,
+                                       context_mm=tuple(args.context_mm))
     except ValueError as exc:
         raise InputError("calibrate", str(exc)) from None
     scans = None if args.scans is None else check_kinds(tuple(args.scans))

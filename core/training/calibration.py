@@ -53,6 +53,8 @@ class CalibrationSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not all(np.isfinite(r) and r > 0 for r in self.context_mm):
+            raise ValueError(f"context half-widths must be positive mm, got {list(self.context_mm)}")
         if not 0.0 <= self.balance <= 1.0:
             raise ValueError(f"balance must lie in [0, 1], got {self.balance}")
 
