@@ -56,6 +56,34 @@ def test_context_features_are_body_only_window_means():
     np.testing.assert_allclose(feats[:, 6].numpy(), mri[:, 0].numpy())
 
 
+def test_optional_features_are_colour_means_body_shares_and_spreads():
+    """The optional windows against scipy references: the guided colour's body-only mean per
+    L*a*b* channel, the body's share of the window, the MRI's body-only standard deviation."""
+    guided, c_prime, mri, body = _planes()
+    cal = ColourCalibration(context_mm=(2.0,), colour_mm=(4.0,), body_mm=(6.0, 3.0), spread_mm=(2.0,))
+    pixel_mm = (1.0, 2.0)
+    feats = cal.features(guided, c_prime, mri, body, pixel_mm)
+    assert cal.n_features == 3 + 3 + 1 + 1 + 3 + 2 + 1 == feats.shape[1]
+    size = lambda r: [2 * max(1, round(r / p)) + 1 for p in pixel_mm]
+    box = lambda x, r: uniform_filter(x, size(r), mode="mirror")
+    lab = rgb2lab(guided.permute(0, 2, 3, 1).numpy()) / LAB_SCALE
+    m, b = mri.numpy()[:, 0].astype(np.float64), body.numpy()[:, 0].astype(np.float64)
+    for n in range(2):
+        inside = b[n] > 0
+        mass4 = np.maximum(box(b[n], 4.0), 1e-9)
+        for c in range(3):
+            np.testing.assert_allclose(feats[n, 8 + c].numpy()[inside], (box(lab[n, ..., c] * b[n], 4.0) / mass4)[inside],
+                                       rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(feats[n, 11].numpy(), box(b[n], 6.0), atol=1e-6)
+        np.testing.assert_allclose(feats[n, 12].numpy(), box(b[n], 3.0), atol=1e-6)
+        mass2 = np.maximum(box(b[n], 2.0), 1e-9)
+        mean, square = box(m[n] * b[n], 2.0) / mass2, box(m[n] ** 2 * b[n], 2.0) / mass2
+        np.testing.assert_allclose(feats[n, 13].numpy()[inside], np.sqrt(np.maximum(square - mean ** 2, 0))[inside],
+                                   atol=2e-3)
+    # the body's share is 1 deep inside the body, 0 far from it
+    assert feats[:, 12].max() == pytest.approx(1.0) and feats[:, 12].min() == pytest.approx(0.0)
+
+
 def test_untrained_calibration_is_the_identity_and_keeps_the_background():
     guided, c_prime, mri, body = _planes()
     out = ColourCalibration()(guided, c_prime, mri, body, 1.0).detach()
@@ -79,7 +107,14 @@ def test_spec_round_trip_and_refusals():
     cal = ColourCalibration(context_mm=(3, 9), hidden=8)
     again = ColourCalibration.from_spec(json.loads(json.dumps(cal.spec())))
     assert again.context_mm == (3.0, 9.0) and again.hidden == 8 and again.n_features == cal.n_features
-    for bad in ({"context_mm": [3]}, {"context_mm": [-1], "hidden": 4}, {"context_mm": [3], "hidden": 0}, None):
+    full = ColourCalibration(context_mm=(3,), hidden=4, colour_mm=(6, 12), body_mm=(24,), spread_mm=(3,))
+    again = ColourCalibration.from_spec(json.loads(json.dumps(full.spec())))
+    assert (again.colour_mm, again.body_mm, again.spread_mm) == ((6.0, 12.0), (24.0,), (3.0,))
+    assert again.n_features == full.n_features == 7 + 1 + 6 + 1 + 1
+    v6 = ColourCalibration.from_spec({"context_mm": [3, 6, 12], "hidden": 128})     # v6's spec: no optional windows
+    assert (v6.colour_mm, v6.body_mm, v6.spread_mm) == ((), (), ()) and v6.n_features == 10
+    for bad in ({"context_mm": [3]}, {"context_mm": [-1], "hidden": 4}, {"context_mm": [3], "hidden": 0}, None,
+                {"context_mm": [3], "hidden": 4, "colour_mm": [0]}, {"context_mm": [3], "hidden": 4, "other": [1]}):
         with pytest.raises(ValueError):
             ColourCalibration.from_spec(bad)
 
@@ -204,12 +239,15 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
     out = tmp_path / "cal"
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
-                  "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16"]) == 0
+                  "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16",
+                  "--body-mm", "24", "--colour-mm"]) == 0
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
     assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
-    assert fit["context_mm"] == [4.0, 16.0] and ck.extra["calibration"] == {"context_mm": [4.0, 16.0], "hidden": 8}
+    assert fit["context_mm"] == [4.0, 16.0] and fit["body_mm"] == [24.0] and fit["colour_mm"] == []
+    assert ck.extra["calibration"] == {"context_mm": [4.0, 16.0], "hidden": 8, "colour_mm": [], "body_mm": [24.0],
+                                       "spread_mm": list(CalibrationSettings.spread_mm)}
     log = (out / "calibration_log.csv").read_text().splitlines()
     assert log[0] == "step,l1_lab" and len(log) == 3 and float(log[-1].split(",")[1]) < float(log[1].split(",")[1])
     assert Colorizer.from_checkpoint(out, device="cpu").serve == "calibrated"

@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-mm", type=float, nargs="+", default=list(CalibrationSettings.context_mm),
                         metavar="MM", help="half-widths (mm) of the in-plane windows of MRI context "
                                            f"(default: {' '.join(f'{r:g}' for r in CalibrationSettings.context_mm)})")
+    for flag, what in (("--colour-mm", "windows of the guided colour's body-only mean"),
+                       ("--body-mm", "windows of the body's share (how deep inside the body)"),
+                       ("--spread-mm", "windows of the MRI's body-only spread")):
+        default = getattr(CalibrationSettings, flag[2:].replace("-", "_"))
+        parser.add_argument(flag, type=float, nargs="*", default=list(default), metavar="MM",
+                            help=f"half-widths (mm) of the {what}; none to leave the feature out "
+                                 f"(default: {' '.join(f'{r:g}' for r in default) or 'none'})")
     parser.add_argument("--balance", type=float, default=CalibrationSettings.balance,
                         help="weigh each voxel by (median f / f_tissue)^BALANCE, 0-1 (default: 0, every voxel alike)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
@@ -80,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
                                        hidden=args.hidden, balance=args.balance,
-                                       context_mm=tuple(args.context_mm))
+                                       context_mm=tuple(args.context_mm), colour_mm=tuple(args.colour_mm),
+                                       body_mm=tuple(args.body_mm), spread_mm=tuple(args.spread_mm))
     except ValueError as exc:
         raise InputError("calibrate", str(exc)) from None
     scans = None if args.scans is None else check_kinds(tuple(args.scans))

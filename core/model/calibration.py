@@ -13,7 +13,14 @@ What it sees, per pixel of a plane (everything a plane path has, so the viewer a
 - the normalised MRI intensity;
 - the MRI's mean over the body's pixels in in-plane windows of ``CONTEXT_MM`` half-widths (mm,
   whatever the pixel size): how bright the surroundings are, which tells a dark CSF space inside
-  a brain from dark cortical bone under the skin.
+  a brain from dark cortical bone under the skin;
+- optionally (v7's calibration uses all three; v6's none):
+  - the ``guided`` colour's body-only mean in windows of ``colour_mm``: what the network painted
+    around the pixel, which tells a fluid space among bowel loops from one inside the spine;
+  - the body's share of windows of ``body_mm``: how deep inside the body the pixel lies (skin and
+    the fat under it against the lungs and the belly);
+  - the MRI's body-only spread (standard deviation) in windows of ``spread_mm``: how textured
+    the surroundings are.
 
 It returns a correction of the ``guided`` colour in L*a*b*: a two-layer perceptron (``HIDDEN``
 units) whose last layer starts at zero, so an untrained calibration is the identity. Pixels
@@ -43,14 +50,20 @@ LAB_SCALE = 100.0
 class ColourCalibration(nn.Module):
     """guided colour + c′ + MRI context → corrected colour, pixel by pixel (see the module's doc)."""
 
-    def __init__(self, context_mm: tuple[float, ...] = CONTEXT_MM, hidden: int = HIDDEN):
+    def __init__(self, context_mm: tuple[float, ...] = CONTEXT_MM, hidden: int = HIDDEN,
+                 colour_mm: tuple[float, ...] = (), body_mm: tuple[float, ...] = (),
+                 spread_mm: tuple[float, ...] = ()):
         super().__init__()
-        context_mm = tuple(float(r) for r in context_mm)
-        if not all(np.isfinite(r) and r > 0 for r in context_mm):
-            raise ValueError(f"context half-widths must be positive mm, got {context_mm}")
+        windows = {}
+        for name, radii in (("context", context_mm), ("colour", colour_mm), ("body", body_mm), ("spread", spread_mm)):
+            windows[name] = tuple(float(r) for r in radii)
+            if not all(np.isfinite(r) and r > 0 for r in windows[name]):
+                raise ValueError(f"{name} window half-widths must be positive mm, got {windows[name]}")
         if hidden < 1:
             raise ValueError(f"hidden units must be at least 1, got {hidden}")
-        self.context_mm, self.hidden = context_mm, int(hidden)
+        self.context_mm, self.colour_mm = windows["context"], windows["colour"]
+        self.body_mm, self.spread_mm = windows["body"], windows["spread"]
+        self.hidden = int(hidden)
         self.net = nn.Sequential(nn.Linear(self.n_features, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3))
         nn.init.zeros_(self.net[-1].weight)
@@ -58,19 +71,24 @@ class ColourCalibration(nn.Module):
 
     @property
     def n_features(self) -> int:
-        return 3 + 3 + 1 + len(self.context_mm)
+        return 3 + 3 + 1 + len(self.context_mm) + 3 * len(self.colour_mm) + len(self.body_mm) + len(self.spread_mm)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this architecture (stored in a checkpoint's metadata)."""
-        return {"context_mm": list(self.context_mm), "hidden": self.hidden}
+        return {"context_mm": list(self.context_mm), "hidden": self.hidden, "colour_mm": list(self.colour_mm),
+                "body_mm": list(self.body_mm), "spread_mm": list(self.spread_mm)}
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> "ColourCalibration":
-        """The architecture `spec` describes; ``ValueError`` for a malformed one."""
-        if not isinstance(spec, Mapping) or set(spec) != {"context_mm", "hidden"}:
-            raise ValueError(f"a calibration spec has the keys context_mm and hidden, got {spec!r}")
+        """The architecture `spec` describes (the optional windows absent in v6's: none);
+        ``ValueError`` for a malformed one."""
+        optional = {"colour_mm", "body_mm", "spread_mm"}
+        if not isinstance(spec, Mapping) or not {"context_mm", "hidden"} <= set(spec) <= {"context_mm", "hidden"} | optional:
+            raise ValueError(f"a calibration spec has the keys context_mm and hidden (and optionally "
+                             f"{', '.join(sorted(optional))}), got {spec!r}")
         try:
-            return cls(tuple(spec["context_mm"]), int(spec["hidden"]))
+            return cls(tuple(spec["context_mm"]), int(spec["hidden"]),
+                       **{k: tuple(spec[k]) for k in optional if k in spec})
         except TypeError as exc:
             raise ValueError(f"malformed calibration spec {spec!r} ({exc})") from None
 
@@ -78,17 +96,33 @@ class ColourCalibration(nn.Module):
                  body: torch.Tensor | None, pixel_mm) -> torch.Tensor:
         """(N, F, H, W) features of planes: ``guided`` and ``c_prime`` (N, 3, H, W) RGB in [0, 1],
         ``mri`` (N, 1, H, W) in [0, 1], ``body`` (N, 1, H, W) bool or None (every pixel),
-        ``pixel_mm`` the planes' pixel size (one number or (rows, cols) mm). The context means
-        count the body's pixels only (normalised windows), so the air never darkens them."""
+        ``pixel_mm`` the planes' pixel size (one number or (rows, cols) mm). Window means count
+        the body's pixels only (normalised windows), so the air never darkens them."""
         mri = mri.float()
         weight = torch.ones_like(mri) if body is None else body.to(mri.dtype)
         pixel = np.broadcast_to(np.asarray(pixel_mm, dtype=np.float64), (2,))
-        context = []
-        for r_mm in self.context_mm:
-            radii = tuple(max(1, int(round(r_mm / p))) for p in pixel)
-            mass = window_mean(weight, radii)
-            context.append(window_mean(mri * weight, radii) / mass.clamp_min(1e-6))
-        return torch.cat([rgb_to_lab(guided) / LAB_SCALE, rgb_to_lab(c_prime) / LAB_SCALE, mri, *context], dim=1)
+        shares: dict[float, tuple[tuple[int, ...], torch.Tensor]] = {}
+
+        def share(r_mm: float) -> tuple[tuple[int, ...], torch.Tensor]:
+            """The window's radii in pixels and the body's share of it (computed once per size)."""
+            if r_mm not in shares:
+                radii = tuple(max(1, int(round(r_mm / p))) for p in pixel)
+                shares[r_mm] = radii, window_mean(weight, radii)
+            return shares[r_mm]
+
+        def body_mean(x: torch.Tensor, r_mm: float) -> torch.Tensor:
+            radii, mass = share(r_mm)
+            return window_mean(x * weight, radii) / mass.clamp_min(1e-6)
+
+        lab = rgb_to_lab(guided) / LAB_SCALE
+        columns = [lab, rgb_to_lab(c_prime) / LAB_SCALE, mri]
+        columns += [body_mean(mri, r) for r in self.context_mm]
+        columns += [body_mean(lab, r) for r in self.colour_mm]
+        columns += [share(r)[1] for r in self.body_mm]
+        for r in self.spread_mm:
+            mean = body_mean(mri, r)
+            columns.append((body_mean(mri * mri, r) - mean * mean).clamp_min(0).sqrt())
+        return torch.cat(columns, dim=1)
 
     def correct(self, features: torch.Tensor) -> torch.Tensor:
         """(P, F) pixel features → (P, 3) corrected L*a*b* / ``LAB_SCALE`` (the ``guided`` colour,

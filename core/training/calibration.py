@@ -43,6 +43,10 @@ class CalibrationSettings:
     seed: int = 0
     context_mm: tuple[float, ...] = CONTEXT_MM
     hidden: int = HIDDEN
+    #: the optional feature windows of `ColourCalibration` (mm half-widths; empty: not used).
+    colour_mm: tuple[float, ...] = ()
+    body_mm: tuple[float, ...] = ()
+    spread_mm: tuple[float, ...] = ()
     #: p of the per-tissue weights (median f / f_k)^p of the voxels' L1 (0: every voxel alike),
     #: as ``loss.l1_balance`` weighs the GAN's colour pull: small tissues count beside muscle.
     balance: float = 0.0
@@ -53,13 +57,18 @@ class CalibrationSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if not all(np.isfinite(r) and r > 0 for r in self.context_mm):
-            raise ValueError(f"context half-widths must be positive mm, got {list(self.context_mm)}")
+        for name in ("context_mm", "colour_mm", "body_mm", "spread_mm"):
+            if not all(np.isfinite(r) and r > 0 for r in getattr(self, name)):
+                raise ValueError(f"{name} half-widths must be positive mm, got {list(getattr(self, name))}")
         if not 0.0 <= self.balance <= 1.0:
             raise ValueError(f"balance must lie in [0, 1], got {self.balance}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "context_mm": list(self.context_mm)}
+        return {**asdict(self), **{k: list(getattr(self, k)) for k in ("context_mm", "colour_mm", "body_mm", "spread_mm")}}
+
+    def calibration(self) -> ColourCalibration:
+        """An untrained calibration of the architecture these settings fit."""
+        return ColourCalibration(self.context_mm, self.hidden, self.colour_mm, self.body_mm, self.spread_mm)
 
 
 def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: ColourCalibration, count: int,
@@ -97,7 +106,7 @@ def gather_pixels(colorizer: Colorizer, subjects: Iterable[TruthSubject], settin
     """The features, true colours and labels of ``settings.samples_per_scan`` voxels of each
     subject (`scan_pixels`), drawn with ``settings.seed``; ``subjects`` may be read one at a time."""
     rng = np.random.default_rng(settings.seed)
-    features = ColourCalibration(settings.context_mm, settings.hidden)
+    features = settings.calibration()
     xs, ys, ks = [], [], []
     for subject in subjects:
         x, y, k = scan_pixels(subject, colorizer, features, settings.samples_per_scan, rng)
@@ -133,7 +142,7 @@ def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSet
         raise ValueError("balance > 0 weighs voxels per tissue: pass their labels")
     weights = tissue_weights(labels if labels is not None else torch.zeros(len(x)), settings.balance)
     torch.manual_seed(settings.seed)
-    calibration = ColourCalibration(settings.context_mm, settings.hidden)
+    calibration = settings.calibration()
     if x.shape[1] != calibration.n_features:
         raise ValueError(f"features have {x.shape[1]} columns, the calibration takes {calibration.n_features}")
     optimiser = torch.optim.Adam(calibration.parameters(), lr=settings.lr)
