@@ -13,7 +13,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from core.errors import InputError
 from core.evaluation.volumes import TruthSubject
 from core.inference import Colorizer
-from core.inference.volume import colorize_volume
+from core.inference.volume import calibrated_volume, colorize_volume
 from core.model.calibration import LAB_SCALE, ColourCalibration
 from core.model.checkpoint import export_inference_checkpoint, load_checkpoint, save_checkpoint
 from core.model.config import load_preset
@@ -176,6 +176,32 @@ def test_volume_path_applies_the_calibration_slice_by_slice_in_the_body():
     inside = body[5]
     d = rgb2lab(out["calibrated"][0][inside]) - rgb2lab(out["guided"][0][inside])
     assert abs(d[:, 0].mean() - 8.0) < 0.5
+
+
+def test_volume_path_with_every_feature_equals_the_plane_forward_slice_by_slice():
+    """A calibration with every optional window and non-zero weights: `calibrated_volume` along a
+    non-axial axis, in batches, gives each slice what the module gives that slice alone (no window
+    reaches across slices or batches)."""
+    torch.manual_seed(3)
+    cal = ColourCalibration(context_mm=(2.0, 8.0), hidden=16, colour_mm=(3.0,), body_mm=(6.0,), spread_mm=(2.0,))
+    torch.nn.init.normal_(cal.net[-1].weight, std=0.05)
+    col = _colorizer(cal)
+    rng = np.random.default_rng(0)
+    shape = (9, 7, 12)
+    guided = (0.2 + 0.6 * rng.random(shape + (3,))).astype(np.float32)
+    c_prime = rng.random(shape + (3,)).astype(np.float32)
+    mri = rng.random(shape).astype(np.float32)
+    body = np.zeros(shape, bool)
+    body[1:8, 1:6, 2:11] = True
+    pixel_mm = (3.0, 1.5)                                          # the in-plane (z, x) spacing of axis-1 slices
+    out = calibrated_volume(guided, c_prime, mri, body, 1, pixel_mm, col, batch_size=3)
+    assert np.array_equal(out[~body], guided[~body]) and not np.allclose(out[body], guided[body], atol=1e-3)
+    for k in (0, 2, 4, 6):
+        as_plane = lambda x: torch.from_numpy(np.ascontiguousarray(x[:, k]))[None]
+        with torch.no_grad():
+            ref = cal(as_plane(guided).permute(0, 3, 1, 2), as_plane(c_prime).permute(0, 3, 1, 2),
+                      as_plane(mri)[:, None], as_plane(body)[:, None], pixel_mm)
+        np.testing.assert_allclose(out[:, k], ref[0].permute(1, 2, 0).numpy(), atol=1e-5)
 
 
 def test_fit_learns_a_colour_bias_it_can_see(one_torch_thread):

@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"half-widths (mm) of the {what}; none to leave the feature out "
                                  f"(default: {' '.join(f'{r:g}' for r in default) or 'none'})")
     parser.add_argument("--balance", type=float, default=CalibrationSettings.balance,
-                        help="weigh each voxel by (median f / f_tissue)^BALANCE, 0-1 (default: 0, every voxel alike)")
+                        help="weigh each voxel by (median f / f_tissue)^BALANCE, 0-1, 0 for every voxel alike "
+                             f"(default: {CalibrationSettings.balance:g})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
     parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
 
