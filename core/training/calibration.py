@@ -43,7 +43,7 @@ class CalibrationSettings:
     """How a calibration is fitted (recorded in the checkpoint it is written to)."""
 
     samples_per_scan: int = 150_000
-    steps: int = 24_000
+    steps: int = 48_000
     batch_size: int = 4096
     lr: float = 1e-2
     seed: int = 0
