@@ -21,7 +21,7 @@ labelled voxels of the three validation scans) at those settings with ``balance`
 (the defaults). ``balance`` 0 / 0.25 / 0.5 with v6's features scored 7.42 / 7.41 / 7.52: 0.25
 keeps the mean and moves the small tissues (lung, bowel content, bone, marrow). Fitted with these
 features and scored by ``mricolor evaluate`` on validation 200: 24 000 steps 7.20, **48 000 steps
-7.04** (the default; the fit takes about 12 minutes on a 2-core CPU).
+7.04** (the default).
 """
 from __future__ import annotations
 
