@@ -18,7 +18,8 @@ from core.model.calibration import LAB_SCALE, ColourCalibration
 from core.model.checkpoint import export_inference_checkpoint, load_checkpoint, save_checkpoint
 from core.model.config import load_preset
 from core.model.networks import build_generator
-from core.training.calibration import CalibrationSettings, fit_calibration, tissue_weights, train_calibration
+from core.training.calibration import (CalibrationSettings, fit_calibration, tissue_mean_gap, tissue_weights,
+                                      train_calibration)
 from core.volume import Volume
 
 
@@ -266,12 +267,13 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     out = tmp_path / "cal"
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
                   "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16",
-                  "--body-mm", "24", "--colour-mm"]) == 0
+                  "--body-mm", "24", "--colour-mm", "--tissue-mean", "0.5"]) == 0
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
     assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
     assert fit["context_mm"] == [4.0, 16.0] and fit["body_mm"] == [24.0] and fit["colour_mm"] == []
+    assert fit["tissue_mean"] == 0.5
     assert ck.extra["calibration"] == {"context_mm": [4.0, 16.0], "hidden": 8, "colour_mm": [], "body_mm": [24.0],
                                        "spread_mm": list(CalibrationSettings.spread_mm)}
     log = (out / "calibration_log.csv").read_text().splitlines()
@@ -284,6 +286,9 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     # a window that is not a positive size is refused before any work
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--context-mm", "3", "0"]) == 2
+    assert not (tmp_path / "x").exists()
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "x"), "--tissue-mean", "-1"]) == 2
     assert not (tmp_path / "x").exists()
 
 
@@ -317,3 +322,45 @@ def test_balanced_fit_pulls_rare_tissues_harder():
         with torch.no_grad():
             ends[balance] = float(cal.correct(x[:1])[0, 1])
     assert ends[0.0] > 0.07 and ends[1.0] < -0.07
+
+
+def test_tissue_mean_gap_against_a_per_tissue_reference():
+    g = torch.Generator().manual_seed(1)
+    predicted, target = torch.rand(300, 3, generator=g), torch.rand(300, 3, generator=g)
+    labels = torch.tensor([4] * 150 + [9] * 140 + [2] * 10)      # tissue 2: 10 voxels, under min_count
+    p, t, k = predicted.numpy(), target.numpy(), labels.numpy()
+    gaps = [np.linalg.norm(p[k == i].mean(0) - t[k == i].mean(0)) for i in (4, 9)]
+    assert float(tissue_mean_gap(predicted, target, labels, min_count=16)) == pytest.approx(np.mean(gaps), rel=1e-5)
+    gaps.append(np.linalg.norm(p[k == 2].mean(0) - t[k == 2].mean(0)))
+    assert float(tissue_mean_gap(predicted, target, labels, min_count=1)) == pytest.approx(np.mean(gaps), rel=1e-5)
+    # voxels off their truth by noise of mean zero in each tissue: a gap of zero, a finite gradient
+    noise = predicted - predicted[labels == 4].mean(0)
+    noise[labels == 9] = predicted[labels == 9] - predicted[labels == 9].mean(0)
+    exact = (target + noise).requires_grad_(True)
+    gap = tissue_mean_gap(exact, target, labels)
+    gap.backward()
+    assert gap.item() < 1e-5 and torch.isfinite(exact.grad).all()
+    few = tissue_mean_gap(predicted[:10], target[:10], labels[:10])     # no tissue has 16 voxels
+    assert float(few) == 0.0
+    with pytest.raises(ValueError, match="tissue_mean"):
+        CalibrationSettings(tissue_mean=-0.5)
+
+
+def test_tissue_mean_term_moves_a_skewed_tissue_from_its_median_to_its_mean():
+    """One tissue, one feature vector, a skewed truth: a* is 0 for 80 % of the voxels and 0.5 for
+    the rest. L1 alone lands on the median (0); the tissue-mean term, weighing more than L1's
+    pull (0.6 / 3 per unit), lands on the mean (0.1) that a viewer sees the tissue as."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, CalibrationSettings(hidden=8).calibration().n_features, generator=g).repeat(2000, 1)
+    labels = torch.ones(2000, dtype=torch.long)
+    y = torch.zeros(2000, 3)
+    y[torch.randperm(2000, generator=g)[:400], 1] = 0.5
+    ends = {}
+    for weight in (0.0, 1.0):
+        settings = CalibrationSettings(steps=400, batch_size=256, hidden=8, balance=0.0, tissue_mean=weight)
+        cal, _ = train_calibration(x, y, settings, labels=labels)
+        with torch.no_grad():
+            ends[weight] = float(cal.correct(x[:1])[0, 1])
+    assert abs(ends[0.0]) < 0.03 and abs(ends[1.0] - 0.1) < 0.03
+    with pytest.raises(ValueError, match="pass their labels"):
+        train_calibration(x, y, CalibrationSettings(tissue_mean=1.0, balance=0.0, steps=1, batch_size=4))

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--balance", type=float, default=CalibrationSettings.balance,
                         help="weigh each voxel by (median f / f_tissue)^BALANCE, 0-1, 0 for every voxel alike "
                              f"(default: {CalibrationSettings.balance:g})")
+    parser.add_argument("--tissue-mean", type=float, default=CalibrationSettings.tissue_mean,
+                        help="weight of the pull of each tissue's mean colour to its true mean, beside the "
+                             f"voxels' L1; 0 for none (default: {CalibrationSettings.tissue_mean:g})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
     parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
 
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
-                                       hidden=args.hidden, balance=args.balance,
+                                       hidden=args.hidden, balance=args.balance, tissue_mean=args.tissue_mean,
                                        context_mm=tuple(args.context_mm), colour_mm=tuple(args.colour_mm),
                                        body_mm=tuple(args.body_mm), spread_mm=tuple(args.spread_mm))
     except ValueError as exc:

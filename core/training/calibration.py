@@ -58,6 +58,9 @@ class CalibrationSettings:
     #: p of the per-tissue weights (median f / f_k)^p of the voxels' L1 (0: every voxel alike),
     #: as ``loss.l1_balance`` weighs the GAN's colour pull: small tissues count beside muscle.
     balance: float = 0.25
+    #: weight of the tissue-mean term (`tissue_mean_gap`) beside the voxels' L1 (0: L1 alone).
+    #: The L1 pulls each voxel to a median; a viewer sees a tissue as its mean colour.
+    tissue_mean: float = 0.0
 
     def __post_init__(self):
         for name in ("samples_per_scan", "steps", "batch_size"):
@@ -70,6 +73,8 @@ class CalibrationSettings:
                 raise ValueError(f"{name} half-widths must be positive mm, got {list(getattr(self, name))}")
         if not 0.0 <= self.balance <= 1.0:
             raise ValueError(f"balance must lie in [0, 1], got {self.balance}")
+        if not (np.isfinite(self.tissue_mean) and self.tissue_mean >= 0):
+            raise ValueError(f"tissue_mean must be a number ≥ 0, got {self.tissue_mean}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), **{k: list(getattr(self, k)) for k in ("context_mm", "colour_mm", "body_mm", "spread_mm")}}
@@ -140,14 +145,29 @@ def tissue_weights(labels: torch.Tensor, power: float, cap: float = 10.0) -> tor
     return weights / weights.mean()
 
 
+def tissue_mean_gap(predicted: torch.Tensor, target: torch.Tensor, labels: torch.Tensor,
+                    min_count: int = 16) -> torch.Tensor:
+    """The mean, over the tissues with at least ``min_count`` voxels among ``labels`` (P,), of the
+    Euclidean distance between the tissue's mean ``predicted`` and mean ``target`` colour (P, 3).
+
+    Each tissue counts alike, whatever its size: the distance a viewer sees between a tissue's
+    colour and its truth. Tissues with fewer voxels give too noisy a mean and are left out."""
+    ids, index, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    difference = torch.zeros(len(ids), predicted.shape[1], dtype=predicted.dtype).index_add(0, index, predicted - target)
+    gap = ((difference / counts[:, None]).square().sum(dim=1) + 1e-12).sqrt()
+    keep = counts >= min_count
+    return gap[keep].mean() if bool(keep.any()) else predicted.sum() * 0.0
+
+
 def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSettings,
                       say: Say | None = None, labels: torch.Tensor | None = None
                       ) -> tuple[ColourCalibration, list[tuple[int, float]]]:
     """A calibration trained on features ``x`` (P, F) and true colours ``y`` (P, 3), each voxel's
-    L1 weighed per tissue (``labels`` (P,), needed when ``settings.balance`` > 0), and its loss
-    curve [(step, mean weighted L1 over the last 100 steps)]."""
-    if settings.balance > 0 and labels is None:
-        raise ValueError("balance > 0 weighs voxels per tissue: pass their labels")
+    L1 weighed per tissue, plus ``settings.tissue_mean`` × `tissue_mean_gap` (``labels`` (P,),
+    needed when ``settings.balance`` or ``settings.tissue_mean`` > 0), and its loss curve
+    [(step, mean loss over the last 100 steps)]."""
+    if (settings.balance > 0 or settings.tissue_mean > 0) and labels is None:
+        raise ValueError("balance > 0 and tissue_mean > 0 weigh voxels per tissue: pass their labels")
     weights = tissue_weights(labels if labels is not None else torch.zeros(len(x)), settings.balance)
     torch.manual_seed(settings.seed)
     calibration = settings.calibration()
@@ -159,7 +179,10 @@ def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSet
     curve, running = [], []
     for step in range(1, settings.steps + 1):
         pick = torch.randint(0, len(x), (settings.batch_size,), generator=generator)
-        loss = ((calibration.correct(x[pick]) - y[pick]).abs().mean(dim=1) * weights[pick]).mean()
+        predicted = calibration.correct(x[pick])
+        loss = ((predicted - y[pick]).abs().mean(dim=1) * weights[pick]).mean()
+        if settings.tissue_mean > 0:
+            loss = loss + settings.tissue_mean * tissue_mean_gap(predicted, y[pick], labels[pick])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -169,7 +192,8 @@ def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSet
             curve.append((step, float(np.mean(running))))
             running = []
             if say is not None and (step % 1000 == 0 or step == settings.steps):
-                say(f"step {step}/{settings.steps}: L1 (L*a*b* / {LAB_SCALE:g}) {curve[-1][1]:.4f}")
+                say(f"step {step}/{settings.steps}: {'L1' if settings.tissue_mean == 0 else 'L1 + tissue mean'} "
+                    f"(L*a*b* / {LAB_SCALE:g}) {curve[-1][1]:.4f}")
     return calibration.eval(), curve
 
 
@@ -181,5 +205,5 @@ def fit_calibration(colorizer: Colorizer, subjects: Iterable[TruthSubject], sett
     return train_calibration(x, y, settings, say, labels)
 
 
-__all__ = ["CalibrationSettings", "scan_pixels", "gather_pixels", "tissue_weights", "train_calibration",
+__all__ = ["CalibrationSettings", "scan_pixels", "gather_pixels", "tissue_weights", "tissue_mean_gap", "train_calibration",
            "fit_calibration"]
