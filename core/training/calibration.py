@@ -145,18 +145,17 @@ def tissue_weights(labels: torch.Tensor, power: float, cap: float = 10.0) -> tor
     return weights / weights.mean()
 
 
-def tissue_mean_gap(predicted: torch.Tensor, target: torch.Tensor, labels: torch.Tensor,
-                    min_count: int = 16) -> torch.Tensor:
-    """The mean, over the tissues with at least ``min_count`` voxels among ``labels`` (P,), of the
-    Euclidean distance between the tissue's mean ``predicted`` and mean ``target`` colour (P, 3).
+def tissue_mean_gap(predicted: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The Euclidean distance between each tissue's mean ``predicted`` and mean ``target`` colour
+    (P, 3), averaged over the tissues of ``labels`` (P,) weighed by their share of the voxels.
 
-    Each tissue counts alike, whatever its size: the distance a viewer sees between a tissue's
-    colour and its truth. Tissues with fewer voxels give too noisy a mean and are left out."""
+    What a viewer sees a tissue as is its mean colour. Weighed by share, each voxel's gradient is
+    as large as under the L1, whatever its tissue: a rare tissue's few voxels (a noisy mean)
+    do not steer the fit."""
     ids, index, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     difference = torch.zeros(len(ids), predicted.shape[1], dtype=predicted.dtype).index_add(0, index, predicted - target)
     gap = ((difference / counts[:, None]).square().sum(dim=1) + 1e-12).sqrt()
-    keep = counts >= min_count
-    return gap[keep].mean() if bool(keep.any()) else predicted.sum() * 0.0
+    return (gap * counts).sum() / counts.sum()
 
 
 def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSettings,
