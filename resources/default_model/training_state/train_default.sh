@@ -185,4 +185,20 @@ mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints run
     --names v7_96k --out runs/v9/test_bodies_96k --volumes 100-102 --scans body
 mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v9/cal_96k \
     --names v7_96k --out runs/v9/test_heads_96k --volumes 100 --scans head head-brain
+# v8's own time and paper metrics (benchmarks/bench_colorize.py --volume head|default, bench_viewer.py):
+python -m train evaluate --data runs/ds_scans --checkpoints resources/default_model --names v8 --planes 200 \
+    --out runs/v10/planes
+# After v8, on validation seed 200 only, not shipped: 192000 steps, and the tissue-mean term.
+python -m train calibrate --checkpoint runs/v7/v5_model --data runs/ds_scans --out runs/v10/cal_192k --steps 192000
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_192k \
+    --names v8_192k --outputs calibrated --out runs/v10/val_192k --volumes 200 --scans body head head-brain
+for w in 0.05 0.1 0.25; do
+    python -m train calibrate --checkpoint runs/v7/v5_model --data runs/ds_scans --out runs/v10/cal_96k_tm$w \
+        --steps 96000 --tissue-mean $w --threads 1
+done
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_96k_tm0.05 \
+    runs/v10/cal_96k_tm0.1 --names tm005 tm01 --outputs calibrated --out runs/v10/val_tm --volumes 200 \
+    --scans body head head-brain
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_96k_tm0.25 \
+    --names tm025 --outputs calibrated --out runs/v10/val_tm025 --volumes 200 --scans body head head-brain
 date -u
