@@ -201,4 +201,9 @@ mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints run
     --scans body head head-brain
 mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_96k_tm0.25 \
     --names tm025 --outputs calibrated --out runs/v10/val_tm025 --volumes 200 --scans body head head-brain
+# W 0.25 met every target on validation, so it was tested; it missed the bodies' target there: v8 stays.
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_96k_tm0.25 \
+    --names tm025 --out runs/v10/test_bodies_tm025 --volumes 100-102 --scans body
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_96k_tm0.25 \
+    --names tm025 --out runs/v10/test_heads_tm025 --volumes 100 --scans head head-brain
 date -u
