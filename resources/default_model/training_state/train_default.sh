@@ -206,4 +206,8 @@ mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints run
     --names tm025 --out runs/v10/test_bodies_tm025 --volumes 100-102 --scans body
 mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v10/cal_96k_tm0.25 \
     --names tm025 --out runs/v10/test_heads_tm025 --volumes 100 --scans head head-brain
+# two more validation bodies, afterwards, for the next choices
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints resources/default_model \
+    runs/v10/cal_96k_tm0.25 --names v8 tm025 --outputs calibrated --out runs/v10/val_bodies_201 \
+    --volumes 201-202 --scans body
 date -u
