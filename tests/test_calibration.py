@@ -306,21 +306,27 @@ def test_tissue_weights_follow_median_frequency_balancing():
         train_calibration(x, y, CalibrationSettings(balance=0.5, steps=1, batch_size=4))
 
 
+def _one_feature_vector(n: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` voxels that all have the same features: a fit can only learn one colour for them."""
+    return torch.rand(1, CalibrationSettings(hidden=8).calibration().n_features, generator=g).repeat(n, 1)
+
+
+def _fitted_a_star(x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, **settings) -> float:
+    """The a* (/ LAB_SCALE) a small calibration fitted on ``x``, ``y`` gives those voxels."""
+    cal, _ = train_calibration(x, y, CalibrationSettings(batch_size=256, hidden=8, **settings), labels=labels)
+    with torch.no_grad():
+        return float(cal.correct(x[:1])[0, 1])
+
+
 def test_balanced_fit_pulls_rare_tissues_harder():
     """Three tissues with the same features: the common one (85 %) has one true colour, two rare
     ones (10 %, 5 %) another. L1 lands on the weighted median: the unweighted fit on the common
     colour; with median-frequency weights (power 1) each tissue weighs the same in all, so the two
     rare ones outweigh the common one and the fit lands on theirs."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, CalibrationSettings(hidden=8).calibration().n_features, generator=g).repeat(2000, 1)
+    x = _one_feature_vector(2000, torch.Generator().manual_seed(0))
     labels = torch.tensor([1] * 1700 + [2] * 200 + [3] * 100)
     y = torch.where((labels == 1)[:, None], torch.tensor([0.5, 0.1, 0.1]), torch.tensor([0.5, -0.1, -0.1]))
-    ends = {}
-    for balance in (0.0, 1.0):
-        settings = CalibrationSettings(steps=300, batch_size=256, hidden=8, balance=balance)
-        cal, _ = train_calibration(x, y, settings, labels=labels)
-        with torch.no_grad():
-            ends[balance] = float(cal.correct(x[:1])[0, 1])
+    ends = {balance: _fitted_a_star(x, y, labels, steps=300, balance=balance) for balance in (0.0, 1.0)}
     assert ends[0.0] > 0.07 and ends[1.0] < -0.07
 
 
@@ -349,16 +355,11 @@ def test_tissue_mean_term_moves_a_skewed_tissue_from_its_median_to_its_mean():
     the rest. L1 alone lands on the median (0); the tissue-mean term, weighing more than L1's
     pull (0.6 / 3 per unit), lands on the mean (0.1) that a viewer sees the tissue as."""
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, CalibrationSettings(hidden=8).calibration().n_features, generator=g).repeat(2000, 1)
+    x = _one_feature_vector(2000, g)
     labels = torch.ones(2000, dtype=torch.long)
     y = torch.zeros(2000, 3)
     y[torch.randperm(2000, generator=g)[:400], 1] = 0.5
-    ends = {}
-    for weight in (0.0, 1.0):
-        settings = CalibrationSettings(steps=400, batch_size=256, hidden=8, balance=0.0, tissue_mean=weight)
-        cal, _ = train_calibration(x, y, settings, labels=labels)
-        with torch.no_grad():
-            ends[weight] = float(cal.correct(x[:1])[0, 1])
+    ends = {w: _fitted_a_star(x, y, labels, steps=400, balance=0.0, tissue_mean=w) for w in (0.0, 1.0)}
     assert abs(ends[0.0]) < 0.03 and abs(ends[1.0] - 0.1) < 0.03
     with pytest.raises(ValueError, match="pass their labels"):
         train_calibration(x, y, CalibrationSettings(tissue_mean=1.0, balance=0.0, steps=1, batch_size=4))
