@@ -189,9 +189,10 @@ def test_the_model_moves_to_another_device_as_a_copy(model):
 def test_a_burst_of_plane_changes_runs_the_model_rarely_and_ends_on_the_last_plane(qtbot, window, model):
     window.set_network(LoadedNetwork(_slow(model.colorizer), "slow tiny"))
     qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    # what reached the screen, in order: the pipeline emits it as it shows it (the worker's own
+    # queued signal can arrive after the window already reads as idle)
     shown, previews = [], []
-    window.pipeline.colorized.connect(lambda rid, _result: shown.append(rid))
-    window.pipeline.model_worker.finished.connect(lambda _key, _rid, result: previews.append(result.preview))
+    window.pipeline.colorized.connect(lambda rid, result: (shown.append(rid), previews.append(result.preview)))
     runs_before = window.pipeline.model_worker.runs
     start = time.perf_counter()
     for _ in range(50):
