@@ -210,4 +210,14 @@ mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints run
 mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints resources/default_model \
     runs/v10/cal_96k_tm0.25 --names v8 tm025 --outputs calibrated --out runs/v10/val_bodies_201 \
     --volumes 201-202 --scans body
+# 256 units, alone and with the tissue-mean term at 0.1, scored on validation 200-202: no gain, v8 stays.
+for w in 0 0.1; do
+    python -m train calibrate --checkpoint runs/v7/v5_model --data runs/ds_scans --out runs/v11/cal_96k_h256_tm$w \
+        --steps 96000 --hidden 256 --tissue-mean $w --threads 1
+done
+for scans in body "head head-brain"; do
+    mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints resources/default_model \
+        runs/v11/cal_96k_h256_tm0 runs/v11/cal_96k_h256_tm0.1 --names v8 h256 h256tm01 --outputs calibrated \
+        --out runs/v11/val_$([ "$scans" = body ] && echo bodies || echo heads) --volumes 200-202 --scans $scans
+done
 date -u
