@@ -85,9 +85,12 @@ def test_optional_features_are_colour_means_body_shares_and_spreads():
     assert feats[:, 12].max() == pytest.approx(1.0) and feats[:, 12].min() == pytest.approx(0.0)
 
 
-def test_untrained_calibration_is_the_identity_and_keeps_the_background():
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_untrained_calibration_is_the_identity_and_keeps_the_background(layers):
     guided, c_prime, mri, body = _planes()
-    out = ColourCalibration()(guided, c_prime, mri, body, 1.0).detach()
+    cal = ColourCalibration(hidden=16, layers=layers)
+    assert sum(isinstance(m, torch.nn.Linear) for m in cal.net) == layers + 1
+    out = cal(guided, c_prime, mri, body, 1.0).detach()
     np.testing.assert_allclose(out.numpy(), guided.numpy(), atol=2e-4)       # an L*a*b* round trip
     outside = ~body.expand_as(guided)
     assert torch.equal(out[outside], guided[outside])
@@ -114,7 +117,11 @@ def test_spec_round_trip_and_refusals():
     assert again.n_features == full.n_features == 7 + 1 + 6 + 1 + 1
     v6 = ColourCalibration.from_spec({"context_mm": [3, 6, 12], "hidden": 128})     # v6's spec: no optional windows
     assert (v6.colour_mm, v6.body_mm, v6.spread_mm) == ((), (), ()) and v6.n_features == 10
+    assert v6.layers == 2 and sum(isinstance(m, torch.nn.Linear) for m in v6.net) == 3    # v6-v8 name no layers
+    deep = ColourCalibration.from_spec(json.loads(json.dumps(ColourCalibration(hidden=4, layers=3).spec())))
+    assert deep.layers == 3 and [m.out_features for m in deep.net if isinstance(m, torch.nn.Linear)] == [4, 4, 4, 3]
     for bad in ({"context_mm": [3]}, {"context_mm": [-1], "hidden": 4}, {"context_mm": [3], "hidden": 0}, None,
+                {"context_mm": [3], "hidden": 4, "layers": 0},
                 {"context_mm": [3], "hidden": 4, "colour_mm": [0]}, {"context_mm": [3], "hidden": 4, "other": [1]}):
         with pytest.raises(ValueError):
             ColourCalibration.from_spec(bad)
@@ -267,15 +274,16 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     out = tmp_path / "cal"
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
                   "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16",
-                  "--body-mm", "24", "--colour-mm", "--tissue-mean", "0.5"]) == 0
+                  "--layers", "3", "--body-mm", "24", "--colour-mm", "--tissue-mean", "0.5"]) == 0
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
     assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
     assert fit["context_mm"] == [4.0, 16.0] and fit["body_mm"] == [24.0] and fit["colour_mm"] == []
     assert fit["tissue_mean"] == 0.5
+    assert fit["layers"] == 3
     assert ck.extra["calibration"] == {"context_mm": [4.0, 16.0], "hidden": 8, "colour_mm": [], "body_mm": [24.0],
-                                       "spread_mm": list(CalibrationSettings.spread_mm)}
+                                       "spread_mm": list(CalibrationSettings.spread_mm), "layers": 3}
     log = (out / "calibration_log.csv").read_text().splitlines()
     assert log[0] == "step,l1_lab" and len(log) == 3 and float(log[-1].split(",")[1]) < float(log[1].split(",")[1])
     assert Colorizer.from_checkpoint(out, device="cpu").serve == "calibrated"
@@ -289,6 +297,9 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     assert not (tmp_path / "x").exists()
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--tissue-mean", "-1"]) == 2
+    assert not (tmp_path / "x").exists()
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "x"), "--layers", "0"]) == 2
     assert not (tmp_path / "x").exists()
 
 

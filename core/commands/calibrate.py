@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"optimiser steps (default: {CalibrationSettings.steps})")
     parser.add_argument("--hidden", type=int, default=CalibrationSettings.hidden,
                         help=f"units of each hidden layer (default: {CalibrationSettings.hidden})")
+    parser.add_argument("--layers", type=int, default=CalibrationSettings.layers,
+                        help=f"hidden layers of the perceptron (default: {CalibrationSettings.layers})")
     parser.add_argument("--context-mm", type=float, nargs="+", default=list(CalibrationSettings.context_mm),
                         metavar="MM", help="half-widths (mm) of the in-plane windows of MRI context "
                                            f"(default: {' '.join(f'{r:g}' for r in CalibrationSettings.context_mm)})")
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
-                                       hidden=args.hidden, balance=args.balance, tissue_mean=args.tissue_mean,
+                                       hidden=args.hidden, layers=args.layers, balance=args.balance,
+                                       tissue_mean=args.tissue_mean,
                                        context_mm=tuple(args.context_mm), colour_mm=tuple(args.colour_mm),
                                        body_mm=tuple(args.body_mm), spread_mm=tuple(args.spread_mm))
     except ValueError as exc:

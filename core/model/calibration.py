@@ -22,8 +22,8 @@ What it sees, per pixel of a plane (everything a plane path has, so the viewer a
   - the MRI's body-only spread (standard deviation) in windows of ``spread_mm``: how textured
     the surroundings are.
 
-It returns a correction of the ``guided`` colour in L*a*b*: a two-layer perceptron (``HIDDEN``
-units) whose last layer starts at zero, so an untrained calibration is the identity. Pixels
+It returns a correction of the ``guided`` colour in L*a*b*: a perceptron of ``LAYERS`` hidden
+layers of ``HIDDEN`` units whose last layer starts at zero, so an untrained calibration is the identity. Pixels
 outside the body keep the colour they had (the background).
 
 The fit lives in `core.training.calibration`; the network is stored in the checkpoint as the
@@ -43,6 +43,8 @@ from core.imaging import lab_to_rgb, rgb_to_lab, window_mean
 CONTEXT_MM = (3.0, 6.0, 12.0)
 #: Units of each hidden layer.
 HIDDEN = 128
+#: Hidden layers (v6–v8's calibrations have two; their specs do not name it).
+LAYERS = 2
 #: Colours enter and leave the perceptron as L*a*b* over this (values of order 1).
 LAB_SCALE = 100.0
 
@@ -52,7 +54,7 @@ class ColourCalibration(nn.Module):
 
     def __init__(self, context_mm: tuple[float, ...] = CONTEXT_MM, hidden: int = HIDDEN,
                  colour_mm: tuple[float, ...] = (), body_mm: tuple[float, ...] = (),
-                 spread_mm: tuple[float, ...] = ()):
+                 spread_mm: tuple[float, ...] = (), layers: int = LAYERS):
         super().__init__()
         windows = {}
         for name, radii in (("context", context_mm), ("colour", colour_mm), ("body", body_mm), ("spread", spread_mm)):
@@ -61,11 +63,15 @@ class ColourCalibration(nn.Module):
                 raise ValueError(f"{name} window half-widths must be positive mm, got {windows[name]}")
         if hidden < 1:
             raise ValueError(f"hidden units must be at least 1, got {hidden}")
+        if layers < 1:
+            raise ValueError(f"hidden layers must be at least 1, got {layers}")
         self.context_mm, self.colour_mm = windows["context"], windows["colour"]
         self.body_mm, self.spread_mm = windows["body"], windows["spread"]
-        self.hidden = int(hidden)
-        self.net = nn.Sequential(nn.Linear(self.n_features, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3))
+        self.hidden, self.layers = int(hidden), int(layers)
+        stack = [nn.Linear(self.n_features, hidden), nn.SiLU()]
+        for _ in range(self.layers - 1):
+            stack += [nn.Linear(hidden, hidden), nn.SiLU()]
+        self.net = nn.Sequential(*stack, nn.Linear(hidden, 3))
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
@@ -76,19 +82,20 @@ class ColourCalibration(nn.Module):
     def spec(self) -> dict[str, Any]:
         """What rebuilds this architecture (stored in a checkpoint's metadata)."""
         return {"context_mm": list(self.context_mm), "hidden": self.hidden, "colour_mm": list(self.colour_mm),
-                "body_mm": list(self.body_mm), "spread_mm": list(self.spread_mm)}
+                "body_mm": list(self.body_mm), "spread_mm": list(self.spread_mm), "layers": self.layers}
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> "ColourCalibration":
-        """The architecture `spec` describes (the optional windows absent in v6's: none);
-        ``ValueError`` for a malformed one."""
-        optional = {"colour_mm", "body_mm", "spread_mm"}
+        """The architecture `spec` describes (the optional windows absent in v6's: none; the
+        layers absent before v9's: two); ``ValueError`` for a malformed one."""
+        optional = {"colour_mm", "body_mm", "spread_mm", "layers"}
         if not isinstance(spec, Mapping) or not {"context_mm", "hidden"} <= set(spec) <= {"context_mm", "hidden"} | optional:
             raise ValueError(f"a calibration spec has the keys context_mm and hidden (and optionally "
                              f"{', '.join(sorted(optional))}), got {spec!r}")
         try:
             return cls(tuple(spec["context_mm"]), int(spec["hidden"]),
-                       **{k: tuple(spec[k]) for k in optional if k in spec})
+                       **{k: tuple(spec[k]) for k in optional - {"layers"} if k in spec},
+                       layers=int(spec.get("layers", LAYERS)))
         except TypeError as exc:
             raise ValueError(f"malformed calibration spec {spec!r} ({exc})") from None
 

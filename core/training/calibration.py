@@ -40,7 +40,7 @@ from core.evaluation.volumes import TruthSubject
 from core.imaging import rgb_to_lab
 from core.inference import Colorizer
 from core.inference.volume import DEFAULT_BATCH, guided_volume, in_plane_mm, slice_by_slice, slicing_axis
-from core.model.calibration import HIDDEN, LAB_SCALE, ColourCalibration
+from core.model.calibration import HIDDEN, LAB_SCALE, LAYERS, ColourCalibration
 
 Say = Callable[[str], None]
 
@@ -56,6 +56,7 @@ class CalibrationSettings:
     seed: int = 0
     context_mm: tuple[float, ...] = (3.0, 6.0, 12.0, 24.0, 48.0)
     hidden: int = HIDDEN
+    layers: int = LAYERS
     #: the optional feature windows of `ColourCalibration` (mm half-widths; empty: not used).
     colour_mm: tuple[float, ...] = (6.0, 12.0, 24.0)
     body_mm: tuple[float, ...] = (12.0, 24.0, 48.0)
@@ -68,7 +69,7 @@ class CalibrationSettings:
     tissue_mean: float = 0.0
 
     def __post_init__(self):
-        for name in ("samples_per_scan", "steps", "batch_size"):
+        for name in ("samples_per_scan", "steps", "batch_size", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (np.isfinite(self.lr) and self.lr > 0):
@@ -86,7 +87,7 @@ class CalibrationSettings:
 
     def calibration(self) -> ColourCalibration:
         """An untrained calibration of the architecture these settings fit."""
-        return ColourCalibration(self.context_mm, self.hidden, self.colour_mm, self.body_mm, self.spread_mm)
+        return ColourCalibration(self.context_mm, self.hidden, self.colour_mm, self.body_mm, self.spread_mm, self.layers)
 
 
 def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: ColourCalibration, count: int,
