@@ -23,8 +23,8 @@ What it sees, per pixel of a plane (everything a plane path has, so the viewer a
     the surroundings are.
 
 It returns a correction of the ``guided`` colour in L*a*b*: a perceptron of ``LAYERS`` hidden
-layers of ``HIDDEN`` units whose last layer starts at zero, so an untrained calibration is the identity. Pixels
-outside the body keep the colour they had (the background).
+layers of ``HIDDEN`` units whose last layer starts at zero, so an untrained calibration is the
+identity. Pixels outside the body keep the colour they had (the background).
 
 The fit lives in `core.training.calibration`; the network is stored in the checkpoint as the
 network ``calib`` with `spec` in the metadata (``extra["calibration"]``).
@@ -87,7 +87,7 @@ class ColourCalibration(nn.Module):
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> "ColourCalibration":
         """The architecture `spec` describes (the optional windows absent in v6's: none; the
-        layers absent before v9's: two); ``ValueError`` for a malformed one."""
+        layers absent in v6–v8's: two); ``ValueError`` for a malformed one."""
         optional = {"colour_mm", "body_mm", "spread_mm", "layers"}
         if not isinstance(spec, Mapping) or not {"context_mm", "hidden"} <= set(spec) <= {"context_mm", "hidden"} | optional:
             raise ValueError(f"a calibration spec has the keys context_mm and hidden (and optionally "
