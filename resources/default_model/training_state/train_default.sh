@@ -220,4 +220,12 @@ for scans in body "head head-brain"; do
         runs/v11/cal_96k_h256_tm0 runs/v11/cal_96k_h256_tm0.1 --names v8 h256 h256tm01 --outputs calibrated \
         --out runs/v11/val_$([ "$scans" = body ] && echo bodies || echo heads) --volumes 200-202 --scans $scans
 done
+# Three hidden layers (the best of a cached depth sweep, runs/v11/sweep8.py), scored on validation 200-202.
+python -m train calibrate --checkpoint runs/v7/v5_model --data runs/ds_scans --out runs/v11/cal_96k_l3 --steps 96000 \
+    --layers 3
+for scans in body "head head-brain"; do
+    mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans --checkpoints runs/v11/cal_96k_l3 --names l3 \
+        --outputs calibrated --out runs/v11/val_$([ "$scans" = body ] && echo bodies || echo heads)_l3 \
+        --volumes 200-202 --scans $scans
+done
 date -u
