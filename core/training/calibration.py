@@ -69,14 +69,12 @@ class CalibrationSettings:
     tissue_mean: float = 0.0
 
     def __post_init__(self):
-        for name in ("samples_per_scan", "steps", "batch_size", "hidden", "layers"):
+        for name in ("samples_per_scan", "steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        for name in ("context_mm", "colour_mm", "body_mm", "spread_mm"):
-            if not all(np.isfinite(r) and r > 0 for r in getattr(self, name)):
-                raise ValueError(f"{name} half-widths must be positive mm, got {list(getattr(self, name))}")
+        self.calibration()  # the architecture checks its own windows, units and layers (ValueError)
         if not 0.0 <= self.balance <= 1.0:
             raise ValueError(f"balance must lie in [0, 1], got {self.balance}")
         if not (np.isfinite(self.tissue_mean) and self.tissue_mean >= 0):
