@@ -88,13 +88,14 @@ class ColourCalibration(nn.Module):
     def from_spec(cls, spec: Mapping[str, Any]) -> "ColourCalibration":
         """The architecture `spec` describes (the optional windows absent in v6's: none; the
         layers absent in v6–v8's: two); ``ValueError`` for a malformed one."""
-        optional = {"colour_mm", "body_mm", "spread_mm", "layers"}
+        windows = ("colour_mm", "body_mm", "spread_mm")
+        optional = {*windows, "layers"}
         if not isinstance(spec, Mapping) or not {"context_mm", "hidden"} <= set(spec) <= {"context_mm", "hidden"} | optional:
             raise ValueError(f"a calibration spec has the keys context_mm and hidden (and optionally "
                              f"{', '.join(sorted(optional))}), got {spec!r}")
         try:
             return cls(tuple(spec["context_mm"]), int(spec["hidden"]),
-                       **{k: tuple(spec[k]) for k in optional - {"layers"} if k in spec},
+                       **{k: tuple(spec[k]) for k in windows if k in spec},
                        layers=int(spec.get("layers", LAYERS)))
         except TypeError as exc:
             raise ValueError(f"malformed calibration spec {spec!r} ({exc})") from None
