@@ -2,7 +2,7 @@
 
 ``mricolor …`` and ``python -m train …`` both end through `run_command`: 0 done, 2 bad input
 (one line on stderr), a `Stopped` error's own status (3 a non-finite training loss, 4 training
-processes out of sync), 130 interrupted.
+processes out of sync, 5 a calibration fit that diverged), 130 interrupted.
 """
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from core.model.calibration import LAB_SCALE, ColourCalibration
 from core.model.checkpoint import export_inference_checkpoint, load_checkpoint, save_checkpoint
 from core.model.config import load_preset
 from core.model.networks import build_generator
-from core.training.calibration import (CalibrationSettings, fit_calibration, tissue_mean_gap, tissue_weights,
-                                      train_calibration)
+from core.training.calibration import (CalibrationDiverged, CalibrationSettings, fit_calibration, tissue_mean_gap,
+                                      tissue_weights, train_calibration)
 from core.volume import Volume
 
 
@@ -301,6 +301,48 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--layers", "0"]) == 2
     assert not (tmp_path / "x").exists()
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "x"), "--lr", "0"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_calibrate_command_writes_nothing_when_the_fit_diverges(tmp_path, monkeypatch, one_torch_thread, capsys):
+    """A diverged fit stops the command with status 5 and a message naming the step and --lr;
+    no checkpoint is left. (The limit is lowered so that any fit counts as diverged at its
+    second reading: what is tested is the command's handling, the detection is tested below.)"""
+    import core.training.calibration
+    from core.cli import main as mricolor
+    from train.cli import main as train
+
+    data = tmp_path / "ds"
+    assert mricolor(["prepare", str(data), "--phantom", "--pairs", "truth", "--scans", "small", "--variants", "1",
+                     "--subjects", "0", "--test-subjects", "1", "--planes", "4", "--plane-size", "32",
+                     "--pixel-mm", "8", "--min-foreground", "0.1"]) == 0
+    col = _colorizer()
+    save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
+    monkeypatch.setattr(core.training.calibration, "DIVERGED", 0.5)
+    capsys.readouterr()
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "cal"), "--samples-per-scan", "500", "--steps", "300", "--hidden", "8",
+                  "--lr", "3e-3"]) == 5
+    assert "diverged at step 100" in capsys.readouterr().err and not (tmp_path / "cal").exists()
+
+
+def test_a_fit_that_diverges_stops_and_a_steady_one_does_not():
+    """Truth = the guided colour + a little noise: the identity start is nearly right. At the
+    default rate the loss only falls; at a peak rate of 1 the perceptron overshoots, its loss
+    rises far above its lowest, and the fit stops instead of returning a broken calibration."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2000, CalibrationSettings(hidden=8).calibration().n_features, generator=g)
+    y = x[:, :3] + 0.01 * torch.randn(2000, 3, generator=g)
+    settings = dict(hidden=8, batch_size=256, steps=600, balance=0.0)
+    _, curve = train_calibration(x, y, CalibrationSettings(**settings))
+    assert len(curve) == 6 and curve[-1][1] <= curve[0][1] < 0.02
+    with pytest.raises(CalibrationDiverged, match=r"diverged at step \d+: its loss rose from .*--lr \(now 1\)"):
+        train_calibration(x, y, CalibrationSettings(lr=1.0, **settings))
+    assert CalibrationDiverged.exit_status == 5
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        CalibrationSettings(lr=float("nan"))
 
 
 def test_tissue_weights_follow_median_frequency_balancing():

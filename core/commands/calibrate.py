@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"body voxels drawn from each scan (default: {CalibrationSettings.samples_per_scan})")
     parser.add_argument("--steps", type=int, default=CalibrationSettings.steps,
                         help=f"optimiser steps (default: {CalibrationSettings.steps})")
+    parser.add_argument("--lr", type=float, default=CalibrationSettings.lr,
+                        help=f"peak learning rate of the one-cycle schedule (default: {CalibrationSettings.lr:g})")
     parser.add_argument("--hidden", type=int, default=CalibrationSettings.hidden,
                         help=f"units of each hidden layer (default: {CalibrationSettings.hidden})")
     parser.add_argument("--layers", type=int, default=CalibrationSettings.layers,
@@ -91,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from core.training.calibration import fit_calibration
 
     try:
-        settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, seed=args.seed,
-                                       hidden=args.hidden, layers=args.layers, balance=args.balance,
+        settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, lr=args.lr,
+                                       seed=args.seed, hidden=args.hidden, layers=args.layers, balance=args.balance,
                                        tissue_mean=args.tissue_mean,
                                        context_mm=tuple(args.context_mm), colour_mm=tuple(args.colour_mm),
                                        body_mm=tuple(args.body_mm), spread_mm=tuple(args.spread_mm))
