@@ -261,9 +261,10 @@ def test_calibrate_fits_only_on_training_seeds(tmp_path):
         next(dataset_subjects(tmp_path, seeds=[14]))
 
 
-def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_torch_thread):
+def _small_dataset_and_network(tmp_path):
+    """A truth-paired dataset of one small phantom in ``tmp_path / "ds"`` (returned) and an
+    untrained network checkpoint serving ``guided`` in ``tmp_path / "net"``: a command's inputs."""
     from core.cli import main as mricolor
-    from train.cli import main as train
 
     data = tmp_path / "ds"
     assert mricolor(["prepare", str(data), "--phantom", "--pairs", "truth", "--scans", "small", "--variants", "1",
@@ -271,6 +272,13 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
                      "--pixel-mm", "8", "--min-foreground", "0.1"]) == 0
     col = _colorizer()
     save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
+    return data
+
+
+def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_torch_thread):
+    from train.cli import main as train
+
+    data = _small_dataset_and_network(tmp_path)
     out = tmp_path / "cal"
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
                   "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16",
@@ -309,17 +317,11 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
 def test_calibrate_command_writes_nothing_when_the_fit_diverges(tmp_path, monkeypatch, one_torch_thread, capsys):
     """A diverged fit stops the command with status 5 and a message naming the step and --lr;
     no checkpoint is left. (The limit is lowered so that any fit counts as diverged at its
-    second reading: what is tested is the command's handling, the detection is tested below.)"""
+    first reading: what is tested is the command's handling, the detection is tested below.)"""
     import core.training.calibration
-    from core.cli import main as mricolor
     from train.cli import main as train
 
-    data = tmp_path / "ds"
-    assert mricolor(["prepare", str(data), "--phantom", "--pairs", "truth", "--scans", "small", "--variants", "1",
-                     "--subjects", "0", "--test-subjects", "1", "--planes", "4", "--plane-size", "32",
-                     "--pixel-mm", "8", "--min-foreground", "0.1"]) == 0
-    col = _colorizer()
-    save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
+    data = _small_dataset_and_network(tmp_path)
     monkeypatch.setattr(core.training.calibration, "DIVERGED", 0.5)
     capsys.readouterr()
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",

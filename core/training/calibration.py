@@ -227,5 +227,5 @@ def fit_calibration(colorizer: Colorizer, subjects: Iterable[TruthSubject], sett
     return train_calibration(x, y, settings, say, labels)
 
 
-__all__ = ["DIVERGED", "CalibrationDiverged", "CalibrationSettings", "scan_pixels", "gather_pixels", "tissue_weights", "tissue_mean_gap", "train_calibration",
-           "fit_calibration"]
+__all__ = ["DIVERGED", "CalibrationDiverged", "CalibrationSettings", "scan_pixels", "gather_pixels", "tissue_weights",
+           "tissue_mean_gap", "train_calibration", "fit_calibration"]
