@@ -14,6 +14,7 @@ from core.errors import InputError
 from core.evaluation.volumes import TruthSubject
 from core.inference import Colorizer
 from core.inference.volume import calibrated_volume, colorize_volume
+from core.labels import LabelTable
 from core.model.calibration import LAB_SCALE, ColourCalibration
 from core.model.checkpoint import export_inference_checkpoint, load_checkpoint, save_checkpoint
 from core.model.config import load_preset
@@ -263,7 +264,8 @@ def test_calibrate_fits_only_on_training_seeds(tmp_path):
 
 def _small_dataset_and_network(tmp_path):
     """A truth-paired dataset of one small phantom in ``tmp_path / "ds"`` (returned) and an
-    untrained network checkpoint serving ``guided`` in ``tmp_path / "net"``: a command's inputs."""
+    untrained network checkpoint serving ``guided`` with the dataset's label table in
+    ``tmp_path / "net"``: a command's inputs."""
     from core.cli import main as mricolor
 
     data = tmp_path / "ds"
@@ -271,7 +273,8 @@ def _small_dataset_and_network(tmp_path):
                      "--subjects", "0", "--test-subjects", "1", "--planes", "10", "--plane-size", "32",
                      "--pixel-mm", "8", "--min-foreground", "0.1"]) == 0
     col = _colorizer()
-    save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0})
+    save_checkpoint(tmp_path / "net", {"g_mc": col.generator}, col.config, serve="guided", extra={"pixel_mm": 2.0},
+                    label_table=LabelTable.read(data / "labels.csv"))
     return data
 
 
@@ -282,13 +285,14 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     out = tmp_path / "cal"
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out", str(out),
                   "--samples-per-scan", "3000", "--steps", "200", "--hidden", "8", "--context-mm", "4", "16",
-                  "--layers", "3", "--body-mm", "24", "--colour-mm", "--tissue-mean", "0.5"]) == 0
+                  "--layers", "3", "--body-mm", "24", "--colour-mm", "--tissue-mean", "0.5",
+                  "--mean-tissues", "csf", "grey_matter"]) == 0
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
     assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
     assert fit["context_mm"] == [4.0, 16.0] and fit["body_mm"] == [24.0] and fit["colour_mm"] == []
-    assert fit["tissue_mean"] == 0.5
+    assert fit["tissue_mean"] == 0.5 and fit["mean_tissues"] == ["csf", "grey_matter"]
     assert fit["layers"] == 3
     assert ck.extra["calibration"] == {"context_mm": [4.0, 16.0], "hidden": 8, "colour_mm": [], "body_mm": [24.0],
                                        "spread_mm": list(CalibrationSettings.spread_mm), "layers": 3}
@@ -311,6 +315,9 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     assert not (tmp_path / "x").exists()
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--lr", "0"]) == 2
+    assert not (tmp_path / "x").exists()
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
+                  str(tmp_path / "x"), "--tissue-mean", "0.5", "--mean-tissues", "csf", "brain"]) == 2
     assert not (tmp_path / "x").exists()
 
 
@@ -403,6 +410,54 @@ def test_tissue_mean_gap_against_a_per_tissue_reference():
     assert gap.item() < 1e-5 and torch.isfinite(exact.grad).all()
     with pytest.raises(ValueError, match="tissue_mean"):
         CalibrationSettings(tissue_mean=-0.5)
+
+
+def test_tissue_mean_gap_over_chosen_tissues_keeps_each_voxels_weight():
+    """Over tissues 4 and 2 only: their gaps weighed by their share of *all* the voxels (tissue 9
+    neither counts nor dilutes them); over every id, the plain gap; over an absent id, zero."""
+    g = torch.Generator().manual_seed(2)
+    predicted, target = torch.rand(300, 3, generator=g), torch.rand(300, 3, generator=g)
+    labels = torch.tensor([4] * 150 + [9] * 140 + [2] * 10)
+    p, t, k = predicted.numpy(), target.numpy(), labels.numpy()
+    gaps = {i: np.linalg.norm(p[k == i].mean(0) - t[k == i].mean(0)) for i in (4, 9, 2)}
+    chosen = tissue_mean_gap(predicted, target, labels, torch.tensor([4, 2]))
+    assert float(chosen) == pytest.approx((150 * gaps[4] + 10 * gaps[2]) / 300, rel=1e-5)
+    every = tissue_mean_gap(predicted, target, labels, torch.tensor([2, 4, 9]))
+    assert float(every) == pytest.approx(float(tissue_mean_gap(predicted, target, labels)), rel=1e-6)
+    assert float(tissue_mean_gap(predicted, target, labels, torch.tensor([7]))) == 0.0
+
+
+def test_mean_tissues_are_named_in_the_label_table():
+    from core.labels import Label
+
+    table = LabelTable([Label(0, "background", "other", (0, 0, 0)), Label(6, "grey_matter", "nervous", (185, 150, 130)),
+                        Label(8, "csf", "nervous", (90, 90, 105))])
+    settings = CalibrationSettings(tissue_mean=0.25, mean_tissues=("csf", "grey_matter"))
+    assert settings.mean_ids(table) == [8, 6] and CalibrationSettings().mean_ids(table) is None
+    assert settings.to_dict()["mean_tissues"] == ["csf", "grey_matter"]
+    with pytest.raises(ValueError, match=r"\['liver'\] are not in the label table \(its tissues: background, grey_matter, csf\)"):
+        CalibrationSettings(tissue_mean=0.25, mean_tissues=("csf", "liver")).mean_ids(table)
+    with pytest.raises(ValueError, match="need a tissue_mean weight > 0"):
+        CalibrationSettings(mean_tissues=("csf",))
+    with pytest.raises(ValueError, match="need the model's label table"):
+        settings.mean_ids(None)
+
+
+def test_tissue_mean_term_over_one_tissue_leaves_the_others_on_their_median():
+    """Two tissues with the same features and the same skewed truth (a* 0 for 80 %, 0.5 for the
+    rest) but different features: with the term over tissue 1 only, tissue 1 lands
+    on its mean (0.1) and tissue 2 stays on its median (0)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([_one_feature_vector(2000, g), _one_feature_vector(2000, g)])      # the features tell them apart
+    labels = torch.tensor([1] * 2000 + [2] * 2000)
+    y = torch.zeros(4000, 3)
+    for half in (0, 2000):
+        y[half + torch.randperm(2000, generator=g)[:400], 1] = 0.5
+    cal, _ = train_calibration(x, y, CalibrationSettings(batch_size=512, hidden=8, steps=600, balance=0.0,
+                                                         tissue_mean=1.0), labels=labels, mean_ids=[1])
+    with torch.no_grad():
+        a_star = cal.correct(x[[0, 2000]])[:, 1]
+    assert abs(float(a_star[0]) - 0.1) < 0.03 and abs(float(a_star[1])) < 0.03
 
 
 def test_tissue_mean_term_moves_a_skewed_tissue_from_its_median_to_its_mean():

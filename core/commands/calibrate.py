@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tissue-mean", type=float, default=CalibrationSettings.tissue_mean,
                         help="weight of the pull of each tissue's mean colour to its true mean, beside the "
                              f"voxels' L1; 0 for none (default: {CalibrationSettings.tissue_mean:g})")
+    parser.add_argument("--mean-tissues", nargs="+", default=[], metavar="TISSUE",
+                        help="only these tissues' means are pulled (label names, e.g. grey_matter white_matter "
+                             "csf; default: every tissue)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the voxel draw and the fit (default: 0)")
     parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
 
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = CalibrationSettings(samples_per_scan=args.samples_per_scan, steps=args.steps, lr=args.lr,
                                        seed=args.seed, hidden=args.hidden, layers=args.layers, balance=args.balance,
-                                       tissue_mean=args.tissue_mean,
+                                       tissue_mean=args.tissue_mean, mean_tissues=tuple(args.mean_tissues),
                                        context_mm=tuple(args.context_mm), colour_mm=tuple(args.colour_mm),
                                        body_mm=tuple(args.body_mm), spread_mm=tuple(args.spread_mm))
     except ValueError as exc:
@@ -105,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     colorizer = Colorizer.from_checkpoint(args.checkpoint, device=parse_device(args.device))
     if "guided" not in colorizer.outputs:
         raise InputError(args.checkpoint, "has no c′ decoder: the calibration corrects the 'guided' output")
+    try:
+        settings.mean_ids(colorizer.label_table)
+    except ValueError as exc:
+        raise InputError("--mean-tissues", str(exc)) from None
     say = lambda message: print(message, file=sys.stderr)  # noqa: E731
     calibration, curve = fit_calibration(colorizer, dataset_subjects(args.data, seeds, scans), settings, say=say)
     fitted = {"seeds": seeds, "scans": list(scans or ["all"]), "data": str(args.data), **settings.to_dict(),

@@ -40,6 +40,7 @@ from core.errors import Stopped
 from core.evaluation.volumes import TruthSubject
 from core.imaging import rgb_to_lab
 from core.inference import Colorizer
+from core.labels import LabelTable
 from core.inference.volume import DEFAULT_BATCH, guided_volume, in_plane_mm, slice_by_slice, slicing_axis
 from core.model.calibration import HIDDEN, LAB_SCALE, LAYERS, ColourCalibration
 
@@ -80,6 +81,10 @@ class CalibrationSettings:
     #: weight of the tissue-mean term (`tissue_mean_gap`) beside the voxels' L1 (0: L1 alone).
     #: The L1 pulls each voxel to a median; a viewer sees a tissue as its mean colour.
     tissue_mean: float = 0.0
+    #: the tissues (label names) whose mean the term matches; empty: every tissue. The brain's
+    #: (grey and white matter, CSF) are where a tissue's mean colour is judged, and matching only
+    #: them leaves the other tissues' voxels to the L1.
+    mean_tissues: tuple[str, ...] = ()
 
     def __post_init__(self):
         for name in ("samples_per_scan", "steps", "batch_size"):
@@ -92,9 +97,25 @@ class CalibrationSettings:
             raise ValueError(f"balance must lie in [0, 1], got {self.balance}")
         if not (np.isfinite(self.tissue_mean) and self.tissue_mean >= 0):
             raise ValueError(f"tissue_mean must be a number ≥ 0, got {self.tissue_mean}")
+        if self.mean_tissues and self.tissue_mean == 0:
+            raise ValueError(f"mean_tissues {list(self.mean_tissues)} need a tissue_mean weight > 0")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), **{k: list(getattr(self, k)) for k in ("context_mm", "colour_mm", "body_mm", "spread_mm")}}
+        lists = ("context_mm", "colour_mm", "body_mm", "spread_mm", "mean_tissues")
+        return {**asdict(self), **{k: list(getattr(self, k)) for k in lists}}
+
+    def mean_ids(self, table: LabelTable | None) -> list[int] | None:
+        """The label ids of ``mean_tissues`` in ``table`` (None: every tissue); ``ValueError``
+        naming the table's tissues for a name it lacks, or for no table."""
+        if not self.mean_tissues:
+            return None
+        if table is None:
+            raise ValueError(f"mean_tissues {list(self.mean_tissues)} need the model's label table, and it has none")
+        ids = {label.name: label.id for label in table}
+        unknown = [name for name in self.mean_tissues if name not in ids]
+        if unknown:
+            raise ValueError(f"mean_tissues {unknown} are not in the label table (its tissues: {', '.join(ids)})")
+        return [ids[name] for name in self.mean_tissues]
 
     def calibration(self) -> ColourCalibration:
         """An untrained calibration of the architecture these settings fit."""
@@ -162,30 +183,36 @@ def tissue_weights(labels: torch.Tensor, power: float, cap: float = 10.0) -> tor
     return weights / weights.mean()
 
 
-def tissue_mean_gap(predicted: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def tissue_mean_gap(predicted: torch.Tensor, target: torch.Tensor, labels: torch.Tensor,
+                    only: torch.Tensor | None = None) -> torch.Tensor:
     """The Euclidean distance between each tissue's mean ``predicted`` and mean ``target`` colour
-    (P, 3), averaged over the tissues of ``labels`` (P,) weighed by their share of the voxels.
+    (P, 3), summed over the tissues of ``labels`` (P,) weighed by their share of all P voxels;
+    with ``only`` (label ids), over those tissues alone (0 when none is present).
 
     What a viewer sees a tissue as is its mean colour. Weighed by share, each voxel's gradient is
     as large as under the L1, whatever its tissue: a rare tissue's few voxels (a noisy mean)
-    do not steer the fit."""
-    ids, index, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    difference = torch.zeros(len(ids), predicted.shape[1], dtype=predicted.dtype).index_add(0, index, predicted - target)
+    do not steer the fit, and leaving tissues out does not make the others' pull stronger."""
+    chosen = torch.ones_like(labels, dtype=torch.bool) if only is None else torch.isin(labels, only.to(labels.dtype))
+    ids, index, counts = torch.unique(labels[chosen], return_inverse=True, return_counts=True)
+    difference = torch.zeros(len(ids), predicted.shape[1], dtype=predicted.dtype).index_add(
+        0, index, (predicted - target)[chosen])
     gap = ((difference / counts[:, None]).square().sum(dim=1) + 1e-12).sqrt()
-    return (gap * counts).sum() / counts.sum()
+    return (gap * counts).sum() / len(labels)
 
 
 def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSettings,
-                      say: Say | None = None, labels: torch.Tensor | None = None
-                      ) -> tuple[ColourCalibration, list[tuple[int, float]]]:
+                      say: Say | None = None, labels: torch.Tensor | None = None,
+                      mean_ids: list[int] | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
     """A calibration trained on features ``x`` (P, F) and true colours ``y`` (P, 3), each voxel's
-    L1 weighed per tissue, plus ``settings.tissue_mean`` × `tissue_mean_gap` (``labels`` (P,),
-    needed when ``settings.balance`` or ``settings.tissue_mean`` > 0), and its loss curve
+    L1 weighed per tissue, plus ``settings.tissue_mean`` × `tissue_mean_gap` over the tissues
+    ``mean_ids`` (None: every tissue; ``labels`` (P,) are needed when ``settings.balance`` or
+    ``settings.tissue_mean`` > 0), and its loss curve
     [(step, mean loss over the last 100 steps)]. A fit that diverges (`DIVERGED`) stops with
     `CalibrationDiverged`."""
     if (settings.balance > 0 or settings.tissue_mean > 0) and labels is None:
         raise ValueError("balance > 0 and tissue_mean > 0 weigh voxels per tissue: pass their labels")
     weights = tissue_weights(labels if labels is not None else torch.zeros(len(x)), settings.balance)
+    only = None if mean_ids is None else torch.as_tensor(mean_ids, dtype=torch.int64)
     torch.manual_seed(settings.seed)
     calibration = settings.calibration()
     if x.shape[1] != calibration.n_features:
@@ -199,7 +226,7 @@ def train_calibration(x: torch.Tensor, y: torch.Tensor, settings: CalibrationSet
         predicted = calibration.correct(x[pick])
         loss = ((predicted - y[pick]).abs().mean(dim=1) * weights[pick]).mean()
         if settings.tissue_mean > 0:
-            loss = loss + settings.tissue_mean * tissue_mean_gap(predicted, y[pick], labels[pick])
+            loss = loss + settings.tissue_mean * tissue_mean_gap(predicted, y[pick], labels[pick], only)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -223,8 +250,9 @@ def fit_calibration(colorizer: Colorizer, subjects: Iterable[TruthSubject], sett
                     say: Say | None = None) -> tuple[ColourCalibration, list[tuple[int, float]]]:
     """A calibration of ``colorizer``'s ``guided`` output fitted on ``subjects`` (training
     subjects, never the ones that will score it), and its loss curve. On the CPU."""
+    mean_ids = settings.mean_ids(colorizer.label_table)
     x, y, labels = gather_pixels(colorizer, subjects, settings, say)
-    return train_calibration(x, y, settings, say, labels)
+    return train_calibration(x, y, settings, say, labels, mean_ids)
 
 
 __all__ = ["DIVERGED", "CalibrationDiverged", "CalibrationSettings", "scan_pixels", "gather_pixels", "tissue_weights",
