@@ -97,6 +97,21 @@ def test_untrained_calibration_is_the_identity_and_keeps_the_background(layers):
     assert torch.equal(out[outside], guided[outside])
 
 
+def test_the_perceptron_runs_in_chunks_with_the_same_output(monkeypatch):
+    """The plane path sends body pixels through the perceptron a chunk at a time (for the CPU's
+    cache): with chunks of 50 pixels (the body has 630 in all) the output is the one-pass one."""
+    import core.model.calibration
+
+    guided, c_prime, mri, body = _planes()
+    cal = ColourCalibration(hidden=16, layers=2)
+    torch.nn.init.normal_(cal.net[-1].weight, std=0.5)                     # not the identity
+    one_pass = cal(guided, c_prime, mri, body, 1.0).detach()
+    monkeypatch.setattr(core.model.calibration, "CHUNK", 50)
+    chunked = cal(guided, c_prime, mri, body, 1.0).detach()
+    assert int(body.sum()) > 10 * 50 and not torch.allclose(one_pass, guided, atol=1e-2)
+    torch.testing.assert_close(chunked, one_pass, rtol=0, atol=1e-6)
+
+
 def test_a_learnt_shift_moves_the_body_by_that_many_units_of_lab():
     guided, c_prime, mri, body = _planes()
     guided = 0.3 + 0.4 * guided                                            # inside the gamut after the shift

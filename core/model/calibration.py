@@ -47,6 +47,10 @@ HIDDEN = 128
 LAYERS = 2
 #: Colours enter and leave the perceptron as L*a*b* over this (values of order 1).
 LAB_SCALE = 100.0
+#: Pixels through the perceptron at a time. Its hidden activations then stay in the CPU's cache:
+#: on a 2-core CPU, 588 000 head pixels took 1154 ms at once and 420 ms in chunks of 4096 (8192:
+#: 460 ms; 2048: 627 ms), with the same output.
+CHUNK = 4096
 
 
 class ColourCalibration(nn.Module):
@@ -148,9 +152,9 @@ class ColourCalibration(nn.Module):
                   else body.reshape(-1).to(flat.device, torch.bool))
         out = guided.float().permute(0, 2, 3, 1).reshape(-1, 3).clone()
         if inside.any():
-            lab = self.correct(flat[inside]) * LAB_SCALE
+            lab = torch.cat([self.correct(part) for part in flat[inside].split(CHUNK)]) * LAB_SCALE
             out[inside] = lab_to_rgb(lab.T[None, :, :, None])[0, :, :, 0].T
         return out.reshape(n, h, w, 3).permute(0, 3, 1, 2).contiguous()
 
 
-__all__ = ["CONTEXT_MM", "HIDDEN", "LAB_SCALE", "ColourCalibration"]
+__all__ = ["CHUNK", "CONTEXT_MM", "HIDDEN", "LAB_SCALE", "ColourCalibration"]
