@@ -48,8 +48,8 @@ from core.errors import Stopped
 from core.evaluation.volumes import TruthSubject
 from core.imaging import rgb_to_lab
 from core.inference import Colorizer
-from core.labels import LabelTable
 from core.inference.volume import DEFAULT_BATCH, guided_volume, in_plane_mm, slice_by_slice, slicing_axis
+from core.labels import LabelTable
 from core.model.calibration import HIDDEN, LAB_SCALE, ColourCalibration
 
 Say = Callable[[str], None]
