@@ -459,9 +459,9 @@ def test_mean_tissues_are_named_in_the_label_table():
 
 
 def test_tissue_mean_term_over_one_tissue_leaves_the_others_on_their_median():
-    """Two tissues with the same features and the same skewed truth (a* 0 for 80 %, 0.5 for the
-    rest) but different features: with the term over tissue 1 only, tissue 1 lands
-    on its mean (0.1) and tissue 2 stays on its median (0)."""
+    """Two tissues with the same skewed truth (a* 0 for 80 %, 0.5 for the rest) and features that
+    tell them apart: with the term over tissue 1 only, tissue 1 lands on its mean (0.1) and
+    tissue 2 stays on its median (0)."""
     g = torch.Generator().manual_seed(0)
     x = torch.cat([_one_feature_vector(2000, g), _one_feature_vector(2000, g)])      # the features tell them apart
     labels = torch.tensor([1] * 2000 + [2] * 2000)
