@@ -254,21 +254,37 @@ def test_fit_learns_a_colour_bias_it_can_see(one_torch_thread):
         CalibrationSettings(steps=0)
 
 
-def test_calibrate_fits_only_on_training_seeds(tmp_path):
-    from core.commands.calibrate import training_seeds
-
+def _manifest(folder, seeds_and_splits):
+    """A dataset manifest in ``folder`` whose phantom subjects have these (seed, split) pairs."""
     subjects = [{"id": f"phantom-{s}-body-0", "split": split,
                  "volumes": {k: f"{k}.nii.gz" for k in ("mri", "cryo", "labels")},
                  "metadata": {"source": "phantom", "seed": s}}
-                for s, split in ((10, "train"), (11, "train"), (14, "test"))]
-    (tmp_path / "dataset.json").write_text(json.dumps({
+                for s, split in seeds_and_splits]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dataset.json").write_text(json.dumps({
         "format": "mricolor-dataset", "version": 1, "seed": 0, "split_by": "subject",
         "plane": {"width": 8, "height": 8, "pixel_mm": 2.0, "min_foreground": 0.2}, "label_table": None,
         "subjects": subjects, "planes": {"subject": [], "split": [], "center": [], "u": [], "v": []}}))
-    assert training_seeds(str(tmp_path), None) == [10, 11]
-    assert training_seeds(str(tmp_path), "11") == [11]
+    return str(folder)
+
+
+def test_calibrate_fits_only_on_training_seeds(tmp_path):
+    from core.commands.calibrate import training_seeds
+
+    data = _manifest(tmp_path, ((10, "train"), (11, "train"), (14, "test")))
+    extra = _manifest(tmp_path / "extra", ((20, "train"), (21, "train"), (26, "test")))
+    assert training_seeds([data], None) == {data: [10, 11]}
+    assert training_seeds([data], "11") == {data: [11]}
+    assert training_seeds([data, extra], None) == {data: [10, 11], extra: [20, 21]}
+    assert training_seeds([data, extra], "11,20-21") == {data: [11], extra: [20, 21]}
+    assert training_seeds([data, extra], "21") == {extra: [21]}
     with pytest.raises(InputError, match=r"\[14\] are not training subjects"):
-        training_seeds(str(tmp_path), "10,14")
+        training_seeds([data], "10,14")
+    with pytest.raises(InputError, match=r"\[26\] are not training subjects"):
+        training_seeds([data, extra], "20,26")
+    twice = _manifest(tmp_path / "twice", ((11, "train"), (30, "train")))
+    with pytest.raises(InputError, match=r"shares training seeds \[11\]"):
+        training_seeds([data, twice], None)
     from core.evaluation.volumes import dataset_subjects
 
     with pytest.raises(InputError, match="no true colorization on the MRI grid"):
@@ -305,7 +321,7 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
-    assert fit["seeds"] == [0] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
+    assert fit["seeds"] == [0] and fit["data"] == [str(data)] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
     assert fit["context_mm"] == [4.0, 16.0] and fit["body_mm"] == [24.0] and fit["colour_mm"] == []
     assert fit["tissue_mean"] == 0.5 and fit["mean_tissues"] == ["csf", "grey_matter"]
     assert fit["layers"] == 3
@@ -314,9 +330,12 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     log = (out / "calibration_log.csv").read_text().splitlines()
     assert log[0] == "step,l1_lab" and len(log) == 3 and float(log[-1].split(",")[1]) < float(log[1].split(",")[1])
     assert Colorizer.from_checkpoint(out, device="cpu").serve == "calibrated"
-    # a test seed is refused
+    # a test seed is refused, and so is a second dataset that repeats the first's subjects
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",
                   str(tmp_path / "x"), "--seeds", "1"]) == 2
+    assert not (tmp_path / "x").exists()
+    assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), str(data), "--out",
+                  str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
     # a window that is not a positive size is refused before any work
     assert train(["calibrate", "--checkpoint", str(tmp_path / "net"), "--data", str(data), "--out",

@@ -135,6 +135,13 @@ def test_cli_evaluates_whole_volumes_and_refuses_training_subjects(dataset, tmp_
     assert main(["evaluate", "--data", str(dataset), "--trained-on", str(other), "--out", str(out),
                  "--volumes", "1", "--scans", "small"]) == 2
     assert "never trained on" in capsys.readouterr().err
+    fitted = save_checkpoint(tmp_path / "cal" / "model.safetensors",
+                             {"g_mc": build_generator(colorizer.config, "colorization")}, colorizer.config,
+                             extra={"pixel_mm": 8.0, "calibration_fit": {"seeds": [1, 20]}})
+    assert main(["evaluate", "--data", str(dataset), "--checkpoints", str(ck), str(fitted), "--out", str(out),
+                 "--volumes", "1", "--scans", "small"]) == 2  # its calibration learnt from subject 1
+    err = capsys.readouterr().err
+    assert "seeds [1] are subjects" in err and "cal" in err and "never trained on" in err
     assert main(["evaluate", "--data", str(dataset), "--checkpoints", str(ck), "--out", str(out), "--volumes", "1",
                  "--scans", "small", "--outputs", "sepia"]) == 2
     assert "not 'sepia'" in capsys.readouterr().err

@@ -1,20 +1,24 @@
-"""Fit the colour calibration of a trained model on its training subjects: ``python -m train calibrate``.
+"""Fit the colour calibration of a trained model on phantom subjects: ``python -m train calibrate``.
 
-The model's ``guided`` output is corrected pixel by pixel by a small map learnt from the training
-subjects' whole scans and their true colorizations (`core.model.calibration`,
-`core.training.calibration`): the training split of the phantom dataset the model learnt from,
-every scan variant included (resampled, re-weighted, skull-stripped), read from the dataset
-folder. OUT gets an inference checkpoint (G_m→ĉ and the calibration,
+The model's ``guided`` output is corrected pixel by pixel by a small map learnt from whole scans
+and their true colorizations (`core.model.calibration`, `core.training.calibration`): the
+training split of each dataset given, every scan variant included (resampled, re-weighted,
+skull-stripped), read from the dataset folders. The first is the dataset the model learnt from;
+further ones, prepared from phantom seeds the model never saw, show the calibration the errors
+the model makes on new subjects (on its own training subjects it errs less than on a user's scan).
+OUT gets an inference checkpoint (G_m→ĉ and the calibration,
 serving ``calibrated``; ``model.json`` and ``labels.csv`` beside it) and ``calibration_log.csv``
 (the loss curve). Choose between it and the uncalibrated model on validation subjects with
 ``mricolor evaluate --volumes SEEDS --outputs guided calibrated``.
 
-Only the dataset's training subjects are fitted on (all of them by default), so the subjects that
-score the model later stay unseen.
+Only the datasets' training subjects are fitted on (all of them by default), so the subjects that
+score the model later stay unseen; ``calibration_fit`` records their seeds, and ``mricolor evaluate
+--volumes`` refuses them.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -25,12 +29,13 @@ from core.training.calibration import CalibrationSettings
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="the trained model (a checkpoint file or folder, e.g. a run's model.safetensors)")
-    parser.add_argument("--data", required=True,
-                        help="the dataset the model was trained on: its training split's phantom seeds are "
-                             "the subjects fitted on")
+    parser.add_argument("--data", required=True, nargs="+", metavar="DATASET",
+                        help="the dataset the model was trained on, then any further truth-paired phantom "
+                             "datasets of seeds it never saw: the training splits' phantom seeds are the "
+                             "subjects fitted on (never validation or test seeds)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the calibrated checkpoint")
     parser.add_argument("--seeds", metavar="SEEDS",
-                        help="only these training seeds (e.g. 10-13; default: every training seed of --data)")
+                        help="only these training seeds (e.g. 10-13; default: every training seed of each --data)")
     parser.add_argument("--scans", nargs="+", metavar="KIND",
                         help="only these kinds of phantom scan, e.g. body head head-brain (default: all)")
     parser.add_argument("--samples-per-scan", type=int, default=CalibrationSettings.samples_per_scan,
@@ -66,24 +71,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="device of the colorizing network (default: the best)")
 
 
-def training_seeds(data: str, requested: str | None) -> list[int]:
-    """The phantom seeds of ``data``'s training split, or the ``requested`` ones, each of which
-    must be one of them (``InputError`` otherwise)."""
+def training_seeds(datasets: list[str], requested: str | None) -> dict[str, list[int]]:
+    """The phantom seeds of each dataset's training split, or of the ``requested`` ones, each of
+    which must be one of them (``InputError`` otherwise), by dataset. A seed in two datasets'
+    training splits is refused: it would be one subject counted twice."""
     from core.dataset.build import parse_ids
     from core.dataset.manifest import Manifest
 
-    train = sorted({s.metadata["seed"] for s in Manifest.load(data).subjects
-                    if s.split == "train" and s.metadata.get("source") == "phantom" and "seed" in s.metadata})
-    if not train:
-        raise InputError(data, "has no phantom subjects in its training split to fit a calibration on")
+    train: dict[str, list[int]] = {}
+    for data in datasets:
+        seeds = sorted({s.metadata["seed"] for s in Manifest.load(data).subjects
+                        if s.split == "train" and s.metadata.get("source") == "phantom" and "seed" in s.metadata})
+        if not seeds:
+            raise InputError(data, "has no phantom subjects in its training split to fit a calibration on")
+        for other, known in train.items():
+            if set(seeds) & set(known):
+                raise InputError(data, f"shares training seeds {sorted(set(seeds) & set(known))} with {other}: "
+                                       "give each subject once")
+        train[data] = seeds
     if requested is None:
         return train
-    seeds = parse_ids(requested, "--seeds")
-    foreign = sorted(set(seeds) - set(train))
+    wanted = parse_ids(requested, "--seeds")
+    every = sorted(seed for seeds in train.values() for seed in seeds)
+    foreign = sorted(set(wanted) - set(every))
     if foreign:
-        raise InputError("--seeds", f"{foreign} are not training subjects of {data} (its training seeds: "
-                                    f"{', '.join(map(str, train))}); fit only on subjects the model learnt from")
-    return seeds
+        raise InputError("--seeds", f"{foreign} are not training subjects of {', '.join(datasets)} (their training "
+                                    f"seeds: {', '.join(map(str, every))}); fit only on training subjects")
+    return {data: [s for s in seeds if s in wanted] for data, seeds in train.items() if set(seeds) & set(wanted)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError("calibrate", str(exc)) from None
     scans = None if args.scans is None else check_kinds(tuple(args.scans))
-    seeds = training_seeds(args.data, args.seeds)
+    by_data = training_seeds(args.data, args.seeds)
+    seeds = sorted(seed for chosen in by_data.values() for seed in chosen)
     colorizer = Colorizer.from_checkpoint(args.checkpoint, device=parse_device(args.device))
     if "guided" not in colorizer.outputs:
         raise InputError(args.checkpoint, "has no c′ decoder: the calibration corrects the 'guided' output")
@@ -113,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError("--mean-tissues", str(exc)) from None
     say = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    calibration, curve = fit_calibration(colorizer, dataset_subjects(args.data, seeds, scans), settings, say=say)
-    fitted = {"seeds": seeds, "scans": list(scans or ["all"]), "data": str(args.data), **settings.to_dict(),
+    subjects = itertools.chain.from_iterable(dataset_subjects(data, chosen, scans) for data, chosen in by_data.items())
+    calibration, curve = fit_calibration(colorizer, subjects, settings, say=say)
+    fitted = {"seeds": seeds, "scans": list(scans or ["all"]), "data": [str(d) for d in by_data], **settings.to_dict(),
               "final_l1": curve[-1][1]}
     path = export_inference_checkpoint(args.checkpoint, args.out, pixel_mm=colorizer.pixel_mm, serve="calibrated",
                                        calibration=calibration, extra={"calibration_fit": fitted})

@@ -69,13 +69,18 @@ def run_volumes(args: argparse.Namespace) -> int:
     from core.evaluation.volume_table import best_model_row, write_tables
     from core.evaluation.volumes import References, evaluate_volumes, model_row, phantom_subjects
     from core.inference import Colorizer
-    from core.model.checkpoint import resolve_path
+    from core.model.checkpoint import load_checkpoint, resolve_path
 
     seeds = parse_ids(args.volumes, "--volumes")
     for data in (args.data, *args.trained_on):
         used = {s.metadata.get("seed") for s in Manifest.load(data).subjects if s.metadata.get("source") == "phantom"}
         if used & set(seeds):
             raise InputError("--volumes", f"seeds {sorted(used & set(seeds))} are subjects of {data}; "
+                                          "evaluate on subjects never trained on")
+    for path in args.checkpoints:
+        fitted = set(load_checkpoint(path).extra.get("calibration_fit", {}).get("seeds", [])) & set(seeds)
+        if fitted:
+            raise InputError("--volumes", f"seeds {sorted(fitted)} are subjects {path}'s calibration was fitted on; "
                                           "evaluate on subjects never trained on")
     names = args.names or [resolve_path(p).parent.name for p in args.checkpoints]
     if len(names) != len(args.checkpoints):
