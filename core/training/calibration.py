@@ -46,6 +46,7 @@ import torch
 
 from core.errors import Stopped
 from core.evaluation.volumes import TruthSubject
+from core.heap import release_free_memory
 from core.imaging import rgb_to_lab
 from core.inference import Colorizer
 from core.inference.volume import DEFAULT_BATCH, guided_volume, in_plane_mm, slice_by_slice, slicing_axis
@@ -143,19 +144,19 @@ def scan_pixels(subject: TruthSubject, colorizer: Colorizer, calibration: Colour
     c_prime = slice_by_slice(mri01, body, a, pixel_mm, colorizer, "c_prime")
     guided = guided_volume(c_prime, mri01, subject.mri.spacing, colorizer, body)
     keep = count / max(1, int(body.sum()))
-    truth = subject.truth.array.astype(np.float32) / 255.0
-    labels = subject.labels.array.astype(np.int64)
-    views = [np.moveaxis(x, a, 0) for x in (guided, c_prime, mri01, body, truth, labels)]
+    views = [np.moveaxis(x, a, 0) for x in (guided, c_prime, mri01, body, subject.truth.array, subject.labels.array)]
     feats, targets, tissues = [], [], []
     with torch.inference_mode():
         for start in range(0, views[0].shape[0], DEFAULT_BATCH):
-            g, c, m, b, t, k = (torch.from_numpy(np.ascontiguousarray(v[start:start + DEFAULT_BATCH])) for v in views)
+            g, c, m, b, t, k = (torch.from_numpy(np.ascontiguousarray(v[start:start + DEFAULT_BATCH], dtype=d))
+                                for v, d in zip(views, (None, None, None, None, None, np.int64)))
             chosen = b & torch.from_numpy(rng.random(tuple(b.shape)) < keep)
             if not chosen.any():
                 continue
             f = calibration.features(g.permute(0, 3, 1, 2), c.permute(0, 3, 1, 2), m[:, None], b[:, None], pixel_mm)
             feats.append(f.permute(0, 2, 3, 1)[chosen])
-            targets.append(rgb_to_lab(t.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)[chosen] / LAB_SCALE)
+            rgb = t.permute(0, 3, 1, 2).float() / 255.0  # uint8 truth, converted a batch at a time
+            targets.append(rgb_to_lab(rgb).permute(0, 2, 3, 1)[chosen] / LAB_SCALE)
             tissues.append(k[chosen])
     if not feats:
         raise ValueError(f"{subject.name}: no body voxels to fit a calibration on")
@@ -174,6 +175,7 @@ def gather_pixels(colorizer: Colorizer, subjects: Iterable[TruthSubject], settin
         xs.append(x)
         ys.append(y)
         ks.append(k)
+        release_free_memory()  # the scan's volumes are gone; without this the heap grows scan by scan
         if say is not None:
             say(f"{subject.name}: {len(x)} voxels")
     if not xs:
