@@ -26,6 +26,10 @@ from core.volume import Volume
 AXES = {"axial": 2, "coronal": 1, "sagittal": 0}
 #: Slices per batch when none is given.
 DEFAULT_BATCH = 8
+#: Voxels of the body's box the 3-D guided filter takes at once: it holds about 35 float32 values
+#: per voxel, so a 1 mm whole body (147 M voxels) took 20 GB in one piece; slabs of 32 M voxels
+#: (a whole 1 mm head is 14 M, one slab) bound it to about 5 GB with the same result.
+GUIDE_SLAB_VOXELS = 32_000_000
 
 Progress = Callable[[int], None]
 
@@ -131,7 +135,8 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
     ``GUIDE_RADIUS`` model pixels along every axis, so colour follows the MRI's edges at the
     volume's own resolution and the slice-to-slice jitter of a per-slice network is averaged
     across neighbouring slices (no banding in the other reformats). Its fits count the body's
-    voxels only. Outside ``body``: background (the filter runs on the body's box only)."""
+    voxels only. Outside ``body``: background (the filter runs on the body's box only, in slabs
+    of ``GUIDE_SLAB_VOXELS`` along the first axis, each with the slices its windows reach)."""
     from core.inference.fusion import GUIDE_RADIUS, mri_guided
 
     reach_mm = GUIDE_RADIUS * (colorizer.pixel_mm or float(np.min(spacing)))
@@ -143,12 +148,20 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
         if not body.any():
             return out
         box = tuple(slice(max(0, int(i.min()) - r), int(i.max()) + r + 1) for i, r in zip(np.nonzero(body), radius))
+    colour, guide, inside = c_prime[box], mri01[box], None if body is None else body[box]
+    depth = colour.shape[0]
+    step = max(1, GUIDE_SLAB_VOXELS // (colour.shape[1] * colour.shape[2]))
+    halo = 2 * radius[0]  # two window means in a row: an output voxel sees 2r slices each way
+    refined = np.empty(colour.shape, dtype=np.float32)
     with torch.inference_mode():
-        source = torch.from_numpy(np.ascontiguousarray(np.moveaxis(c_prime[box], -1, 0)))[None]
-        guide = torch.from_numpy(np.ascontiguousarray(mri01[box], dtype=np.float32))[None, None]
-        inside = None if body is None else torch.from_numpy(np.ascontiguousarray(body[box]))[None, None]
-        refined = mri_guided(source, guide, radius, inside)[0].permute(1, 2, 3, 0).numpy()
-    out[box] = refined if body is None else np.where(body[box][..., None], refined, out[box])
+        for start in range(0, depth, step):
+            stop, lo, hi = min(depth, start + step), max(0, start - halo), min(depth, start + step + halo)
+            part = mri_guided(torch.from_numpy(np.ascontiguousarray(np.moveaxis(colour[lo:hi], -1, 0)))[None],
+                              torch.from_numpy(np.ascontiguousarray(guide[lo:hi], dtype=np.float32))[None, None],
+                              radius,
+                              None if inside is None else torch.from_numpy(np.ascontiguousarray(inside[lo:hi]))[None, None])
+            refined[start:stop] = part[0].permute(1, 2, 3, 0).numpy()[start - lo:stop - lo]
+    out[box] = refined if body is None else np.where(inside[..., None], refined, out[box])
     return out
 
 
