@@ -73,7 +73,7 @@ def colorize_volume(mri: Volume, colorizer: Colorizer, *, axis: str = "axial", o
     (a far smaller input on most bodies, and framed much as the training planes were, which
     instance norm makes matter) and everything outside the body (`core.normalize.body_region`)
     takes the palette's background colour; off: every pixel goes through the network. The
-    ``guided`` output is refined over the whole volume at once (`guided_volume`), and
+    ``guided`` output is refined in 3-D over the whole volume (`guided_volume`, slab by slab), and
     ``calibrated`` corrected from it slice by slice (`calibrated_volume`). ``progress`` is called
     with the number of slices finished after each batch.
     """
