@@ -280,3 +280,24 @@ cp runs/v13/cal_fine_brain0.25/calibration_log.csv resources/default_model/train
 python -m train evaluate --data runs/ds_scans --checkpoints resources/default_model --names v10 --planes 200 \
     --out runs/v13/planes
 date -u
+# v11: v10's calibration settings fitted on ten subjects: the network's training seeds 10-13 and six
+# phantom seeds it never saw (20-25; seed 26 is the test subject prepare requires, unused).
+mricolor prepare runs/ds_cal --phantom --pairs truth --scans body head head-brain --variants 1 \
+    --subjects 20-25 --test-subjects 26 --planes 200 --plane-size 128 --pixel-mm 2 --min-foreground 0.2
+python -m train calibrate --checkpoint resources/default_model --data runs/ds_scans runs/ds_cal \
+    --out runs/v14/cal_more --steps 96000 --layers 3 --lr 5e-3 --context-mm 1 2 3 6 12 24 48 \
+    --spread-mm 1 3 --tissue-mean 0.25 --mean-tissues grey_matter white_matter csf deep_grey_matter
+# Choice on validation 200-202 by runs/v14/rule.md: more meets 6 of 6 (v10 5 of 6); then tested once.
+for scans in body "head head-brain"; do
+    mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans runs/ds_cal --checkpoints runs/v14/cal_more \
+        --names more --outputs calibrated --out runs/v14/val_$([ "$scans" = body ] && echo bodies || echo heads)_more \
+        --volumes 200-202 --scans $scans
+done
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans runs/ds_cal --checkpoints runs/v14/cal_more \
+    --names more --out runs/v14/test_bodies --volumes 100-102 --scans body
+mricolor evaluate --data runs/ds128 --trained-on runs/ds_scans runs/ds_cal --checkpoints runs/v14/cal_more \
+    --names more --out runs/v14/test_heads --volumes 100 --scans head head-brain
+cp runs/v14/cal_more/{model.safetensors,model.json,labels.csv} resources/default_model/
+cp runs/v14/cal_more/calibration_log.csv resources/default_model/training_state/
+python -m train evaluate --data runs/ds_scans --checkpoints resources/default_model --names v11 --planes 200 \
+    --out runs/v14/planes
