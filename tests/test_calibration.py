@@ -321,7 +321,8 @@ def test_calibrate_command_writes_a_model_that_serves_calibrated(tmp_path, one_t
     ck = load_checkpoint(out)
     assert ck.serve == "calibrated" and ck.networks == ("g_mc", "calib")
     fit = ck.extra["calibration_fit"]
-    assert fit["seeds"] == [0] and fit["data"] == [str(data)] and fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
+    assert fit["seeds"] == [0] and fit["data"] == [str(data)]
+    assert fit["steps"] == 200 and fit["hidden"] == 8 and ck.extra["pixel_mm"] == 2.0
     assert fit["context_mm"] == [4.0, 16.0] and fit["body_mm"] == [24.0] and fit["colour_mm"] == []
     assert fit["tissue_mean"] == 0.5 and fit["mean_tissues"] == ["csf", "grey_matter"]
     assert fit["layers"] == 3

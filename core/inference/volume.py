@@ -153,13 +153,17 @@ def guided_volume(c_prime: np.ndarray, mri01: np.ndarray, spacing, colorizer: Co
     step = max(1, GUIDE_SLAB_VOXELS // (colour.shape[1] * colour.shape[2]))
     halo = 2 * radius[0]  # two window means in a row: an output voxel sees 2r slices each way
     refined = np.empty(colour.shape, dtype=np.float32)
+
+    def batch_of_one(x: np.ndarray, dtype=None) -> torch.Tensor:
+        """(C, D, H, W) or (D, H, W) array → (1, C, D, H, W) tensor, C = 1 when absent."""
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))
+        return t[None] if t.dim() == 4 else t[None, None]
+
     with torch.inference_mode():
         for start in range(0, depth, step):
             stop, lo, hi = min(depth, start + step), max(0, start - halo), min(depth, start + step + halo)
-            part = mri_guided(torch.from_numpy(np.ascontiguousarray(np.moveaxis(colour[lo:hi], -1, 0)))[None],
-                              torch.from_numpy(np.ascontiguousarray(guide[lo:hi], dtype=np.float32))[None, None],
-                              radius,
-                              None if inside is None else torch.from_numpy(np.ascontiguousarray(inside[lo:hi]))[None, None])
+            part = mri_guided(batch_of_one(np.moveaxis(colour[lo:hi], -1, 0)), batch_of_one(guide[lo:hi], np.float32),
+                              radius, None if inside is None else batch_of_one(inside[lo:hi]))
             refined[start:stop] = part[0].permute(1, 2, 3, 0).numpy()[start - lo:stop - lo]
     out[box] = refined if body is None else np.where(inside[..., None], refined, out[box])
     return out
